@@ -1,0 +1,62 @@
+# Whale Watch. `make run` (or `make demo`) starts the portal; `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+
+# A local run needs no configuration: debug mode, SQLite under var/, Redis on 127.0.0.1.
+RUN_ENV := DEBUG=$${DEBUG:-true} WHALE_PORT=$(PORT)
+
+.PHONY: help install run demo demo-data test lint format fuzz bench clean
+
+help:
+	@echo "make run     start the portal on http://127.0.0.1:$(PORT) (live mempool.space feed)"
+	@echo "make demo    the same, offline, replaying the bundled recording"
+	@echo "make test    set up and run the whole test suite (PostgreSQL + Redis)"
+	@echo "make lint    ruff and the migrations check"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
+	  { echo "Whale Watch needs Python 3.11 (found $$($(PYTHON) --version)); set PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+var:
+	mkdir -p var
+
+prepare: install var
+	./deploy/dev-services.sh redis
+	$(RUN_ENV) $(PY) manage.py migrate --noinput
+	$(RUN_ENV) $(PY) manage.py collectstatic --noinput --verbosity 0
+
+run: prepare
+	@echo "Whale Watch: http://127.0.0.1:$(PORT)/  (Ctrl-C stops every process)"
+	$(RUN_ENV) $(VENV)/bin/honcho start -f Procfile
+
+demo: prepare
+	$(RUN_ENV) $(PY) manage.py create_demo_user
+	@echo "Whale Watch demo (offline replay): http://127.0.0.1:$(PORT)/  (Ctrl-C stops every process)"
+	$(RUN_ENV) WHALE_SOURCE="replay:detection/fixtures/demo.jsonl.gz?loop=1&speed=1" \
+	  $(VENV)/bin/honcho start -f Procfile
+
+test: install
+	./deploy/dev-services.sh postgres redis
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf var/static var/test .pytest_cache .ruff_cache

@@ -1,0 +1,70 @@
+import socket
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from whaleproject.redis_client import get_redis
+
+
+@pytest.fixture(scope="session", autouse=True)
+def collected_static():
+    """Pages use the production (manifest) static storage, so the suite collects like a deploy."""
+    from django.core.management import call_command
+
+    call_command("collectstatic", "--noinput", verbosity=0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_test_redis():
+    """The suite owns its Redis database (REDIS_URL in pyproject's pytest env); start it empty."""
+    get_redis().flushdb()
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    # Rate-limit counters live in the cache; one test's attempts must not throttle the next.
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def password():
+    return "correct horse battery staple 42"
+
+
+@pytest.fixture
+def alice(db, password):
+    return get_user_model().objects.create_user("alice", "alice@example.org", password)
+
+
+@pytest.fixture
+def bob(db, password):
+    return get_user_model().objects.create_user("bob", "bob@example.org", password)
+
+
+@pytest.fixture
+def staff(db, password):
+    return get_user_model().objects.create_user(
+        "charlie", "charlie@example.org", password, is_staff=True, is_superuser=True
+    )
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db):
+    """A real Celery worker thread consuming from the real Redis broker (not eager mode)."""
+    from celery.contrib.testing.worker import start_worker
+
+    from whaleproject.celery import app
+
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
+        yield worker
+
+
+def closed_port() -> int:
+    """A local port with nothing listening on it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

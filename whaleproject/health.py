@@ -1,0 +1,125 @@
+"""Health of the moving parts: PostgreSQL, Redis, Celery workers, beat and the ingest process.
+
+The checks are plain functions so the health endpoint, the dashboard banner and the metrics
+exporter read the same facts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+from whaleproject.redis_client import get_redis, key
+
+INGEST_HEARTBEAT_KEY = ("ingest", "heartbeat")
+BEAT_KEY = ("beat", "last")
+# Beat pings every 30 s (settings.CELERY_BEAT_SCHEDULE); three missed beats is an outage.
+BEAT_STALE_SECONDS = 100
+
+
+@dataclass
+class Check:
+    ok: bool
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def check_database() -> Check:
+    started = time.perf_counter()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:
+        return Check(False, {"error": type(exc).__name__})
+    return Check(True, {"latency_ms": round((time.perf_counter() - started) * 1000, 2)})
+
+
+def check_redis() -> Check:
+    started = time.perf_counter()
+    try:
+        get_redis().ping()
+    except Exception as exc:
+        return Check(False, {"error": type(exc).__name__})
+    return Check(True, {"latency_ms": round((time.perf_counter() - started) * 1000, 2)})
+
+
+def check_workers(timeout: float = 1.0) -> Check:
+    from whaleproject.celery import app
+
+    try:
+        replies = app.control.ping(timeout=timeout) or []
+    except Exception as exc:
+        return Check(False, {"error": type(exc).__name__})
+    names = sorted(name for reply in replies for name in reply)
+    return Check(bool(names), {"workers": len(names), "names": names})
+
+
+def record_beat(now: float | None = None) -> None:
+    get_redis().set(key(*BEAT_KEY), str(time.time() if now is None else now), ex=3600)
+
+
+def check_beat() -> Check:
+    try:
+        raw = get_redis().get(key(*BEAT_KEY))
+    except Exception as exc:
+        return Check(False, {"error": type(exc).__name__})
+    if raw is None:
+        return Check(False, {"state": "absent"})
+    age = time.time() - float(raw)
+    return Check(age < BEAT_STALE_SECONDS, {"age_seconds": round(age, 1)})
+
+
+def write_ingest_heartbeat(stats: dict[str, Any]) -> None:
+    payload = dict(stats, written_at=time.time())
+    get_redis().set(
+        key(*INGEST_HEARTBEAT_KEY),
+        json.dumps(payload),
+        ex=max(settings.WHALE_HEARTBEAT_STALE_SECONDS * 20, 600),
+    )
+
+
+def read_ingest_heartbeat() -> dict[str, Any] | None:
+    raw = get_redis().get(key(*INGEST_HEARTBEAT_KEY))
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def check_ingest() -> Check:
+    try:
+        heartbeat = read_ingest_heartbeat()
+    except Exception as exc:
+        return Check(False, {"error": type(exc).__name__})
+    if heartbeat is None:
+        return Check(False, {"state": "absent"})
+    age = time.time() - float(heartbeat.get("written_at", 0))
+    fresh = age < settings.WHALE_HEARTBEAT_STALE_SECONDS
+    detail = {"state": "fresh" if fresh else "stale", "age_seconds": round(age, 1)}
+    detail.update(
+        {k: heartbeat.get(k) for k in ("source", "connected", "memory_level") if k in heartbeat}
+    )
+    return Check(fresh, detail)
+
+
+def overall() -> tuple[bool, dict[str, Check]]:
+    checks = {"database": check_database(), "redis": check_redis()}
+    if checks["redis"].ok:
+        checks["workers"] = check_workers()
+        checks["beat"] = check_beat()
+        checks["ingest"] = check_ingest()
+    else:
+        unreachable = {"error": "redis unreachable"}
+        checks["workers"] = Check(False, unreachable)
+        checks["beat"] = Check(False, unreachable)
+        checks["ingest"] = Check(False, unreachable)
+    required = ("database", "redis", "workers", "beat", "ingest")
+    return all(checks[name].ok for name in required), checks
