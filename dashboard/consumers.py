@@ -2,7 +2,8 @@
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-WHALE_FEED_GROUP = "whale-feed"
+from detection.push import WHALE_FEED_GROUP
+
 CLOSE_UNAUTHENTICATED = 4401
 
 

@@ -150,7 +150,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # Redis redelivers an unacknowledged task after this long. It must outlast every countdown and
 # ETA the project uses (the longest is a one-hour retry), or a waiting task runs twice.
-CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", 2 * 3600, minimum=3700)
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", 2 * 3600, minimum=5)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
     "global_keyprefix": f"{REDIS_KEY_PREFIX}:celery:",
@@ -159,6 +159,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     "beat-heartbeat": {"task": "whaleproject.tasks.beat_heartbeat", "schedule": 30.0},
+    "check-accuracy": {"task": "detection.check_accuracy", "schedule": 300.0},
+    "purge-history": {"task": "detection.purge_history", "schedule": 24 * 3600.0},
 }
 
 # --- Auth and accounts ------------------------------------------------------------------------

@@ -6,6 +6,8 @@ from whaleproject.views import health
 
 api_v1 = [
     path("health/", health, name="health"),
+    path("", include("detection.api_urls")),
+    path("", include("alerts.api_urls")),
 ]
 
 urlpatterns = [
@@ -14,5 +16,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("alerts/", include("alerts.urls")),
     path("", include("dashboard.urls")),
 ]

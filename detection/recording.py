@@ -1,0 +1,467 @@
+"""Apply one ingest lifecycle event to the database: the record of truth.
+
+`record_event(payload)` is what the Celery task calls. It is idempotent: the event row is unique
+by its ingest id and by (chain, kind, sequence), and a redelivered payload finds the row and does
+nothing. Status changes are conditional on the observation time, because two workers may run a
+whale's events out of order. After commit, the new event is pushed to the dashboard group and
+handed to alert fan-out.
+
+The payload contract is documented in detection.ingest.lifecycle.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from detection import labels as label_store
+from detection.domain import accuracy, flow, urgency
+from detection.models import (
+    Block,
+    EventKind,
+    Flow,
+    Prediction,
+    PredictionOutcome,
+    WhaleEvent,
+    WhaleStatus,
+    WhaleTransaction,
+)
+from detection.txshape import WhaleTx
+
+log = logging.getLogger(__name__)
+
+
+class BadPayload(ValueError):
+    """The ingest sent something this version cannot record; the task logs it and gives up."""
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    event_id: int | None
+    created: bool
+    reason: str = ""
+
+
+def _time(value: Any, field: str) -> datetime:
+    if not isinstance(value, int | float) or value != value:
+        raise BadPayload(f"{field} must be a unix time, got {value!r}")
+    return datetime.fromtimestamp(float(value), tz=UTC)
+
+
+def _optional_time(value: Any) -> datetime | None:
+    return None if value is None else _time(value, "time")
+
+
+def record_event(payload: dict[str, Any]) -> RecordResult:
+    try:
+        kind = payload["kind"]
+        txid = payload["txid"]
+        event_uid = uuid.UUID(str(payload["event_id"]))
+        sequence = int(payload.get("seq", 0))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadPayload(f"missing or bad field: {exc}") from None
+    if kind not in EventKind.values:
+        raise BadPayload(f"unknown event kind {kind!r}")
+    if WhaleEvent.objects.filter(uid=event_uid).exists():
+        return RecordResult(None, False, "duplicate event id")
+
+    with transaction.atomic():
+        whale = _whale_for(payload, txid)
+        if whale is None:
+            return RecordResult(None, False, f"no record of {txid} and no transaction in payload")
+        chain = whale.chain_root
+        occurred_at = _time(payload.get("observed_at"), "observed_at")
+        try:
+            with transaction.atomic():
+                event = WhaleEvent.objects.create(
+                    uid=event_uid,
+                    whale=whale,
+                    chain=chain,
+                    kind=kind,
+                    sequence=sequence,
+                    occurred_at=occurred_at,
+                    frame_received_at=_optional_time(payload.get("frame_received_at")),
+                    details=_details(payload),
+                )
+        except IntegrityError:
+            return RecordResult(None, False, "duplicate (chain, kind, sequence)")
+        apply = _APPLY[kind]
+        apply(whale, event, payload)
+        transaction.on_commit(lambda: _after_commit(event.pk))
+    return RecordResult(event.pk, True)
+
+
+def _details(payload: dict[str, Any]) -> dict[str, Any]:
+    keep = ("replaced_txid", "replacing_txid", "block", "projection", "source", "confirmations")
+    return {k: payload[k] for k in keep if payload.get(k) is not None}
+
+
+def _whale_for(payload: dict[str, Any], txid: str) -> WhaleTransaction | None:
+    """The row the event is about, created from the payload's transaction when new."""
+    whale = WhaleTransaction.objects.select_for_update().filter(txid=txid).first()
+    if whale is not None:
+        return whale
+    tx_json = payload.get("tx")
+    if not tx_json:
+        return None
+    try:
+        tx = WhaleTx.from_json(tx_json)
+    except (KeyError, TypeError, IndexError, ValueError) as exc:
+        raise BadPayload(f"bad transaction: {exc}") from None
+    if tx.txid != txid:
+        raise BadPayload(f"transaction {tx.txid} does not match event txid {txid}")
+    chain_txid = payload.get("chain_txid") or txid
+    chain = None
+    if chain_txid != txid:
+        chain_member = WhaleTransaction.objects.filter(txid=chain_txid).first()
+        chain = chain_member.chain_root if chain_member else None
+    seen_at = _time(payload.get("observed_at"), "observed_at")
+    if tx.first_seen:
+        seen_at = min(seen_at, _time(tx.first_seen, "first_seen"))
+    whale = WhaleTransaction(
+        txid=txid,
+        chain=chain,
+        first_seen_at=seen_at,
+        seen_in_mempool=payload["kind"] != EventKind.CONFIRMED,
+        source=str(payload.get("source", ""))[:200],
+    )
+    _fill_from_tx(whale, tx)
+    try:
+        with transaction.atomic():
+            whale.save()
+    except IntegrityError:
+        # Another worker created it first; use theirs.
+        return WhaleTransaction.objects.select_for_update().get(txid=txid)
+    return whale
+
+
+def _fill_from_tx(whale: WhaleTransaction, tx: WhaleTx) -> None:
+    labels = label_store.label_lookup(
+        [i.address for i in tx.inputs if i.address] + [o.address for o in tx.outputs if o.address]
+    )
+    result = flow.classify(tx, labels)
+    whale.value = tx.value
+    whale.transfer = tx.transfer
+    whale.fee = tx.fee
+    whale.vsize = tx.vsize
+    whale.weight = tx.weight
+    whale.fee_rate = tx.fee_rate
+    whale.effective_fee_rate = tx.effective_fee_rate
+    whale.has_prevouts = tx.has_prevouts
+    whale.inputs = [
+        {
+            "txid": i.prev_txid,
+            "vout": i.prev_vout,
+            "address": i.address,
+            "value": i.value,
+            **_label_json(labels.get(i.address) if i.address else None),
+        }
+        for i in tx.inputs
+    ]
+    whale.outputs = [
+        {
+            "address": o.address,
+            "value": o.value,
+            "script_type": o.script_type,
+            **_label_json(labels.get(o.address) if o.address else None),
+        }
+        for o in tx.outputs
+    ]
+    whale.flow = result.flow if result.flow in Flow.values else Flow.UNKNOWN
+    whale.from_entity = result.from_entity or ""
+    whale.to_entity = result.to_entity or ""
+    whale.shape_tags = list(result.shape_tags)
+    if settings.WHALE_CLUSTERING and result.cluster_candidates:
+        label_store.save_cluster_labels(result.cluster_candidates, tx.txid)
+
+
+def _label_json(label) -> dict[str, Any]:
+    if label is None:
+        return {"label": None}
+    return {
+        "label": {
+            "entity": label.entity,
+            "kind": label.kind,
+            "source": label.source,
+            "confidence": label.confidence,
+            "derived": label.is_derived,
+        }
+    }
+
+
+def _set_status(whale: WhaleTransaction, status: str, at: datetime, **fields: Any) -> bool:
+    """Change status unless a newer observation already set one."""
+    if whale.status_at is not None and at < whale.status_at:
+        return False
+    whale.status = status
+    whale.status_at = at
+    for name, value in fields.items():
+        setattr(whale, name, value)
+    whale.save()
+    return True
+
+
+# --- predictions ------------------------------------------------------------------------------
+
+
+def _predict(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]) -> None:
+    projection = payload.get("projection") or {}
+    previous = whale.predictions.order_by("-made_at", "-id").first()
+    fee_rate = whale.best_fee_rate
+    tip_height = projection.get("tip_height")
+    projected_block = projection.get("projected_block")
+    if previous is not None:
+        change = urgency.material_change(
+            urgency.PredictionState(
+                txid=whale.txid,
+                fee=_fee_at(previous, whale),
+                fee_rate=previous.fee_rate,
+                projected_block=previous.projected_block,
+                tip_height=previous.tip_height,
+            ),
+            urgency.PredictionState(
+                txid=whale.txid,
+                fee=whale.fee,
+                fee_rate=fee_rate,
+                projected_block=projected_block,
+                tip_height=tip_height,
+            ),
+        )
+        if not change.material:
+            return
+    context = urgency.MempoolFeeContext(
+        median_fee_rate=projection.get("median_fee_rate"),
+        next_block_fee_rate=projection.get("next_block_fee_rate"),
+        min_fee_rate=projection.get("min_fee_rate"),
+        mempool_vsize=projection.get("mempool_vsize"),
+        seconds_since_last_block=projection.get("seconds_since_last_block"),
+    )
+    try:
+        score = urgency.score_urgency(
+            fee_rate,
+            context,
+            projected_block=projected_block,
+            fee_percentile=projection.get("fee_percentile"),
+            fee_spike=bool(projection.get("fee_spike")),
+        )
+    except ValueError as exc:
+        log.warning("prediction skipped for %s: %s", whale.txid, exc)
+        return
+    made_at = projection.get("made_at")
+    prediction = Prediction.objects.create(
+        whale=whale,
+        event=event,
+        made_at=_time(made_at, "projection.made_at") if made_at else event.occurred_at,
+        tip_height=tip_height,
+        fee_rate=fee_rate,
+        projected_block=score.projected_block,
+        predicted_blocks=score.predicted_blocks,
+        fee_percentile=projection.get("fee_percentile"),
+        urgency=score.urgency,
+        band=score.band or "",
+        eta_seconds=round(score.eta_seconds) if score.eta_seconds is not None else None,
+        may_not_confirm_soon=score.may_not_confirm_soon,
+        fee_spike=score.fee_spike,
+        basis=str(projection.get("basis", ""))[:20],
+    )
+    if whale.status == WhaleStatus.CONFIRMED and whale.confirmed_height is not None:
+        _resolve_confirmed([prediction], whale.confirmed_height, whale.confirmed_hash)
+
+
+def _fee_at(prediction: Prediction, whale: WhaleTransaction) -> int | None:
+    if prediction.fee_rate is None or not whale.vsize:
+        return None
+    return round(prediction.fee_rate * whale.vsize)
+
+
+def _resolve_confirmed(predictions, height: int, block_hash: str) -> None:
+    now = datetime.now(tz=UTC)
+    for prediction in predictions:
+        prediction.outcome = PredictionOutcome.CONFIRMED
+        prediction.resolved_at = now
+        prediction.resolved_height = height
+        prediction.resolved_block_hash = block_hash
+        if prediction.predicted_blocks and prediction.tip_height is not None:
+            try:
+                result = accuracy.resolve(
+                    prediction.predicted_blocks, prediction.tip_height, height
+                )
+            except ValueError:
+                result = None  # made on a tip at or above the block: not scorable
+            if result is not None:
+                prediction.actual_blocks = result.actual_blocks
+                prediction.hit = result.hit
+                prediction.abs_error = result.abs_error
+        prediction.save()
+
+
+def _close_open_predictions(whale: WhaleTransaction, outcome: str) -> None:
+    whale.predictions.filter(outcome=PredictionOutcome.OPEN).update(
+        outcome=outcome, resolved_at=datetime.now(tz=UTC)
+    )
+
+
+# --- one function per event kind -------------------------------------------------------------
+
+
+def _on_seen(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]) -> None:
+    if whale.status_at is None:
+        _set_status(whale, WhaleStatus.PENDING, event.occurred_at)
+    _predict(whale, event, payload)
+
+
+def _on_updated(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]) -> None:
+    tx_json = payload.get("tx")
+    if tx_json:
+        tx = WhaleTx.from_json(tx_json)
+        whale.fee = tx.fee
+        whale.fee_rate = tx.fee_rate
+        whale.effective_fee_rate = tx.effective_fee_rate
+        whale.save(update_fields=["fee", "fee_rate", "effective_fee_rate", "updated_at"])
+    _predict(whale, event, payload)
+
+
+def _on_replaced(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]) -> None:
+    """`whale` is the replacement; the payload names the transaction it replaced."""
+    replaced_txid = payload.get("replaced_txid")
+    old = (
+        WhaleTransaction.objects.select_for_update().filter(txid=replaced_txid).first()
+        if replaced_txid
+        else None
+    )
+    if old is not None and old.pk != whale.pk:
+        if whale.chain_id is None and old.chain_root.pk != whale.pk:
+            whale.chain = old.chain_root
+            whale.save(update_fields=["chain", "updated_at"])
+        double_spend = _pays_someone_else(old, whale)
+        _set_status(
+            old,
+            WhaleStatus.REPLACED,
+            event.occurred_at,
+            replaced_by=whale,
+            conflict=old.conflict or double_spend,
+            conflict_winner=False if double_spend else old.conflict_winner,
+        )
+        _close_open_predictions(old, PredictionOutcome.REPLACED)
+        if double_spend:
+            whale.conflict = True
+            whale.conflict_winner = True
+            whale.save(update_fields=["conflict", "conflict_winner", "updated_at"])
+    if whale.status_at is None:
+        _set_status(whale, WhaleStatus.PENDING, event.occurred_at)
+    _predict(whale, event, payload)
+
+
+def _pays_someone_else(old: WhaleTransaction, new: WhaleTransaction) -> bool:
+    """A replacement that no longer pays the old main recipient is a double spend, not a bump."""
+
+    def main_recipient(whale):
+        outputs = [o for o in whale.outputs if o.get("address")]
+        return max(outputs, key=lambda o: o["value"])["address"] if outputs else None
+
+    old_to, new_addresses = main_recipient(old), {o.get("address") for o in new.outputs}
+    return old_to is not None and old_to not in new_addresses
+
+
+def _on_dropped(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]) -> None:
+    if _set_status(whale, WhaleStatus.DROPPED, event.occurred_at):
+        _close_open_predictions(whale, PredictionOutcome.DROPPED)
+
+
+def _block_from(payload: dict[str, Any]) -> Block:
+    block = payload.get("block") or {}
+    try:
+        height, block_hash = int(block["height"]), str(block["hash"])
+    except (KeyError, TypeError, ValueError):
+        raise BadPayload("confirmed/reorged event without block height and hash") from None
+    row, _ = Block.objects.get_or_create(
+        hash=block_hash,
+        defaults={"height": height, "time": _optional_time(block.get("time"))},
+    )
+    return row
+
+
+def _on_confirmed(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]) -> None:
+    block = _block_from(payload)
+    first = whale.chain_root.predictions.exclude(tip_height=None).order_by("made_at").first()
+    if first is None:
+        first = whale.predictions.exclude(tip_height=None).order_by("made_at").first()
+    changed = _set_status(
+        whale,
+        WhaleStatus.CONFIRMED,
+        event.occurred_at,
+        confirmed_height=block.height,
+        confirmed_hash=block.hash,
+        confirmed_at=block.time or event.occurred_at,
+        blocks_waited=(block.height - first.tip_height) if first else None,
+        conflict_winner=True if whale.conflict else whale.conflict_winner,
+    )
+    if changed:
+        _resolve_confirmed(
+            list(whale.predictions.filter(outcome=PredictionOutcome.OPEN)), block.height, block.hash
+        )
+        if whale.conflict:
+            whale.replaces.filter(conflict=True).update(conflict_winner=False)
+
+
+def _on_reorged(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]) -> None:
+    """The block that confirmed `whale` left the best chain: back to pending, reopen predictions."""
+    orphaned_hash = (payload.get("block") or {}).get("hash") or whale.confirmed_hash
+    if orphaned_hash:
+        Block.objects.filter(hash=orphaned_hash).update(orphaned=True)
+    if whale.confirmed_hash and whale.confirmed_hash == orphaned_hash:
+        _set_status(
+            whale,
+            WhaleStatus.PENDING,
+            event.occurred_at,
+            confirmed_height=None,
+            confirmed_hash="",
+            confirmed_at=None,
+            blocks_waited=None,
+        )
+    whale.predictions.filter(resolved_block_hash=orphaned_hash).update(
+        outcome=PredictionOutcome.OPEN,
+        resolved_at=None,
+        resolved_height=None,
+        resolved_block_hash="",
+        actual_blocks=None,
+        hit=None,
+        abs_error=None,
+    )
+
+
+def _on_confirmations(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]) -> None:
+    """N confirmations: an alert-only milestone; nothing on the whale changes."""
+
+
+_APPLY = {
+    EventKind.SEEN: _on_seen,
+    EventKind.UPDATED: _on_updated,
+    EventKind.REPLACED: _on_replaced,
+    EventKind.DROPPED: _on_dropped,
+    EventKind.CONFIRMED: _on_confirmed,
+    EventKind.REORGED: _on_reorged,
+    EventKind.CONFIRMATIONS: _on_confirmations,
+}
+
+
+# --- after commit -----------------------------------------------------------------------------
+
+
+def _after_commit(event_id: int) -> None:
+    from alerts.fanout import fan_out
+    from detection.push import push_event
+
+    try:
+        push_event(event_id)
+    except Exception:
+        # The dashboard is display only and re-reads the database on reconnect; a lost push must
+        # not stop alert fan-out.
+        log.exception("dashboard push failed for event %s", event_id)
+    fan_out(event_id)

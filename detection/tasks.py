@@ -1,0 +1,51 @@
+"""Celery tasks of the detection app. Thin: the work is in detection.recording."""
+
+import logging
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from detection.recording import BadPayload, record_event
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="detection.record_whale_event",
+    ignore_result=True,
+    # PostgreSQL down or restarting: keep retrying (the event is not recorded yet, and the
+    # unique constraints make a retry after a half-seen commit harmless). Backoff caps at 5 min,
+    # well under the broker's visibility timeout.
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    max_retries=100,
+)
+def record_whale_event(payload: dict) -> None:
+    """Record one lifecycle event from the ingest process (idempotent under redelivery)."""
+    try:
+        result = record_event(payload)
+    except BadPayload as exc:
+        # Retrying cannot fix a malformed payload; keep it in the log for the operator.
+        log.error("rejected whale event %s: %s", payload.get("event_id"), exc)
+        return
+    if not result.created:
+        log.info("whale event %s not recorded: %s", payload.get("event_id"), result.reason)
+
+
+@shared_task(name="detection.check_accuracy", ignore_result=True)
+def check_accuracy() -> None:
+    from detection.stats import check_accuracy_alarm
+
+    decision = check_accuracy_alarm()
+    log.info("accuracy check: %s", decision.reason)
+
+
+@shared_task(name="detection.purge_history", ignore_result=True)
+def purge_old_history() -> None:
+    from django.conf import settings
+
+    from detection.retention import purge_history
+
+    result = purge_history(settings.WHALE_RETENTION_DAYS)
+    log.info("purged %s whale(s) and %s block(s)", result.whales, result.blocks)
