@@ -34,6 +34,7 @@ prepare: install var
 	./deploy/dev-services.sh redis
 	$(RUN_ENV) $(PY) manage.py migrate --noinput
 	$(RUN_ENV) $(PY) manage.py collectstatic --noinput --verbosity 0
+	$(RUN_ENV) $(PY) manage.py import_pool_labels
 
 run: prepare
 	@echo "Whale Watch: http://127.0.0.1:$(PORT)/  (Ctrl-C stops every process)"
@@ -44,6 +45,9 @@ demo: prepare
 	@echo "Whale Watch demo (offline replay): http://127.0.0.1:$(PORT)/  (Ctrl-C stops every process)"
 	$(RUN_ENV) WHALE_SOURCE="replay:detection/fixtures/demo.jsonl.gz?loop=1&speed=1" \
 	  $(VENV)/bin/honcho start -f Procfile
+
+demo-data: install
+	DEBUG=true $(PY) manage.py make_demo_recording
 
 test: install
 	./deploy/dev-services.sh postgres redis

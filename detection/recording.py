@@ -73,6 +73,10 @@ def record_event(payload: dict[str, Any]) -> RecordResult:
 
     with transaction.atomic():
         whale = _whale_for(payload, txid)
+        if whale is None and kind == EventKind.REPLACED and payload.get("replaced_txid"):
+            # A replacement learnt from a resync answer carries no transaction: the event then
+            # belongs to the replaced whale, which is all we know.
+            whale = _whale_for({}, payload["replaced_txid"])
         if whale is None:
             return RecordResult(None, False, f"no record of {txid} and no transaction in payload")
         chain = whale.chain_root
@@ -335,6 +339,10 @@ def _on_replaced(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, 
         if replaced_txid
         else None
     )
+    if old is not None and old.pk == whale.pk:
+        _set_status(whale, WhaleStatus.REPLACED, event.occurred_at)
+        _close_open_predictions(whale, PredictionOutcome.REPLACED)
+        return
     if old is not None and old.pk != whale.pk:
         if whale.chain_id is None and old.chain_root.pk != whale.pk:
             whale.chain = old.chain_root
@@ -374,12 +382,15 @@ def _on_dropped(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, A
         _close_open_predictions(whale, PredictionOutcome.DROPPED)
 
 
-def _block_from(payload: dict[str, Any]) -> Block:
+def _block_from(payload: dict[str, Any]) -> Block | None:
+    """The event's block row, or None when the source said "confirmed" without saying where."""
     block = payload.get("block") or {}
+    if block.get("hash") is None and block.get("height") is None:
+        return None
     try:
         height, block_hash = int(block["height"]), str(block["hash"])
     except (KeyError, TypeError, ValueError):
-        raise BadPayload("confirmed/reorged event without block height and hash") from None
+        raise BadPayload(f"bad block in event: {block!r}") from None
     row, _ = Block.objects.get_or_create(
         hash=block_hash,
         defaults={"height": height, "time": _optional_time(block.get("time"))},
@@ -389,6 +400,13 @@ def _block_from(payload: dict[str, Any]) -> Block:
 
 def _on_confirmed(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]) -> None:
     block = _block_from(payload)
+    if block is None:
+        # Confirmed somewhere we were not told (a resync answer): record it, score nothing.
+        if _set_status(whale, WhaleStatus.CONFIRMED, event.occurred_at):
+            whale.predictions.filter(outcome=PredictionOutcome.OPEN).update(
+                outcome=PredictionOutcome.CONFIRMED, resolved_at=datetime.now(tz=UTC)
+            )
+        return
     first = whale.chain_root.predictions.exclude(tip_height=None).order_by("made_at").first()
     if first is None:
         first = whale.predictions.exclude(tip_height=None).order_by("made_at").first()

@@ -1,0 +1,502 @@
+"""Whale lifecycle: turns parsed frames into events for whales only.
+
+This module's event dict is **the contract with the Celery task consumer**. Every event is a plain
+JSON-able dict with all of these keys (null when not relevant):
+
+``event_id``         str, uuid4 made once when the event is created (stable across retries:
+                     use it as the idempotency key / webhook id)
+``kind``             "seen" | "updated" | "replaced" | "dropped" | "confirmed" | "reorged"
+``txid``             the tx this event is about (for "replaced": the replacing tx)
+``chain_txid``       first txid of the RBF chain: the alert's identity across replacements
+``seq``              per-chain counter, 1 for "seen", +1 per event (unique per chain)
+``observed_at``      epoch seconds (float) when the event was made
+``frame_received_at`` epoch seconds (float) when the frame that caused it arrived (latency)
+``source``           the source spec, e.g. "wss://mempool.space/api/v1/ws", "replay:…"
+``tx``               ``WhaleTx.to_json()`` of the current tx (``detection.txshape``), or null when
+                     unknown (a replacement learnt only from a ``tracked-txs`` answer)
+``block``            {"height", "hash", "time"} for "confirmed" (fields may be null when a
+                     resync answer said confirmed without saying where: look it up by txid) and
+                     for "reorged" (the orphaned block)
+``replaced_txid``    "replaced": the txid that left the mempool
+``replacing_txid``   "replaced": the txid that continues the chain (= ``txid``)
+``reasons``          "updated": subset of ["cpfp", "fee", "position"]; "dropped": ["removed"];
+                     otherwise []
+``changes``          "updated"/"replaced": {"effective_fee_rate": [old, new],
+                     "projected_block": [old, new], "fee": [old, new]} (only what changed)
+``projection``       {"projected_block" (0 = next), "fee_percentile" (vsize-weighted share of the
+                     mempool paying less, 0..1), "tip_height", "next_block_fee_rate",
+                     "median_fee_rate", "made_at" (epoch of the information used),
+                     "basis": "position" | "mempool-blocks" | "local"} or null when nothing is
+                     known yet; fields inside may be null (e.g. fee unknown)
+
+Kinds: ``seen`` (first sighting), ``updated`` (CPFP / fee / projected block changed),
+``replaced`` (RBF: the chain continues with the replacing txid), ``dropped`` (removed from the
+mempool for a non-block reason and no replacement learnt within ``removal_grace_s``: mempool.space
+may announce a replacement after the removal), ``confirmed`` (in ``mined`` with the block frame, or
+``txConfirmed`` / ``tracked-txs`` confirmed), ``reorged`` (its block was orphaned: back to
+pending; a later "confirmed" follows when it is mined again).
+
+Block heights and hashes of the last ``history`` heights are kept to spot reorgs: a different hash
+at a height already seen orphans that block and every later one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import uuid
+from bisect import bisect_right
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from detection.ingest.projection import Projection
+from detection.ingest.protocol import BlockInfo, ParsedFrame, TxRecord
+from detection.txshape import WhaleTx
+
+log = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+
+PENDING = "pending"
+CONFIRMED = "confirmed"
+
+
+@dataclasses.dataclass(slots=True)
+class Chain:
+    chain_txid: str
+    txid: str
+    whale: WhaleTx | None
+    seq: int = 0
+    status: str = PENDING
+    effective_rate: float | None = None
+    server_position: int | None = None
+    server_position_at: float | None = None
+    projected_block: int | None = None
+    block: BlockInfo | None = None
+
+
+def block_from_mempool_blocks(rate: float, mempool_blocks: list[dict[str, Any]]) -> int | None:
+    """Which projected block a tx paying ``rate`` lands in, from the server's ``mempool-blocks``
+    (the frontend's rule: the first block whose fee range reaches down to the rate)."""
+    if not mempool_blocks:
+        return None
+    for index, summary in enumerate(mempool_blocks):
+        fee_range = summary["feeRange"]
+        if fee_range and rate >= fee_range[0]:
+            return index
+    return len(mempool_blocks) - 1
+
+
+class WhaleTracker:
+    def __init__(
+        self,
+        *,
+        source: str,
+        clock: Callable[[], float] = time.time,
+        removal_grace_s: float = 10.0,
+        history: int = 20,
+        block_context_s: float = 30.0,
+    ) -> None:
+        self.source = source
+        self.clock = clock
+        self.removal_grace_s = removal_grace_s
+        self.history = history
+        self.block_context_s = block_context_s
+        self.pending: dict[str, Chain] = {}  # current txid -> chain
+        self.confirmed: dict[str, Chain] = {}  # txid -> chain, kept for `history` heights
+        self.removal_pending: dict[str, float] = {}  # txid -> when `removed` was seen
+        self.hashes: dict[int, str] = {}  # height -> hash, last `history` heights
+        self.tip: BlockInfo | None = None
+        self.last_block: BlockInfo | None = None
+        self.last_block_at: float | None = None
+        self._last_block_mined = True
+        self._awaiting_block: list[str] = []  # mined txids that arrived before their block
+        self.mempool_blocks: list[dict[str, Any]] | None = None
+        self.mempool_blocks_at: float | None = None
+        self.projection: Projection | None = None
+        self.reorgs = 0
+        self.events_made = 0
+        self.unattributed_tx_replaced = 0
+
+    # -- public -----------------------------------------------------------------------------
+
+    def pending_txids(self) -> list[str]:
+        """Txids to resynchronise after a reconnect (``track-txs``)."""
+        return list(self.pending)
+
+    def handle(self, frame: ParsedFrame) -> list[Event]:
+        events: list[Event] = []
+        at = frame.received_at
+        for info in sorted(frame.blocks, key=lambda b: b.height):
+            self._note_block(info, at, events, announce=False)
+        if frame.block is not None:
+            self._note_block(frame.block, at, events, announce=True)
+        if frame.mempool_blocks is not None:
+            self.mempool_blocks = frame.mempool_blocks
+            self.mempool_blocks_at = at
+        records = self._records_for(frame)
+        for old, new in frame.replaced:
+            self._replace(old, new, frame.replacing_txs.get(new), records.get(new), at, events)
+        for txid, whale in frame.whales.items():
+            self._see(txid, whale, records.get(txid), frame.positions.get(txid), at, events)
+        for parent, child in frame.spends:
+            self._cpfp(parent, records.get(child), at, events)
+        for txid, block in frame.positions.items():
+            chain = self.pending.get(txid)
+            if chain is not None:
+                chain.server_position = block
+                chain.server_position_at = at
+        for txid, rate in frame.rate_updates.items():
+            chain = self.pending.get(txid)
+            if chain is not None:
+                self._set_rate(chain, rate, "cpfp", at, events)
+        for txid, info in frame.tracked.items():
+            if info.replaced_by is not None:
+                self._replace(txid, info.replaced_by, None, None, at, events)
+            elif info.confirmed:
+                self._confirm([txid], self._block_context(frame), at, events)
+        if frame.removed:
+            for txid in frame.removed:
+                if txid in self.pending:
+                    self.removal_pending.setdefault(txid, at)
+        if frame.mined or frame.tx_confirmed:
+            block = frame.block
+            if block is None and not self._last_block_mined:
+                block = self.last_block
+            if block is None:
+                self._awaiting_block.extend(t for t in frame.mined if t in self.pending)
+                self._awaiting_block.extend(t for t in frame.tx_confirmed if t in self.pending)
+            else:
+                self._confirm(frame.mined, block, at, events)
+                self._confirm(frame.tx_confirmed, block, at, events)
+                if frame.mined:
+                    self._last_block_mined = True
+        if frame.tx_replaced is not None:
+            # txReplaced answers `track-tx` (one tx per connection), which this client never
+            # sends; without the replaced txid it cannot be attributed.
+            self.unattributed_tx_replaced += 1
+        self._expire_removals(at, events)
+        if frame.mempool_blocks is not None or frame.positions:
+            self._check_positions(at, events)
+        return events
+
+    def on_projection(self, projection: Projection, received_at: float) -> list[Event]:
+        """A new local projection: emit position changes of pending whales."""
+        self.projection = projection
+        events: list[Event] = []
+        self._check_positions(received_at, events)
+        return events
+
+    def expire(self, now: float) -> list[Event]:
+        """Turn removals older than the grace period into "dropped" (call when idle too)."""
+        events: list[Event] = []
+        self._expire_removals(now, events)
+        return events
+
+    # -- projection -------------------------------------------------------------------------
+
+    def projection_for(self, chain: Chain) -> dict[str, Any] | None:
+        rate = chain.effective_rate
+        projection = self.projection
+        basis = made_at = block = None
+        use_position = chain.server_position is not None and (
+            self.mempool_blocks_at is None
+            or (chain.server_position_at or 0.0) >= self.mempool_blocks_at
+        )
+        if use_position:
+            basis, block, made_at = "position", chain.server_position, chain.server_position_at
+        elif self.mempool_blocks and rate is not None:
+            basis, made_at = "mempool-blocks", self.mempool_blocks_at
+            block = block_from_mempool_blocks(rate, self.mempool_blocks)
+        elif projection is not None:
+            basis, made_at = "local", projection.made_at
+            block = projection.block_index.get(chain.txid)
+            if block is None and rate is not None:
+                block = projection.block_for_rate(rate)
+        if basis is None:
+            return None
+        if self.mempool_blocks:
+            next_rate: float | None = self.mempool_blocks[0]["feeRange"][0]
+            median: float | None = self.mempool_blocks[0]["medianFee"]
+        elif projection is not None:
+            next_rate, median = projection.next_block_fee_rate, projection.median_fee_rate
+        else:
+            next_rate = median = None
+        tip_height = self.tip.height if self.tip else None
+        if tip_height is None and projection is not None:
+            tip_height = projection.tip_height
+        return {
+            "projected_block": block,
+            "fee_percentile": (
+                projection.fee_percentile(rate)
+                if projection is not None and rate is not None
+                else None
+            ),
+            "tip_height": tip_height,
+            "next_block_fee_rate": next_rate,
+            "median_fee_rate": median,
+            "made_at": made_at,
+            "basis": basis,
+        }
+
+    def _check_positions(self, at: float, events: list[Event]) -> None:
+        for chain in list(self.pending.values()):
+            projection = self.projection_for(chain)
+            block = projection["projected_block"] if projection else None
+            if block is None or block == chain.projected_block:
+                continue
+            old = chain.projected_block
+            chain.projected_block = block
+            if old is not None:
+                events.append(
+                    self._event(
+                        chain,
+                        "updated",
+                        at,
+                        reasons=["position"],
+                        changes={"projected_block": [old, block]},
+                        projection=projection,
+                    )
+                )
+
+    # -- transitions ------------------------------------------------------------------------
+
+    @staticmethod
+    def _records_for(frame: ParsedFrame) -> dict[str, TxRecord]:
+        """Compact records of the few txs the tracker needs from this frame."""
+        wanted = set(frame.whales)
+        wanted.update(new for _old, new in frame.replaced)
+        wanted.update(child for _parent, child in frame.spends)
+        if not wanted:
+            return {}
+        return {txid: record for txid, record in frame.added if txid in wanted}
+
+    def _see(
+        self,
+        txid: str,
+        whale: WhaleTx,
+        record: TxRecord | None,
+        position: int | None,
+        at: float,
+        events: list[Event],
+    ) -> None:
+        chain = self.pending.get(txid)
+        if chain is not None:
+            if whale.effective_fee_rate is not None:
+                self._set_rate(chain, whale.effective_fee_rate, "fee", at, events)
+            return
+        if txid in self.confirmed:
+            return
+        chain = Chain(chain_txid=txid, txid=txid, whale=whale)
+        chain.effective_rate = whale.best_fee_rate
+        if position is not None:
+            chain.server_position, chain.server_position_at = position, at
+        self.pending[txid] = chain
+        projection = self.projection_for(chain)
+        chain.projected_block = projection["projected_block"] if projection else None
+        events.append(self._event(chain, "seen", at, projection=projection))
+
+    def _replace(
+        self,
+        old: str,
+        new: str,
+        whale: WhaleTx | None,
+        record: TxRecord | None,
+        at: float,
+        events: list[Event],
+    ) -> None:
+        chain = self.pending.pop(old, None)
+        if chain is None:
+            return
+        self.removal_pending.pop(old, None)
+        if new in self.pending:
+            # The replacing tx was already followed as its own whale: the older chain wins,
+            # the newer one is folded into it.
+            self.pending.pop(new)
+        changes: dict[str, list[Any]] = {}
+        old_fee = chain.whale.fee if chain.whale else None
+        old_rate = chain.effective_rate
+        chain.txid = new
+        chain.whale = whale
+        chain.server_position = None
+        if whale is not None:
+            chain.effective_rate = whale.best_fee_rate
+            if whale.fee != old_fee:
+                changes["fee"] = [old_fee, whale.fee]
+        elif record is not None:
+            chain.effective_rate = record[2]
+        if chain.effective_rate != old_rate:
+            changes["effective_fee_rate"] = [old_rate, chain.effective_rate]
+        self.pending[new] = chain
+        projection = self.projection_for(chain)
+        chain.projected_block = projection["projected_block"] if projection else None
+        events.append(
+            self._event(
+                chain,
+                "replaced",
+                at,
+                replaced_txid=old,
+                replacing_txid=new,
+                changes=changes,
+                projection=projection,
+            )
+        )
+
+    def _cpfp(self, parent: str, child: TxRecord | None, at: float, events: list[Event]) -> None:
+        chain = self.pending.get(parent)
+        if chain is None or child is None or chain.whale is None or chain.whale.fee is None:
+            return
+        child_fee, child_weight, child_rate, _sigops = child
+        own_rate = chain.whale.fee_rate or 0.0
+        if child_fee is None or child_rate <= own_rate:
+            return
+        package_rate = (chain.whale.fee + child_fee) / (chain.whale.vsize + (child_weight + 3) // 4)
+        if package_rate > (chain.effective_rate or 0.0):
+            self._set_rate(chain, package_rate, "cpfp", at, events)
+
+    def _set_rate(
+        self, chain: Chain, rate: float, reason: str, at: float, events: list[Event]
+    ) -> None:
+        old = chain.effective_rate
+        if old is not None and abs(old - rate) < 1e-9:
+            return
+        chain.effective_rate = rate
+        if chain.whale is not None:
+            chain.whale = dataclasses.replace(chain.whale, effective_fee_rate=rate)
+        projection = self.projection_for(chain)
+        changes: dict[str, list[Any]] = {"effective_fee_rate": [old, rate]}
+        block = projection["projected_block"] if projection else None
+        if block is not None and block != chain.projected_block:
+            changes["projected_block"] = [chain.projected_block, block]
+            chain.projected_block = block
+        events.append(
+            self._event(
+                chain, "updated", at, reasons=[reason], changes=changes, projection=projection
+            )
+        )
+
+    def _block_context(self, frame: ParsedFrame) -> BlockInfo | None:
+        if frame.block is not None:
+            return frame.block
+        if (
+            self.last_block is not None
+            and self.last_block_at is not None
+            and frame.received_at - self.last_block_at <= self.block_context_s
+        ):
+            return self.last_block
+        return None
+
+    def _confirm(
+        self, txids: Iterable[str], block: BlockInfo | None, at: float, events: list[Event]
+    ) -> None:
+        for txid in txids:
+            chain = self.pending.pop(txid, None)
+            if chain is None:
+                continue
+            self.removal_pending.pop(txid, None)
+            chain.status = CONFIRMED
+            chain.block = block
+            self.confirmed[txid] = chain
+            events.append(self._event(chain, "confirmed", at, block=_block_json(block)))
+
+    def _note_block(
+        self, info: BlockInfo, at: float, events: list[Event], *, announce: bool
+    ) -> None:
+        known = self.hashes.get(info.height)
+        if known == info.hash:
+            return
+        if known is not None:
+            self._reorg(info.height, at, events)
+        self.hashes[info.height] = info.hash
+        if self.tip is None or info.height >= self.tip.height:
+            self.tip = info
+        for height in [h for h in self.hashes if h <= info.height - self.history]:
+            del self.hashes[height]
+        for txid in [
+            t
+            for t, c in self.confirmed.items()
+            if c.block is None or c.block.height <= info.height - self.history
+        ]:
+            del self.confirmed[txid]
+        if announce:
+            self.last_block = info
+            self.last_block_at = at
+            self._last_block_mined = False
+            if self._awaiting_block:
+                waiting, self._awaiting_block = self._awaiting_block, []
+                self._confirm(waiting, info, at, events)
+                self._last_block_mined = True
+
+    def _reorg(self, height: int, at: float, events: list[Event]) -> None:
+        """A different block at ``height``: it and every later block we knew are orphaned."""
+        self.reorgs += 1
+        orphaned = {h: self.hashes.pop(h) for h in sorted(self.hashes) if h >= height}
+        log.warning("reorg at height %d: orphaned %s", height, orphaned)
+        for txid, chain in list(self.confirmed.items()):
+            block = chain.block
+            if block is not None and orphaned.get(block.height) == block.hash:
+                del self.confirmed[txid]
+                chain.status = PENDING
+                chain.block = None
+                self.pending[txid] = chain
+                events.append(self._event(chain, "reorged", at, block=_block_json(block)))
+        if self.tip is not None and self.tip.height >= height:
+            remaining = sorted(self.hashes)
+            below = remaining[: bisect_right(remaining, height - 1)]
+            self.tip = BlockInfo(below[-1], self.hashes[below[-1]], None, None) if below else None
+
+    def _expire_removals(self, now: float, events: list[Event]) -> None:
+        if not self.removal_pending:
+            return
+        for txid, removed_at in list(self.removal_pending.items()):
+            if now - removed_at < self.removal_grace_s:
+                continue
+            del self.removal_pending[txid]
+            chain = self.pending.pop(txid, None)
+            if chain is not None:
+                chain.status = "dropped"
+                events.append(self._event(chain, "dropped", now, reasons=["removed"]))
+
+    # -- event construction -----------------------------------------------------------------
+
+    def _event(
+        self,
+        chain: Chain,
+        kind: str,
+        frame_received_at: float,
+        *,
+        block: dict[str, Any] | None = None,
+        replaced_txid: str | None = None,
+        replacing_txid: str | None = None,
+        reasons: list[str] | None = None,
+        changes: dict[str, list[Any]] | None = None,
+        projection: dict[str, Any] | None = None,
+    ) -> Event:
+        chain.seq += 1
+        self.events_made += 1
+        if projection is None and kind in ("updated", "confirmed", "reorged", "dropped"):
+            projection = self.projection_for(chain) if chain.status == PENDING else None
+        return {
+            "event_id": str(uuid.uuid4()),
+            "kind": kind,
+            "txid": chain.txid,
+            "chain_txid": chain.chain_txid,
+            "seq": chain.seq,
+            "observed_at": self.clock(),
+            "frame_received_at": frame_received_at,
+            "source": self.source,
+            "tx": chain.whale.to_json() if chain.whale is not None else None,
+            "block": block,
+            "replaced_txid": replaced_txid,
+            "replacing_txid": replacing_txid,
+            "reasons": reasons or [],
+            "changes": changes or {},
+            "projection": projection,
+        }
+
+
+def _block_json(block: BlockInfo | None) -> dict[str, Any]:
+    if block is None:
+        return {"height": None, "hash": None, "time": None}
+    return {"height": block.height, "hash": block.hash, "time": block.time}

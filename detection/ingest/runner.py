@@ -1,0 +1,436 @@
+"""The asyncio ingest pipeline, still Django-free (DESIGN §1).
+
+- **Reader** (one task): pulls ``(received_at, raw)`` from the source, hands the raw frame to the
+  optional recorder, then parses it, applies it to the mempool state, runs the whale lifecycle and,
+  at most once per ``projection_interval`` seconds (and on every block), the block projection. All
+  of that is synchronous CPU work bounded per frame, so the socket is read continuously.
+- **Publisher** (one task): takes lifecycle events from a bounded in-memory buffer and calls the
+  pluggable ``publish(event)`` sink: an ``async def`` sink is awaited, a plain function runs in a
+  worker thread (a Celery ``.delay()`` blocks on Redis; the reader must not). While the sink
+  fails, the same event is retried with exponential backoff (``publish_retry_base`` doubling up to
+  ``publish_retry_cap``), keeping order. Events are rare, so the buffer (``event_buffer``) only
+  fills during a long outage; an event that does not fit is counted in ``events_overflowed``,
+  logged at ERROR and, when ``overflow_path`` is set, appended there as JSON Lines for a later
+  re-publish — never dropped silently.
+- **Heartbeat** (optional): ``heartbeat(stats_dict)`` every ``heartbeat_interval`` seconds.
+
+Stop with ``stop()`` (or ``max_seconds``): the frame in hand is finished, the source closed, the
+buffer flushed to the sink within ``flush_timeout`` seconds; leftovers are counted as
+``events_unflushed`` and spilled to ``overflow_path`` when set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from detection.ingest.lifecycle import Event, WhaleTracker
+from detection.ingest.projection import Projection, project
+from detection.ingest.protocol import DEFAULT_WHALE_MIN_SATS, FrameParser
+from detection.ingest.sources.base import FrameSource
+from detection.ingest.sources.replay import Recorder
+from detection.ingest.state import MemoryPolicy, MempoolState
+
+log = logging.getLogger(__name__)
+
+PublishSink = Callable[[Event], Any]
+HeartbeatSink = Callable[[dict[str, Any]], Any]
+
+
+def read_rss_mb() -> float:
+    import psutil  # imported lazily: only the default RSS reader needs it
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counters for the heartbeat; ``snapshot()`` adds the per-second rates."""
+
+    source: str
+    started_at: float = field(default_factory=time.time)
+    connected: bool = False
+    disconnected_since: float | None = None
+    last_frame_at: float | None = None
+    frames: int = 0
+    txs: int = 0
+    whales: int = 0
+    mempool_size: int = 0
+    pending_whales: int = 0
+    reconnects: int = 0
+    sequence_gaps: int = 0
+    sequence_missed: int = 0
+    malformed_frames: int = 0
+    malformed: dict[str, int] = field(default_factory=dict)
+    queue_depth: int = 0
+    memory_level: str = "normal"
+    rss_mb: float | None = None
+    shed_txs: int = 0
+    events_made: int = 0
+    events_published: int = 0
+    publish_failures: int = 0
+    events_overflowed: int = 0
+    events_unflushed: int = 0
+    processing_errors: int = 0
+    projection_ms: float | None = None
+    projections: int = 0
+    tip_height: int | None = None
+    frames_per_s: float = 0.0
+    tx_per_s: float = 0.0
+    whales_per_s: float = 0.0
+    _window: tuple[float, int, int, int] | None = field(default=None, repr=False)
+
+    def snapshot(self, now: float | None = None) -> dict[str, Any]:
+        now = time.time() if now is None else now
+        if self._window is not None:
+            since, frames, txs, whales = self._window
+            elapsed = max(now - since, 1e-9)
+            self.frames_per_s = (self.frames - frames) / elapsed
+            self.tx_per_s = (self.txs - txs) / elapsed
+            self.whales_per_s = (self.whales - whales) / elapsed
+        self._window = (now, self.frames, self.txs, self.whales)
+        data = asdict(self)
+        data.pop("_window", None)
+        data["at"] = now
+        return data
+
+
+async def _call_sink(sink: Callable[[Any], Any], argument: Any) -> None:
+    if inspect.iscoroutinefunction(sink) or inspect.iscoroutinefunction(
+        getattr(sink, "__call__", None)  # noqa: B004 - an object with an async __call__
+    ):
+        await sink(argument)
+        return
+    result = await asyncio.to_thread(sink, argument)
+    if inspect.isawaitable(result):
+        await result
+
+
+class FramePipeline:
+    """Parse -> state -> lifecycle -> projection for one frame at a time: the reader's
+    synchronous work, usable on its own (benchmarks, tests, offline replays)."""
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        whale_min_sats: int = DEFAULT_WHALE_MIN_SATS,
+        memory_policy: MemoryPolicy | None = None,
+        projection_interval: float = 1.0,
+        removal_grace_s: float = 10.0,
+    ) -> None:
+        self.parser = FrameParser(whale_min_sats)
+        self.state = MempoolState(memory_policy)
+        self.tracker = WhaleTracker(source=source, removal_grace_s=removal_grace_s)
+        # Children of pending whales are reported by the parser (CPFP); a live keys view.
+        self.parser.watch_txids = self.tracker.pending.keys()  # type: ignore[assignment]
+        self.projection_interval = projection_interval
+        self.projection: Projection | None = None
+        self.projections = 0
+        self.projection_ms: float | None = None
+        self.frames = 0
+        self.txs = 0
+        self.whales = 0
+        self.last_frame_at: float | None = None
+        self._last_projection_at = float("-inf")
+
+    def process(self, received_at: float, raw: str | bytes) -> tuple[list[Event], bool]:
+        """Handle one raw frame; returns (events, whether it was a JSON object frame)."""
+        frame = self.parser.parse(raw, received_at)
+        self.frames += 1
+        self.last_frame_at = received_at
+        if frame is None:
+            return [], False
+        self.txs += len(frame.added)
+        self.whales += len(frame.whales)
+        self.state.apply(frame)
+        now = time.monotonic()
+        # Projection at most once per interval, and only when someone needs it (a whale is
+        # pending or arriving), plus on every block.
+        due = frame.block is not None or (
+            now - self._last_projection_at >= self.projection_interval
+            and bool(self.tracker.pending or frame.whales)
+        )
+        if due:
+            self.project(received_at, frame.block.height if frame.block else None)
+        events = self.tracker.handle(frame)
+        if due and self.projection is not None:
+            events.extend(self.tracker.on_projection(self.projection, received_at))
+        return events, True
+
+    def project(self, made_at: float, tip_height: int | None = None) -> Projection:
+        started = time.perf_counter()
+        tip = self.tracker.tip
+        self.projection = project(
+            self.state.txs,
+            made_at=made_at,
+            tip_height=tip_height if tip_height is not None else (tip.height if tip else None),
+        )
+        self.tracker.projection = self.projection
+        self._last_projection_at = time.monotonic()
+        self.projections += 1
+        self.projection_ms = (time.perf_counter() - started) * 1000
+        return self.projection
+
+
+class IngestRunner:
+    def __init__(
+        self,
+        source: FrameSource,
+        publish: PublishSink,
+        *,
+        whale_min_sats: int = DEFAULT_WHALE_MIN_SATS,
+        heartbeat: HeartbeatSink | None = None,
+        heartbeat_interval: float = 10.0,
+        recorder: Recorder | None = None,
+        rss_reader: Callable[[], float] | None = read_rss_mb,
+        memory_policy: MemoryPolicy | None = None,
+        memory_check_interval: float = 5.0,
+        projection_interval: float = 1.0,
+        event_buffer: int = 10_000,
+        overflow_path: str | Path | None = None,
+        publish_retry_base: float = 0.5,
+        publish_retry_cap: float = 30.0,
+        flush_timeout: float = 10.0,
+        max_seconds: float | None = None,
+        removal_grace_s: float = 10.0,
+    ) -> None:
+        self.source = source
+        self.publish = publish
+        self.heartbeat = heartbeat
+        self.heartbeat_interval = heartbeat_interval
+        self.recorder = recorder
+        self.rss_reader = rss_reader
+        self.memory_check_interval = memory_check_interval
+        self.event_buffer = event_buffer
+        self.overflow_path = Path(overflow_path) if overflow_path else None
+        self.publish_retry_base = publish_retry_base
+        self.publish_retry_cap = publish_retry_cap
+        self.flush_timeout = flush_timeout
+        self.max_seconds = max_seconds
+        spec = getattr(source, "spec", type(source).__name__)
+        self.pipeline = FramePipeline(
+            source=spec,
+            whale_min_sats=whale_min_sats,
+            memory_policy=memory_policy,
+            projection_interval=projection_interval,
+            removal_grace_s=removal_grace_s,
+        )
+        self.parser = self.pipeline.parser
+        self.state = self.pipeline.state
+        self.tracker = self.pipeline.tracker
+        set_provider = getattr(source, "set_pending_provider", None)
+        if set_provider is not None:
+            set_provider(self.tracker.pending_txids)
+        self.stats = Stats(source=spec)
+        self._last_memory_check = float("-inf")
+        self._buffer: deque[Event] = deque()
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._reader_done = False
+        self._last_overflow_log = float("-inf")
+
+    # -- the synchronous core (also used by the throughput benchmark) ------------------------
+
+    def process_frame(self, received_at: float, raw: str | bytes) -> list[Event]:
+        """Parse, apply, track, project (the pipeline), then record and check memory."""
+        events, is_object = self.pipeline.process(received_at, raw)
+        if self.recorder is not None:
+            self.recorder.write(received_at, raw, valid_json=True if is_object else None)
+        now = time.monotonic()
+        if (
+            self.rss_reader is not None
+            and now - self._last_memory_check >= self.memory_check_interval
+        ):
+            self._last_memory_check = now
+            self.check_memory(now)
+        return events
+
+    @property
+    def projection(self) -> Projection | None:
+        return self.pipeline.projection
+
+    def check_memory(self, now: float) -> None:
+        if self.rss_reader is None:
+            return
+        rss = self.rss_reader()
+        self.stats.rss_mb = round(rss, 1)
+        self.stats.memory_level = self.state.update_memory(rss, now).value
+
+    # -- event buffer -----------------------------------------------------------------------
+
+    def _enqueue(self, events: list[Event]) -> None:
+        for event in events:
+            self.stats.events_made += 1
+            if len(self._buffer) < self.event_buffer:
+                self._buffer.append(event)
+                continue
+            self.stats.events_overflowed += 1
+            self._spill([event])
+            now = time.monotonic()
+            if now - self._last_overflow_log >= 10.0:
+                self._last_overflow_log = now
+                log.error(
+                    "whale event buffer full (%d): %d events overflowed so far%s",
+                    self.event_buffer,
+                    self.stats.events_overflowed,
+                    f", spilled to {self.overflow_path}" if self.overflow_path else " and LOST",
+                )
+        if events:
+            self._wake.set()
+
+    def _spill(self, events: list[Event]) -> None:
+        if self.overflow_path is None or not events:
+            return
+        try:
+            with self.overflow_path.open("ab") as handle:
+                for event in events:
+                    handle.write(orjson.dumps(event) + b"\n")
+        except OSError:
+            log.exception("could not spill %d whale events to %s", len(events), self.overflow_path)
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        async for received_at, raw in self.source:
+            try:
+                events = self.process_frame(received_at, raw)
+            except Exception:
+                # A bug in one frame's handling must not stop the ingest.
+                self.stats.processing_errors += 1
+                log.exception("processing a mempool frame failed")
+                continue
+            self._enqueue(events)
+            if self._stop.is_set():
+                break
+            # A source with frames already buffered never suspends; let the publisher and the
+            # heartbeat run between frames.
+            await asyncio.sleep(0)
+
+    async def _publish_loop(self) -> None:
+        delay = self.publish_retry_base
+        buffer = self._buffer
+        while True:
+            if not buffer:
+                if self._reader_done:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            event = buffer[0]
+            try:
+                await _call_sink(self.publish, event)
+            except Exception as exc:  # noqa: BLE001 - any sink failure is retried
+                self.stats.publish_failures += 1
+                log.warning(
+                    "publishing whale event %s failed (%s); retry in %.1f s",
+                    event.get("event_id"),
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(self.publish_retry_cap, delay * 2)
+                continue
+            buffer.popleft()
+            self.stats.events_published += 1
+            delay = self.publish_retry_base
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            self._enqueue(self.tracker.expire(time.time()))
+            await self._beat()
+
+    async def _beat(self) -> None:
+        if self.heartbeat is None:
+            return
+        try:
+            await _call_sink(self.heartbeat, self.snapshot())
+        except Exception:
+            log.exception("heartbeat callback failed")
+
+    def snapshot(self) -> dict[str, Any]:
+        stats = self.stats
+        parser = self.parser
+        pipeline = self.pipeline
+        stats.frames, stats.txs, stats.whales = pipeline.frames, pipeline.txs, pipeline.whales
+        stats.last_frame_at = pipeline.last_frame_at
+        stats.projections, stats.projection_ms = pipeline.projections, pipeline.projection_ms
+        stats.connected = self.source.connected
+        stats.disconnected_since = self.source.disconnected_since
+        stats.reconnects = self.source.reconnects
+        stats.sequence_gaps = parser.sequence_gaps
+        stats.sequence_missed = parser.sequence_missed
+        stats.malformed_frames = parser.malformed_frames
+        stats.malformed = dict(parser.malformed)
+        stats.mempool_size = len(self.state)
+        stats.pending_whales = len(self.tracker.pending)
+        stats.queue_depth = len(self._buffer)
+        stats.shed_txs = self.state.shed_total
+        stats.tip_height = self.tracker.tip.height if self.tracker.tip else None
+        return stats.snapshot()
+
+    def stop(self) -> None:
+        """Ask the pipeline to stop; ``run()`` returns once the buffer is flushed."""
+        self._stop.set()
+
+    async def run(self) -> dict[str, Any]:
+        """Run until stopped, ``max_seconds`` elapsed or the source ended; returns final stats."""
+        reader = asyncio.create_task(self._read(), name="ingest-reader")
+        publisher = asyncio.create_task(self._publish_loop(), name="ingest-publisher")
+        beating = (
+            asyncio.create_task(self._heartbeat_loop(), name="ingest-heartbeat")
+            if self.heartbeat is not None
+            else None
+        )
+        stop_wait = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait(
+                {reader, stop_wait}, timeout=self.max_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            self._stop.set()
+            stop_wait.cancel()
+            await self.source.close()
+            if not reader.done():
+                # The source may be idle (no frame to end the loop on): the frame in hand was
+                # processed synchronously, so cancelling at the await point loses nothing.
+                done, _ = await asyncio.wait({reader}, timeout=1.0)
+                if not done:
+                    reader.cancel()
+            reader_error = None
+            with contextlib.suppress(asyncio.CancelledError):
+                reader_error = await asyncio.gather(reader, return_exceptions=True)
+            self._enqueue(self.tracker.expire(time.time()))
+            self._reader_done = True
+            self._wake.set()
+            try:
+                await asyncio.wait_for(publisher, timeout=self.flush_timeout)
+            except TimeoutError:
+                self.stats.events_unflushed = len(self._buffer)
+                log.error(
+                    "stopped with %d whale events not published%s",
+                    len(self._buffer),
+                    f"; spilled to {self.overflow_path}" if self.overflow_path else "",
+                )
+                self._spill(list(self._buffer))
+            if beating is not None:
+                beating.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beating
+            if self.recorder is not None:
+                self.recorder.flush()
+            await self._beat()
+        if reader_error and isinstance(reader_error[0], Exception):
+            raise reader_error[0]
+        return self.snapshot()

@@ -1,0 +1,152 @@
+"""Recorded streams: the ``--record`` writer and the ``replay:PATH[?speed=N&loop=1]`` source.
+
+Format (DESIGN §3): JSON Lines, gzip-compressed when the file name ends in ``.gz``, one frame per
+line::
+
+    {"t": <seconds since the first frame, float>, "msg": <the frame's JSON value as received>}
+
+``msg`` holds the frame itself as a JSON value (not a string containing JSON), because frames are
+JSON: the file stays readable and greppable, and replay re-serialises it for the same parser.
+A frame that was not valid JSON (hostile or corrupted) is kept verbatim instead as
+``{"t": ..., "raw": "<text>"}`` so that replaying it exercises the parser's error path too.
+
+Replay with ``speed=0`` yields as fast as possible; otherwise it sleeps so that frame ``t`` is
+reached at ``t / speed`` seconds after the start. ``loop=1`` starts over at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from detection.ingest.sources.base import Frame, StaticStatus
+
+log = logging.getLogger(__name__)
+
+
+def _open_text(path: Path, mode: str) -> IO[bytes]:
+    if path.suffix == ".gz":
+        return gzip.open(path, mode + "b")  # type: ignore[return-value]
+    return open(path, mode + "b")  # noqa: SIM115 - the caller owns and closes it
+
+
+class Recorder:
+    """Appends frames to a ``.jsonl`` / ``.jsonl.gz`` recording; flushes every ``flush_every`` s."""
+
+    def __init__(self, path: str | Path, *, flush_every: float = 1.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = _open_text(self.path, "w")
+        self._first: float | None = None
+        self._last_flush = time.monotonic()
+        self.flush_every = flush_every
+        self.frames = 0
+
+    def write(
+        self, received_at: float, raw: str | bytes, *, valid_json: bool | None = None
+    ) -> None:
+        """Record one frame. ``valid_json=True`` (the parser already decoded it) skips a second
+        decode; None means "check"."""
+        if self._first is None:
+            self._first = received_at
+        t = round(received_at - self._first, 6)
+        data = raw.encode() if isinstance(raw, str) else bytes(raw)
+        if valid_json is None:
+            try:
+                orjson.loads(data)
+                valid_json = True
+            except orjson.JSONDecodeError:
+                valid_json = False
+        if not valid_json:
+            line = orjson.dumps({"t": t, "raw": data.decode("utf-8", "replace")})
+        elif b"\n" in data or b"\r" in data:
+            # A pretty-printed frame: re-serialise so that it takes exactly one line.
+            line = orjson.dumps({"t": t, "msg": orjson.loads(data)})
+        else:
+            # Splice the frame in verbatim: no re-serialisation of a multi-MB frame.
+            line = b'{"t":' + orjson.dumps(t) + b',"msg":' + data.strip() + b"}"
+        self._file.write(line + b"\n")
+        self.frames += 1
+        now = time.monotonic()
+        if now - self._last_flush >= self.flush_every:
+            self.flush()
+            self._last_flush = now
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_recording(path: str | Path) -> Iterator[tuple[float, bytes]]:
+    """Yield ``(t, raw frame bytes)`` from a recording; bad lines are logged and skipped."""
+    path = Path(path)
+    with _open_text(path, "r") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = orjson.loads(line)
+                t = float(entry["t"])
+                if "raw" in entry:
+                    yield t, str(entry["raw"]).encode()
+                else:
+                    yield t, orjson.dumps(entry["msg"])
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                log.warning("%s:%d: not a recording line, skipped", path, number)
+
+
+class ReplaySource(StaticStatus):
+    def __init__(self, spec: str, path: str | Path, *, speed: float = 1.0, loop: bool = False):
+        self.spec = spec
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ValueError(f"replay file not found: {self.path}")
+        if speed < 0:
+            raise ValueError("replay speed must be >= 0")
+        self.speed = speed
+        self.loop = loop
+        self._closing = False
+        self.frames = 0
+
+    def __aiter__(self) -> AsyncIterator[Frame]:
+        return self._frames()
+
+    async def _frames(self) -> AsyncIterator[Frame]:
+        self._open = True
+        try:
+            while not self._closing:
+                started = time.monotonic()
+                for t, raw in read_recording(self.path):
+                    if self._closing:
+                        return
+                    if self.speed > 0:
+                        wait = started + t / self.speed - time.monotonic()
+                        if wait > 0:
+                            await asyncio.sleep(wait)
+                    elif self.frames % 64 == 0:
+                        await asyncio.sleep(0)  # as fast as possible, but let others run
+                    self.frames += 1
+                    yield time.time(), raw
+                if not self.loop:
+                    return
+        finally:
+            self._open = False
+
+    async def close(self) -> None:
+        self._closing = True

@@ -1,0 +1,151 @@
+"""The ingest process: one mempool source → whale lifecycle events → Celery.
+
+Thin: the pipeline is detection.ingest (no Django). This command wires it to the settings, the
+Celery task, the heartbeat in Redis and the dashboard's status push, and stops gracefully on
+SIGINT/SIGTERM (the frame in hand is finished and buffered events are flushed to the broker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from detection.domain.urgency import FeeSpikeDetector
+from detection.ingest.runner import IngestRunner
+from detection.ingest.sources import open_source
+from detection.ingest.sources.replay import Recorder
+from detection.ingest.state import MemoryPolicy
+from detection.txshape import SATS_PER_BTC
+
+log = logging.getLogger("detection.ingest")
+
+HEARTBEAT_SECONDS = 5.0
+
+
+class EventPublisher:
+    """Hands events to the Celery task; marks fee spikes on their projections first."""
+
+    def __init__(self):
+        self.spikes = FeeSpikeDetector()
+
+    def observe_next_block_rate(self, at: float, rate: float | None) -> None:
+        if rate is not None and rate > 0:
+            self.spikes.add(at, rate)
+
+    def __call__(self, event: dict) -> None:
+        from detection.tasks import record_whale_event
+
+        projection = event.get("projection")
+        if projection:
+            self.observe_next_block_rate(
+                projection.get("made_at") or time.time(), projection.get("next_block_fee_rate")
+            )
+            projection["fee_spike"] = self.spikes.spiking
+        # Raises while the broker is down; the runner keeps the event and retries.
+        record_whale_event.apply_async(args=[event], retry=False)
+
+
+class Heartbeat:
+    """Every few seconds: the stats into Redis (health, metrics) and onto the dashboards."""
+
+    def __init__(self, runner_ref: list, publisher: EventPublisher):
+        self.runner_ref = runner_ref
+        self.publisher = publisher
+
+    def __call__(self, stats: dict) -> None:
+        from dashboard.live import publish_ingest_status
+        from whaleproject.health import write_ingest_heartbeat
+
+        runner = self.runner_ref[0]
+        projection = runner.projection if runner is not None else None
+        if projection is not None and projection.blocks:
+            next_rate = projection.blocks[0].median_fee_rate
+            stats["next_block_fee_rate"] = next_rate
+            self.publisher.observe_next_block_rate(time.time(), next_rate)
+        stats["fee_spike"] = self.publisher.spikes.spiking
+        try:
+            write_ingest_heartbeat(stats)
+        except Exception:
+            log.warning("could not write the ingest heartbeat (Redis down?)", exc_info=True)
+        try:
+            publish_ingest_status(stats)
+        except Exception:
+            log.warning("could not push ingest status to dashboards", exc_info=True)
+
+
+class Command(BaseCommand):
+    help = "Watch a mempool source and hand whale lifecycle events to the workers."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--source",
+            default=None,
+            help="wss://…, replay:PATH[?speed=N&loop=1] or synthetic:[?seed=N&tx_per_s=N&"
+            "whale_ratio=N] (default WHALE_SOURCE)",
+        )
+        parser.add_argument("--record", default=None, help="also record every frame to PATH")
+        parser.add_argument(
+            "--max-seconds", type=float, default=None, help="stop after this many seconds"
+        )
+
+    def handle(self, *args, source, record, max_seconds, **options):
+        spec = source or settings.WHALE_SOURCE
+        if max_seconds is not None and max_seconds <= 0:
+            raise CommandError("--max-seconds must be positive")
+        try:
+            frame_source = open_source(spec)
+        except (ValueError, OSError) as exc:
+            raise CommandError(str(exc)) from None
+        recorder = None
+        if record:
+            try:
+                recorder = Recorder(record)
+            except OSError as exc:
+                raise CommandError(f"cannot record to {record}: {exc.strerror}") from None
+        publisher = EventPublisher()
+        runner_ref: list = [None]
+        runner = IngestRunner(
+            frame_source,
+            publisher,
+            whale_min_sats=round(settings.WHALE_MIN_BTC * SATS_PER_BTC),
+            heartbeat=Heartbeat(runner_ref, publisher),
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            recorder=recorder,
+            memory_policy=MemoryPolicy(
+                warning_mb=settings.WHALE_MEMORY_WARNING_MB,
+                critical_mb=settings.WHALE_MEMORY_CRITICAL_MB,
+                recovery_mb=settings.WHALE_MEMORY_RECOVERY_MB,
+            ),
+            overflow_path=settings.VAR_DIR / "ingest-overflow.jsonl",
+            max_seconds=max_seconds,
+        )
+        runner_ref[0] = runner
+        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        self.stdout.write(f"ingest: reading {spec} (whale floor {settings.WHALE_MIN_BTC} BTC)")
+        try:
+            final = asyncio.run(self._run(runner))
+        finally:
+            if recorder is not None:
+                recorder.close()
+        self.stdout.write(
+            "ingest: stopped after {frames} frames, {txs} txs, {whales} whales, "
+            "{events_published} events published, {events_unflushed} unflushed".format(
+                **{
+                    k: final.get(k, 0)
+                    for k in ("frames", "txs", "whales", "events_published", "events_unflushed")
+                }
+            )
+        )
+
+    async def _run(self, runner: IngestRunner) -> dict:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, runner.stop)
+        final = await runner.run()
+        await asyncio.to_thread(runner.heartbeat, runner.snapshot())
+        return final

@@ -1,0 +1,194 @@
+"""Helpers for the ingest tests: real fixture files, a real local WebSocket server speaking the
+mempool.space protocol, and a runner driven frame by frame. Pure Python; nothing here touches
+Django or the network beyond 127.0.0.1. (Not named conftest so that test modules can import it
+under a name no other test folder uses.)"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import struct
+from pathlib import Path
+from typing import Any
+
+import orjson
+from websockets.asyncio.server import ServerConnection, serve
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+MEMPOOL = FIXTURES / "mempool"
+BLOCKS = FIXTURES / "blocks"
+GBT = FIXTURES / "gbt"
+
+TX01 = "242f3fff9ca7d5aea7a7a57d886f3fa7329e24fac948598a991b3a3dd631cd29"
+TX02 = "b6a53d8a8025c0c5b194345925a99741b645cae0b1f180f0613273029f2bf698"
+BLOCK_890448 = "000000000000000000019bfe551da67e0d93dda4b355d16f1fdb4031ba7e5d61"
+
+
+def load(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def whales_277647() -> list[dict[str, Any]]:
+    return load(BLOCKS / "whales_block_277647.esplora_txs.json")
+
+
+def whales_702861() -> list[dict[str, Any]]:
+    return load(BLOCKS / "whales_block_702861.esplora_txs_no_prevouts.json")
+
+
+def mempool_frame(
+    sequence: int,
+    added: list[dict[str, Any]] | None = None,
+    removed: list[str] | None = None,
+    mined: list[str] | None = None,
+    replaced: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    frame = {
+        "mempool-transactions": {
+            "sequence": sequence,
+            "added": added or [],
+            "removed": removed or [],
+            "mined": mined or [],
+            "replaced": replaced or [],
+        }
+    }
+    frame.update(extra)
+    return frame
+
+
+def as_unconfirmed(tx: dict[str, Any]) -> dict[str, Any]:
+    """A confirmed Esplora fixture tx as it appears in `added` (unconfirmed status)."""
+    tx = dict(tx)
+    tx["status"] = {"confirmed": False}
+    return tx
+
+
+def load_gbt() -> tuple[dict[str, tuple[int, int, float, int]], dict[str, list[str]], list[dict]]:
+    """The mempool.space GBT fixture: (records, parents, Core's template)."""
+    buffer = (GBT / "test-buffer.bin").read_bytes()
+    uid_to_txid = {uid: txid for uid, txid, _rate in load(GBT / "test-data-ids.json")}
+    (count,) = struct.unpack_from(">I", buffer, 0)
+    offset = 4
+    head = struct.Struct(">IdIIddI")
+    records: dict[str, tuple[int, int, float, int]] = {}
+    parents: dict[str, list[str]] = {}
+    for _ in range(count):
+        uid, fee, weight, sigops, _fee_rate, effective, n_inputs = head.unpack_from(buffer, offset)
+        offset += head.size
+        inputs = struct.unpack_from(f">{n_inputs}I", buffer, offset)
+        offset += 4 * n_inputs
+        txid = uid_to_txid[uid]
+        records[txid] = (int(fee), weight, effective, sigops)
+        if inputs:
+            parents[txid] = [uid_to_txid[i] for i in inputs]
+    assert offset == len(buffer)
+    return records, parents, load(GBT / "target-template.json")
+
+
+class MempoolServer:
+    """A real WebSocket server on 127.0.0.1 that records what clients send and lets the test
+    push frames and drop connections."""
+
+    def __init__(self) -> None:
+        self.received: list[list[str]] = []  # per connection, raw text messages in order
+        self.connections: list[ServerConnection] = []
+        self.connected = asyncio.Event()
+        self._server: Any = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/api/v1/ws"
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        messages: list[str] = []
+        self.received.append(messages)
+        self.connections.append(ws)
+        self.connected.set()
+        with contextlib.suppress(Exception):
+            async for message in ws:
+                messages.append(message)
+                if orjson.loads(message) == {"action": "ping"}:
+                    await ws.send('{"pong":true}')
+
+    async def start(self) -> None:
+        self._server = await serve(self._handler, "127.0.0.1", 0, max_size=None)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+    @property
+    def current(self) -> ServerConnection:
+        return self.connections[-1]
+
+    async def wait_connections(self, count: int, timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.connections) < count:
+                await asyncio.sleep(0.01)
+
+    async def wait_messages(self, connection: int, count: int, timeout: float = 5.0) -> list[str]:
+        async with asyncio.timeout(timeout):
+            while len(self.received) <= connection or len(self.received[connection]) < count:
+                await asyncio.sleep(0.01)
+        return self.received[connection]
+
+    async def send(self, frame: dict[str, Any] | str | bytes) -> None:
+        if isinstance(frame, dict):
+            frame = orjson.dumps(frame).decode()
+        await self.current.send(frame)
+
+
+def strip_volatile(event: dict[str, Any]) -> dict[str, Any]:
+    """An event without what legitimately differs between runs (ids, clocks)."""
+    event = dict(event)
+    for key in ("event_id", "observed_at", "frame_received_at", "source"):
+        event.pop(key)
+    if event.get("projection"):
+        projection = dict(event["projection"])
+        projection.pop("made_at")
+        event["projection"] = projection
+    return event
+
+
+class NullSource:
+    """A source that yields nothing: for driving ``IngestRunner.process_frame`` directly."""
+
+    spec = "test:"
+    connected = True
+    reconnects = 0
+    disconnected_since = None
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        raise StopAsyncIteration
+
+    async def close(self) -> None:
+        return None
+
+
+def make_runner(whale_min_sats: int = 100 * 100_000_000, **options: Any):
+    from detection.ingest.runner import IngestRunner
+
+    published: list[dict[str, Any]] = []
+    options.setdefault("rss_reader", None)
+    runner = IngestRunner(NullSource(), published.append, whale_min_sats=whale_min_sats, **options)
+    return runner
+
+
+def feed(runner: Any, frame: dict[str, Any] | bytes, at: float) -> list[dict[str, Any]]:
+    raw = frame if isinstance(frame, bytes) else orjson.dumps(frame)
+    return runner.process_frame(at, raw)
+
+
+def closed_local_port() -> int:
+    """A 127.0.0.1 port with nothing listening on it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,106 @@
+"""Block projection, checked against Bitcoin Core's block template for a real mempool."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+from ingest_support import load_gbt
+
+from detection.ingest.projection import BlockLimits, adjusted_vsize, project
+
+# Measured on tests/fixtures/gbt (19,873-tx mainnet mempool vs Core's getblocktemplate):
+# share of the template's 3,991,795 WU that lands in our projected block 0.
+PACKAGE_COVERAGE = 0.9932  # ancestor packages + sigop-adjusted rounded vsize + txid ties
+RATE_ORDER_COVERAGE = 0.8639  # the cheap path: effectiveFeePerVsize order only
+
+
+@pytest.fixture(scope="module")
+def gbt():
+    return load_gbt()
+
+
+def coverage(projection, template) -> float:
+    in_block0 = {txid for txid, block in projection.block_index.items() if block == 0}
+    total = sum(t["weight"] for t in template)
+    return sum(t["weight"] for t in template if t["txid"] in in_block0) / total
+
+
+def test_fixture_matches_its_description(gbt):
+    records, parents, template = gbt
+    assert len(records) == 19_873
+    assert len(template) == 1_767
+    assert sum(t["weight"] for t in template) == 3_991_795
+
+
+def test_package_selection_matches_core_template(gbt):
+    records, parents, template = gbt
+    projection = project(records, parents=parents)
+    share = coverage(projection, template)
+    assert share >= 0.99
+    assert share == pytest.approx(PACKAGE_COVERAGE, abs=0.0005)
+    block0 = projection.blocks[0]
+    assert block0.weight <= 4_000_000 - 4_000
+    assert block0.tx_count == pytest.approx(1_767, rel=0.02)
+
+
+def test_rate_order_alone_is_the_weaker_baseline(gbt):
+    records, _parents, template = gbt
+    share = coverage(project(records), template)
+    assert share == pytest.approx(RATE_ORDER_COVERAGE, abs=0.0005)
+
+
+def test_blocks_respect_limits_and_the_last_takes_the_rest(gbt):
+    records, parents, _template = gbt
+    for projection in (project(records), project(records, parents=parents)):
+        assert len(projection.blocks) == 5  # 17.95 MWU of mempool: four full blocks + the rest
+        for block in projection.blocks[:4]:
+            assert block.weight <= 3_996_000
+            assert block.fee_range[0] <= block.median_fee_rate <= block.fee_range[-1]
+        assert sum(b.tx_count for b in projection.blocks) == len(records)
+        assert projection.block_of("f" * 64) == 4  # unknown / leftover -> last block
+
+
+def test_sigop_heavy_txs_are_charged_their_adjusted_size():
+    assert adjusted_vsize(1_000, 10) == 250
+    assert adjusted_vsize(1_000, 100) == 500  # 100 sigops x 20 = 2,000 WU-equivalent
+    assert adjusted_vsize(1_001, 0) == 251  # rounded up
+    # 20 txs of 4,000 sigops each cannot share a block: the 80,000 limit (400 reserved).
+    records = {f"{i:064x}": (10_000, 1_000, 100.0, 4_000) for i in range(25)}
+    projection = project(records, limits=BlockLimits())
+    assert projection.blocks[0].tx_count == 19
+
+
+def test_fee_percentile_and_block_for_rate():
+    records = {f"{i:064x}": (i * 1_000, 4_000, float(i), 0) for i in range(1, 3_001)}
+    projection = project(records)
+    # Weight is uniform, so the share paying less than r is (r - 1) / 3000.
+    assert projection.fee_percentile(1.0) == 0.0
+    assert projection.fee_percentile(1_501.0) == pytest.approx(0.5)
+    assert projection.fee_percentile(10_000.0) == 1.0
+    # 998 txs of 4,000 WU fit one block (4,000 reserved, strict < limit).
+    assert projection.blocks[0].tx_count == 998
+    assert projection.block_for_rate(5_000.0) == 0
+    assert projection.block_for_rate(2_500.0) == 0
+    assert projection.block_for_rate(1_000.0) == 2
+    assert projection.block_of(f"{3_000:064x}") == 0
+    assert projection.block_of(f"{1_000:064x}") == 2
+
+
+def test_three_hundred_thousand_txs_project_within_a_second():
+    rng = random.Random(7)
+    records = {}
+    for _ in range(300_000):
+        weight = int(rng.lognormvariate(6.9, 0.5)) + 200
+        rate = max(1.0, rng.lognormvariate(2.7, 0.8))
+        records[f"{rng.getrandbits(256):064x}"] = (int(rate * weight / 4), weight, rate, 1)
+    # CPU time, best of two: the budget is ours, not that of whatever else shares the host.
+    elapsed = float("inf")
+    for _ in range(2):
+        started = time.process_time()
+        projection = project(records)
+        projection.fee_percentile(10.0)
+        elapsed = min(elapsed, time.process_time() - started)
+    assert len(projection.blocks) == 8
+    assert elapsed < 1.0, f"projection of 300k txs took {elapsed:.2f} s of CPU"

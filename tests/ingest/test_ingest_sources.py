@@ -1,0 +1,165 @@
+"""Recorder/replay round trips, the synthetic generator and the source factory."""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from ingest_support import MEMPOOL
+
+from detection.ingest.protocol import FrameParser
+from detection.ingest.sources import (
+    LiveSource,
+    Recorder,
+    ReplaySource,
+    SyntheticMempool,
+    SyntheticSource,
+    open_source,
+    read_recording,
+)
+from detection.ingest.sources.synthetic import segwit_address
+
+PRETTY = (MEMPOOL / "tx02_ws_block.json").read_text()  # multi-line, as a server could send it
+FRAMES: list[str | bytes] = [
+    '{"pong":true}',
+    PRETTY,
+    b'{"mempool-transactions":{"sequence":1,"added":[],"removed":["' + b"a" * 64 + b'"]}}',
+    "this is not json {",
+    "[1,2,3]",
+]
+
+
+@pytest.mark.parametrize("name", ["session.jsonl", "session.jsonl.gz"])
+async def test_recorder_replay_round_trip(tmp_path: Path, name: str):
+    path = tmp_path / name
+    with Recorder(path) as recorder:
+        for i, frame in enumerate(FRAMES):
+            recorder.write(1_000.0 + i * 0.25, frame)
+    if name.endswith(".gz"):
+        with gzip.open(path) as handle:
+            lines = handle.read().splitlines()
+    else:
+        lines = path.read_bytes().splitlines()
+    assert len(lines) == len(FRAMES)  # one line per frame, even the pretty-printed one
+    first = orjson.loads(lines[0])
+    assert first == {"t": 0.0, "msg": {"pong": True}}  # the frame itself, not a string
+    assert orjson.loads(lines[3]) == {"t": 0.75, "raw": "this is not json {"}
+    replayed = list(read_recording(path))
+    assert [t for t, _raw in replayed] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    for (_t, raw), original in zip(replayed, FRAMES, strict=True):
+        text = original if isinstance(original, str) else original.decode()
+        if text.startswith(("{", "[")):
+            assert orjson.loads(raw) == orjson.loads(text)
+        else:
+            assert raw.decode() == text
+    source = open_source(f"replay:{path}?speed=0")
+    got = [raw async for _received, raw in source]
+    assert got == [raw for _t, raw in replayed]
+    parser = FrameParser()
+    for raw in got:
+        parser.parse(raw, 0.0)
+    assert parser.malformed == {"not_json": 1, "not_object": 1}
+
+
+async def test_replay_honours_timestamps_and_loops(tmp_path: Path):
+    path = tmp_path / "paced.jsonl"
+    with Recorder(path) as recorder:
+        recorder.write(0.0, '{"pong":true}')
+        recorder.write(0.3, '{"pong":true}')
+    started = time.monotonic()
+    frames = [f async for f in open_source(f"replay:{path}?speed=1")]
+    assert len(frames) == 2 and time.monotonic() - started >= 0.28
+    started = time.monotonic()
+    frames = [f async for f in open_source(f"replay:{path}?speed=3")]
+    assert 0.09 <= time.monotonic() - started < 0.6  # 0.3 s of recording at 3x
+    source = open_source(f"replay:{path}?speed=0&loop=1")
+    looped = []
+    async for frame in source:
+        looped.append(frame)
+        if len(looped) == 5:
+            await source.close()
+    assert len(looped) == 5
+
+
+def test_synthetic_is_deterministic_and_realistic():
+    def first_frames(seed: int, count: int = 400) -> list[bytes]:
+        generator = SyntheticMempool(seed=seed, tx_per_s=50, whale_ratio=0.01, block_interval=60)
+        stream = generator.frames()
+        return [orjson.dumps(next(stream)) for _ in range(count)]
+
+    assert first_frames(5) == first_frames(5)
+    assert first_frames(5, 20) != first_frames(6, 20)
+
+    generator = SyntheticMempool(seed=5, tx_per_s=50, whale_ratio=0.01, block_interval=60)
+    stream = generator.frames()
+    parser = FrameParser()
+    kinds: collections.Counter[str] = collections.Counter()
+    vsizes, rates = [], []
+    for _ in range(400):
+        t, frame = next(stream)
+        parsed = parser.parse(orjson.dumps(frame), t)
+        kinds["whales"] += len(parsed.whales)
+        kinds["replaced"] += len(parsed.replaced)
+        kinds["blocks"] += parsed.block is not None
+        kinds["mempool_blocks"] += parsed.mempool_blocks is not None
+        for tx in frame["mempool-transactions"]["added"]:
+            vsizes.append(tx["vsize"])
+            rates.append(tx["effectiveFeePerVsize"])
+    assert parser.malformed_total == 0 and parser.sequence_gaps == 0
+    assert kinds["whales"] >= 100 and kinds["replaced"] >= 100 and kinds["blocks"] >= 3
+    assert kinds["mempool_blocks"] >= 40
+    assert generator.counts["cpfp"] > 50
+    vsizes.sort()
+    rates.sort()
+    assert 140 <= vsizes[len(vsizes) // 2] <= 400  # median tx size
+    assert 10 <= rates[len(rates) // 2] <= 25  # median fee rate
+
+
+def test_synthetic_addresses_have_valid_checksums():
+    # BIP-173 / BIP-350 test vectors.
+    program = bytes.fromhex("751e76e8199196d454941c45d1b3a323f1433bd6")
+    assert segwit_address(0, program) == "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"
+    taproot = bytes.fromhex("79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798")
+    assert (
+        segwit_address(1, taproot)
+        == "bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqzk5jj0"
+    )
+
+
+async def test_synthetic_source_speed_and_frames():
+    source = open_source("synthetic:?seed=2&tx_per_s=20&speed=0&frames=30")
+    assert isinstance(source, SyntheticSource)
+    frames = [f async for f in source]
+    assert len(frames) == 30
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("http://mempool.space/api/v1/ws", "unknown source"),
+        ("replay:", "needs a path"),
+        ("replay:/nonexistent/file.jsonl", "not found"),
+        ("synthetic:?seed=abc", "must be int"),
+        ("synthetic:?colour=blue", "unknown parameter"),
+        ("synthetic:seed=1", "only a query"),
+        ("synthetic:?whale_ratio=2", "whale_ratio"),
+        ("wss://", "not a WebSocket URL"),
+    ],
+)
+def test_bad_specs_raise_clear_value_errors(spec: str, message: str):
+    with pytest.raises(ValueError, match=message):
+        open_source(spec)
+
+
+def test_good_specs(tmp_path: Path):
+    path = tmp_path / "r.jsonl"
+    path.write_text("")
+    assert isinstance(open_source("wss://mempool.space/api/v1/ws"), LiveSource)
+    replay = open_source(f"replay:{path}?speed=2.5&loop=1")
+    assert isinstance(replay, ReplaySource) and replay.speed == 2.5 and replay.loop
+    synthetic = open_source("synthetic:")
+    assert isinstance(synthetic, SyntheticSource) and synthetic.speed == 1.0
