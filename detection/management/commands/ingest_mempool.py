@@ -21,6 +21,7 @@ from detection.ingest.sources import open_source
 from detection.ingest.sources.replay import Recorder
 from detection.ingest.state import MemoryPolicy
 from detection.txshape import SATS_PER_BTC
+from whaleproject.health import write_ingest_heartbeat
 
 log = logging.getLogger("detection.ingest")
 
@@ -58,9 +59,6 @@ class Heartbeat:
         self.publisher = publisher
 
     def __call__(self, stats: dict) -> None:
-        from dashboard.live import publish_ingest_status
-        from whaleproject.health import write_ingest_heartbeat
-
         runner = self.runner_ref[0]
         projection = runner.projection if runner is not None else None
         if projection is not None and projection.blocks:
@@ -73,6 +71,8 @@ class Heartbeat:
         except Exception:
             log.warning("could not write the ingest heartbeat (Redis down?)", exc_info=True)
         try:
+            from dashboard.live import publish_ingest_status
+
             publish_ingest_status(stats)
         except Exception:
             log.warning("could not push ingest status to dashboards", exc_info=True)
