@@ -1,10 +1,175 @@
 """The one door from whale events to alert delivery.
 
-detection calls fan_out(event_id) after the event's row has committed. The alerts issue gives
-it a body (match subscriptions, write Delivery rows, queue sends); until then it does nothing.
+detection calls fan_out(event_id) after the event's row has committed. In one transaction it:
+
+1. claims the event (an EventFanOut row; a second fan-out of the same event stops here);
+2. finds the subscriptions that want it, in one indexed query;
+3. decides, per subscription, whether to send now or hold: quiet hours hold until they end,
+   and a subscription past its hourly limit holds until its hour is up; the sweeper then sends
+   what was held as one digest;
+4. bulk-inserts one Delivery per channel (one e-mail per person, one webhook per endpoint,
+   whatever number of their subscriptions matched), ignoring conflicts;
+5. queues the ready deliveries once the transaction has committed: healthy endpoints and
+   e-mail in small batches (one task each), an endpoint that has been failing alone, so a slow
+   receiver holds up nobody else's alert.
 """
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Min
+from django.utils import timezone
+
+from alerts import payloads
+
+HOUR = timedelta(hours=1)
 
 
 def fan_out(event_id: int) -> int:
     """Create the deliveries for one committed whale event; returns how many were created."""
-    return 0
+    from alerts.delivery import enqueue_on_commit
+    from alerts.models import (
+        ALERT_KINDS,
+        Channel,
+        Delivery,
+        DeliveryKind,
+        DeliveryStatus,
+        EventFanOut,
+        Subscription,
+    )
+    from detection.models import WhaleEvent
+
+    event = (
+        WhaleEvent.objects.select_related("whale", "whale__chain", "whale__replaced_by")
+        .filter(pk=event_id)
+        .first()
+    )
+    if event is None:
+        return 0
+    now = timezone.now()
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                marker = EventFanOut.objects.create(
+                    event=event, done_at=now, payload=payloads.event_payload(event)
+                )
+        except IntegrityError:
+            return 0  # fanned out already (a redelivered task, or the sweeper's catch-up)
+        if event.kind not in ALERT_KINDS:
+            return 0
+
+        base = marker.payload
+        whale = base["data"]["whale"]
+        urgency = (whale.get("prediction") or {}).get("urgency")
+        subscriptions = list(
+            Subscription.objects.matching(
+                value_sats=event.whale.value,
+                kind=event.kind,
+                flow=event.whale.flow,
+                entities=[event.whale.from_entity, event.whale.to_entity],
+                urgency=urgency,
+            )
+            .select_related("owner", "owner__profile")
+            .order_by("id")
+        )
+        if not subscriptions:
+            return 0
+        endpoints, failing = _active_endpoints(subscriptions)
+        held_until = _hold_times(subscriptions, now)
+
+        rows: list[Delivery] = []
+        emailed: set[int] = set()
+        webhooked: set[int] = set()
+        for subscription in subscriptions:
+            until = held_until.get(subscription.pk)
+            common = {
+                "kind": DeliveryKind.ALERT,
+                "message_id": base["data"]["id"],
+                "owner_id": subscription.owner_id,
+                "event": event,
+                "subscription": subscription,
+                "status": DeliveryStatus.HELD if until else DeliveryStatus.PENDING,
+                "next_attempt_at": until or now,
+                "enqueued_at": None if until else now,
+                "created_at": now,
+            }
+            if (
+                subscription.email
+                and subscription.owner.email
+                and subscription.owner_id not in emailed
+            ):
+                emailed.add(subscription.owner_id)
+                rows.append(Delivery(channel=Channel.EMAIL, **common))
+            for endpoint_id in endpoints.get(subscription.pk, ()):
+                if endpoint_id not in webhooked:
+                    webhooked.add(endpoint_id)
+                    rows.append(
+                        Delivery(channel=Channel.WEBHOOK, endpoint_id=endpoint_id, **common)
+                    )
+
+        Delivery.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+        ready = {
+            row.public_id: row.endpoint_id for row in rows if row.status == DeliveryStatus.PENDING
+        }
+        healthy, on_their_own = [], []
+        for public_id, pk in Delivery.objects.filter(public_id__in=ready).values_list(
+            "public_id", "pk"
+        ):
+            (on_their_own if ready[public_id] in failing else healthy).append(pk)
+        marker.deliveries = len(rows)
+        marker.save(update_fields=["deliveries"])
+        enqueue_on_commit(healthy)
+        enqueue_on_commit(on_their_own, batch_size=1)
+    return len(rows)
+
+
+def _active_endpoints(subscriptions) -> tuple[dict[int, list[int]], set[int]]:
+    """Each subscription's active endpoints, and which of those are failing at the moment."""
+    from alerts.models import Subscription
+
+    links = Subscription.webhooks.through.objects.filter(
+        subscription_id__in=[s.pk for s in subscriptions], webhookendpoint__active=True
+    ).values_list("subscription_id", "webhookendpoint_id", "webhookendpoint__consecutive_failures")
+    endpoints: dict[int, list[int]] = defaultdict(list)
+    failing: set[int] = set()
+    for subscription_id, endpoint_id, failures in links.order_by("webhookendpoint_id"):
+        endpoints[subscription_id].append(endpoint_id)
+        if failures:
+            failing.add(endpoint_id)
+    return endpoints, failing
+
+
+def _hold_times(subscriptions, now: datetime) -> dict[int, datetime]:
+    """Subscriptions that must hold this alert, and until when.
+
+    Quiet hours come first. Then the noise limit: a subscription that already sent
+    max_per_hour alerts in the last hour holds until an hour after the first of them.
+    """
+    from alerts.models import Delivery, DeliveryKind, DeliveryStatus, Subscription
+
+    held: dict[int, datetime] = {}
+    for subscription in subscriptions:
+        until = subscription.quiet_until(now)
+        if until is not None:
+            held[subscription.pk] = until
+    limited = {s.pk: s for s in subscriptions if s.max_per_hour and s.pk not in held}
+    if not limited:
+        return held
+    # Two events fanning out at once must not both take the last free slot of the hour.
+    list(Subscription.objects.select_for_update().filter(pk__in=limited).values_list("pk"))
+    recent = (
+        Delivery.objects.filter(
+            subscription_id__in=limited, kind=DeliveryKind.ALERT, created_at__gt=now - HOUR
+        )
+        .exclude(status__in=[DeliveryStatus.HELD, DeliveryStatus.DIGESTED])
+        .values("subscription_id")
+        .annotate(sent=Count("event", distinct=True), first=Min("created_at"))
+    )
+    for row in recent:
+        subscription = limited[row["subscription_id"]]
+        if row["sent"] >= subscription.max_per_hour:
+            held[subscription.pk] = row["first"] + HOUR
+    return held

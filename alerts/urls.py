@@ -1,3 +1,40 @@
 """Pages of the alerts app (subscriptions, webhook endpoints, delivery log), under /alerts/."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from alerts import views
+
+app_name = "alerts"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("subscriptions/new/", views.subscription_create, name="subscription-create"),
+    path(
+        "subscriptions/<uuid:public_id>/edit/",
+        views.subscription_edit,
+        name="subscription-edit",
+    ),
+    path(
+        "subscriptions/<uuid:public_id>/toggle/",
+        views.subscription_toggle,
+        name="subscription-toggle",
+    ),
+    path(
+        "subscriptions/<uuid:public_id>/delete/",
+        views.subscription_delete,
+        name="subscription-delete",
+    ),
+    path("webhooks/new/", views.webhook_create, name="webhook-create"),
+    path("webhooks/<uuid:public_id>/", views.webhook_detail, name="webhook-detail"),
+    path("webhooks/<uuid:public_id>/rotate/", views.webhook_rotate, name="webhook-rotate"),
+    path("webhooks/<uuid:public_id>/test/", views.webhook_test, name="webhook-test"),
+    path("webhooks/<uuid:public_id>/delete/", views.webhook_delete, name="webhook-delete"),
+    path("deliveries/", views.delivery_list, name="deliveries"),
+    path("deliveries/<uuid:public_id>/", views.delivery_detail, name="delivery-detail"),
+    path(
+        "deliveries/<uuid:public_id>/redeliver/",
+        views.delivery_redeliver,
+        name="delivery-redeliver",
+    ),
+    path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+]

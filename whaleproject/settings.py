@@ -308,3 +308,25 @@ LOGGING = {
 # is needed after editing a file.
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Alerts (alerts/) -------------------------------------------------------------------------
+# The shared outbound HTTP client (alerts/http.py): seconds to connect, and for the whole call.
+WHALE_OUTBOUND_CONNECT_TIMEOUT = env.float(
+    "WHALE_OUTBOUND_CONNECT_TIMEOUT", 2.0, minimum=0.1, maximum=30
+)
+WHALE_OUTBOUND_TOTAL_TIMEOUT = env.float(
+    "WHALE_OUTBOUND_TOTAL_TIMEOUT", 10.0, minimum=0.2, maximum=60
+)
+# A delivery still "sending" after this many seconds belongs to a dead worker; the sweeper sends
+# it again. Keep it well above WHALE_OUTBOUND_TOTAL_TIMEOUT.
+WHALE_DELIVERY_STRANDED_SECONDS = env.int("WHALE_DELIVERY_STRANDED_SECONDS", 120, minimum=1)
+if WHALE_DELIVERY_STRANDED_SECONDS <= WHALE_OUTBOUND_TOTAL_TIMEOUT:
+    raise ImproperlyConfigured(
+        "WHALE_DELIVERY_STRANDED_SECONDS must be longer than WHALE_OUTBOUND_TOTAL_TIMEOUT"
+    )
+CELERY_BEAT_SCHEDULE["alerts-sweep"] = {
+    "task": "alerts.sweep_deliveries",
+    "schedule": 60.0,
+    # A late run is dropped, not piled up: the next one does the same work.
+    "options": {"expires": 55},
+}

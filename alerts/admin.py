@@ -1,0 +1,46 @@
+from django.contrib import admin
+
+from alerts.models import Delivery, DeliveryAttempt, EventFanOut, Subscription, WebhookEndpoint
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    list_display = ("name", "owner", "active", "min_sats", "email", "max_per_hour", "created_at")
+    list_filter = ("active", "email")
+    search_fields = ("name", "owner__username", "owner__email")
+    raw_id_fields = ("owner",)
+    filter_horizontal = ("webhooks",)
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = ("url", "owner", "active", "consecutive_failures", "last_success_at")
+    list_filter = ("active",)
+    search_fields = ("url", "owner__username")
+    raw_id_fields = ("owner",)
+    # Secrets stay out of the admin: an operator never needs to read a user's signing key.
+    exclude = ("secret", "previous_secret")
+    readonly_fields = ("public_id", "previous_secret_expires_at", "failing_since", "created_at")
+
+
+class AttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    fields = ("number", "started_at", "outcome", "status_code", "error", "duration_ms")
+    readonly_fields = fields
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ("public_id", "kind", "channel", "owner", "status", "attempts", "created_at")
+    list_filter = ("status", "channel", "kind")
+    search_fields = ("public_id", "message_id", "owner__username")
+    raw_id_fields = ("owner", "event", "subscription", "endpoint", "digest")
+    inlines = [AttemptInline]
+
+
+@admin.register(EventFanOut)
+class EventFanOutAdmin(admin.ModelAdmin):
+    list_display = ("event", "deliveries", "done_at")
+    raw_id_fields = ("event",)

@@ -1,0 +1,406 @@
+"""Sending one delivery: claim it, try once, record the try, decide what happens next.
+
+Retries follow a fixed schedule with jitter. Short waits ride on a Celery countdown (never
+longer than MAX_COUNTDOWN, well inside the broker's visibility timeout); long waits are only a
+next_attempt_at in the database, which the sweeper picks up. Either way the claim in
+Delivery.objects.claim makes a duplicate task harmless.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import connection, transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from alerts.models import (
+    AttemptOutcome,
+    Channel,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryKind,
+    DeliveryStatus,
+    WebhookEndpoint,
+)
+from alerts.transports import Outcome, transport_for
+
+log = logging.getLogger(__name__)
+
+# Waits after the 1st, 2nd, ... failed try (about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h);
+# after the last one the delivery is dead. Eight tries over about 28 hours.
+RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)
+JITTER = 0.1
+MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+# The longest wait handed to Celery as a countdown; longer ones wait in the database.
+MAX_COUNTDOWN = 300
+# Deliveries per send task when many go out at once: Celery's per-task cost (a broker round trip
+# each way) is paid once per batch. Small, so one slow receiver delays few others; endpoints that
+# are failing are sent one per task anyway (see fan_out).
+SEND_BATCH = 10
+# A receiver may ask for a pause (Retry-After) but not hold a delivery for ever.
+MAX_RETRY_AFTER = 24 * 3600
+# An endpoint that has failed without a single success for this long is disabled.
+FAILING_TOO_LONG = timedelta(hours=24)
+
+
+def stranded_after() -> timedelta:
+    """A send still "sending" after this long belongs to a worker that died."""
+    return timedelta(seconds=settings.WHALE_DELIVERY_STRANDED_SECONDS)
+
+
+def retry_delay(attempts_made: int, retry_after: float | None = None) -> float | None:
+    """Seconds to wait before the next try, or None when the schedule is used up."""
+    if attempts_made < 1 or attempts_made > len(RETRY_DELAYS):
+        return None
+    delay = RETRY_DELAYS[attempts_made - 1] * random.uniform(1 - JITTER, 1 + JITTER)
+    if retry_after:
+        delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER))
+    return delay
+
+
+def enqueue(delivery_ids, countdown: float | None = None, batch_size: int = SEND_BATCH) -> None:
+    """Put send tasks on the broker. Call it from transaction.on_commit, never inside one."""
+    from alerts.tasks import send_deliveries, send_delivery
+    from whaleproject.celery import app
+
+    if countdown is not None and countdown > MAX_COUNTDOWN:
+        raise ValueError(f"countdown {countdown} s is longer than {MAX_COUNTDOWN} s")
+    ids = list(delivery_ids)
+    if not ids:
+        return
+    with app.producer_or_acquire() as producer:
+        for start in range(0, len(ids), batch_size):
+            batch = ids[start : start + batch_size]
+            if len(batch) == 1:
+                send_delivery.apply_async(tuple(batch), countdown=countdown, producer=producer)
+            else:
+                send_deliveries.apply_async((batch,), countdown=countdown, producer=producer)
+
+
+def enqueue_on_commit(
+    delivery_ids, countdown: float | None = None, batch_size: int = SEND_BATCH
+) -> None:
+    ids = list(delivery_ids)
+    if ids:
+        transaction.on_commit(lambda: enqueue(ids, countdown, batch_size))
+
+
+def send_delivery(delivery_id: int) -> Outcome | None:
+    """Claim and send one delivery. None when another worker has it or it is not due."""
+    return send_deliveries([delivery_id]).get(delivery_id)
+
+
+def send_deliveries(delivery_ids) -> dict[int, Outcome]:
+    """Claim what is sendable among `delivery_ids`, send those at once, record every try.
+
+    The database work is done per batch (one claim, one insert, one update), the sending in
+    parallel threads, so a slow receiver holds up nobody else in the batch.
+    """
+    deliveries, attempts = _claim(list(delivery_ids))
+    if not deliveries:
+        return {}
+    if len(deliveries) == 1:
+        outcomes = [_send_one(deliveries[0])]
+    else:
+        outcomes = list(_senders().map(_send_one, deliveries))
+    record(deliveries, attempts, outcomes)
+    return {d.pk: outcome for d, outcome in zip(deliveries, outcomes, strict=True)}
+
+
+@functools.cache
+def _senders() -> ThreadPoolExecutor:
+    # Threads only wait on sockets; they never touch the database (everything a transport
+    # needs was loaded by the claim).
+    return ThreadPoolExecutor(max_workers=SEND_BATCH, thread_name_prefix="alerts-send")
+
+
+def _claim(ids: list[int]) -> tuple[list[Delivery], list[DeliveryAttempt]]:
+    now = timezone.now()
+    # The claim and the "in progress" tries commit together: a worker that dies after this
+    # leaves visible tries, which the sweeper marks interrupted.
+    with transaction.atomic():
+        deliveries = list(
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .claimable(now=now, stranded_before=now - stranded_after())
+            .filter(pk__in=ids)
+            .select_related("owner", "endpoint", "subscription", "event__alert_fanout")
+            .order_by("pk")
+        )
+        if not deliveries:
+            return [], []
+        Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(
+            status=DeliveryStatus.SENDING,
+            sending_since=now,
+            attempts=F("attempts") + 1,
+            enqueued_at=None,
+        )
+        for delivery in deliveries:
+            delivery.attempts += 1
+            delivery.status, delivery.sending_since = DeliveryStatus.SENDING, now
+        retried = [d.pk for d in deliveries if d.attempts > 1]
+        if retried:
+            _mark_interrupted(retried)
+        attempts = DeliveryAttempt.objects.bulk_create(
+            [DeliveryAttempt(delivery=d, number=d.attempts, started_at=now) for d in deliveries]
+        )
+    return deliveries, attempts
+
+
+def _send_one(delivery: Delivery) -> Outcome:
+    refusal = _refusal(delivery)
+    if refusal:
+        return Outcome(ok=False, error=refusal, retryable=False)
+    try:
+        return transport_for(delivery).send()
+    except Exception as exc:  # a bug must not strand the row in "sending"
+        log.exception("transport crashed on delivery %s", delivery.public_id)
+        return Outcome(ok=False, error=f"internal error: {exc.__class__.__name__}")
+
+
+def _mark_interrupted(delivery_ids: list[int]) -> None:
+    DeliveryAttempt.objects.filter(
+        delivery_id__in=delivery_ids, outcome=AttemptOutcome.IN_PROGRESS
+    ).update(outcome=AttemptOutcome.INTERRUPTED, error="the worker stopped during this try")
+
+
+def _refusal(delivery: Delivery) -> str:
+    """Why this delivery must not be sent any more (the user changed something), or ""."""
+    if delivery.kind == DeliveryKind.TEST:
+        return ""
+    if delivery.kind == DeliveryKind.ALERT or delivery.kind == DeliveryKind.DIGEST:
+        subscription = delivery.subscription
+        if subscription is None:
+            return "not sent: the subscription was deleted"
+        if not subscription.active:
+            return "not sent: the subscription is paused"
+    if delivery.channel == Channel.WEBHOOK and not delivery.endpoint.active:
+        reason = delivery.endpoint.disabled_reason or "disabled by its owner"
+        return f"not sent: the endpoint is disabled ({reason})"[:500]
+    return ""
+
+
+DELIVERY_FIELDS = [
+    "status",
+    "delivered_at",
+    "next_attempt_at",
+    "sending_since",
+    "last_status_code",
+    "last_error",
+    "last_duration_ms",
+    "enqueued_at",
+]
+ATTEMPT_FIELDS = [
+    "outcome",
+    "status_code",
+    "error",
+    "duration_ms",
+    "response_excerpt",
+    "next_attempt_at",
+]
+
+
+def record(deliveries, attempts, outcomes) -> None:
+    """Write the tries and the deliveries' new states; schedule the next tries."""
+    now = timezone.now()
+    countdowns: list[tuple[int, float]] = []
+    for delivery, attempt, outcome in zip(deliveries, attempts, outcomes, strict=True):
+        delay = _apply_outcome(delivery, attempt, outcome, now)
+        if delay is not None and delay <= MAX_COUNTDOWN:
+            countdowns.append((delivery.pk, delay))
+        log.info(
+            "delivery %s %s attempt %s: %s %s",
+            delivery.public_id,
+            delivery.channel,
+            attempt.number,
+            delivery.status,
+            outcome.status_code or outcome.error,
+        )
+    with transaction.atomic():
+        _save_rows(attempts, ATTEMPT_FIELDS)
+        _save_rows(deliveries, DELIVERY_FIELDS)
+        _endpoints_bookkeeping(deliveries, outcomes, now)
+        for delivery_id, delay in countdowns:
+            enqueue_on_commit([delivery_id], countdown=delay)
+
+
+def _save_rows(rows, field_names: list[str]) -> None:
+    """UPDATE each row's fields with one executemany (pipelined by psycopg).
+
+    QuerySet.bulk_update builds a CASE expression per field and row; at a few hundred
+    deliveries a second that compilation alone cost more CPU than the sending.
+    """
+    if not rows:
+        return
+    meta = rows[0]._meta
+    fields = [meta.get_field(name) for name in field_names]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    # Only names from the model are interpolated (quoted); every value is a parameter.
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
+    params = [
+        [field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields]
+        + [row.pk]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+def _apply_outcome(delivery, attempt, outcome: Outcome, now: datetime) -> float | None:
+    """Set the fields of one delivery and its try; returns the wait before the next try."""
+    duration_ms = None if outcome.duration is None else round(outcome.duration * 1000)
+    delay = None
+    if outcome.ok:
+        delivery.status = DeliveryStatus.DELIVERED
+        delivery.delivered_at = now
+        delivery.next_attempt_at = None
+    else:
+        if outcome.retryable and delivery.kind != DeliveryKind.TEST:
+            delay = retry_delay(delivery.attempts, outcome.retry_after)
+        if delay is None:
+            delivery.status = DeliveryStatus.DEAD
+            delivery.next_attempt_at = None
+        else:
+            delivery.status = DeliveryStatus.FAILED
+            delivery.next_attempt_at = now + timedelta(seconds=delay)
+    delivery.sending_since = None
+    delivery.last_status_code = outcome.status_code
+    delivery.last_error = outcome.error[:500]
+    delivery.last_duration_ms = duration_ms
+    # Short waits ride on a Celery countdown; the sweeper picks up the long ones.
+    delivery.enqueued_at = delivery.next_attempt_at if delay and delay <= MAX_COUNTDOWN else None
+
+    attempt.outcome = AttemptOutcome.DELIVERED if outcome.ok else AttemptOutcome.FAILED
+    attempt.status_code = outcome.status_code
+    attempt.error = outcome.error[:500]
+    attempt.duration_ms = duration_ms
+    attempt.response_excerpt = outcome.response_excerpt[:1000]
+    attempt.next_attempt_at = delivery.next_attempt_at
+    return delay
+
+
+def _endpoints_bookkeeping(deliveries, outcomes, now: datetime) -> None:
+    refresh = []
+    for delivery, outcome in zip(deliveries, outcomes, strict=True):
+        if delivery.channel != Channel.WEBHOOK or delivery.kind == DeliveryKind.TEST:
+            continue
+        endpoint = delivery.endpoint
+        if not outcome.ok:
+            _endpoint_failed(endpoint, outcome, now)
+            continue
+        healthy = not endpoint.consecutive_failures and endpoint.failing_since is None
+        recent = endpoint.last_success_at and now - endpoint.last_success_at < timedelta(minutes=1)
+        if not (healthy and recent):  # a busy healthy endpoint is not rewritten every send
+            refresh.append(endpoint.pk)
+    if refresh:
+        WebhookEndpoint.objects.filter(pk__in=refresh).update(
+            consecutive_failures=0, failing_since=None, last_success_at=now
+        )
+
+
+def _endpoint_failed(endpoint: WebhookEndpoint, outcome: Outcome, now: datetime) -> None:
+    endpoints = WebhookEndpoint.objects.filter(pk=endpoint.pk)
+    endpoints.update(
+        consecutive_failures=F("consecutive_failures") + 1,
+        failing_since=Coalesce("failing_since", now),
+        last_failure_at=now,
+    )
+    if outcome.disable_endpoint:
+        disable_endpoint(endpoint, outcome.disable_endpoint)
+        return
+    failing_since = endpoints.values_list("failing_since", flat=True).first()
+    if failing_since is not None and now - failing_since > FAILING_TOO_LONG:
+        disable_endpoint(endpoint, f"failing for more than 24 hours (last error: {outcome.error})")
+
+
+def disable_endpoint(endpoint: WebhookEndpoint, reason: str) -> bool:
+    """Stop an endpoint, give up its waiting deliveries and tell its owner (once)."""
+    reason = reason[:500]
+    changed = WebhookEndpoint.objects.filter(pk=endpoint.pk, active=True).update(
+        active=False, disabled_reason=reason
+    )
+    if not changed:
+        return False
+    Delivery.objects.filter(
+        endpoint=endpoint,
+        status__in=[DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.HELD],
+    ).update(
+        status=DeliveryStatus.DEAD,
+        next_attempt_at=None,
+        last_error=f"not sent: the endpoint was disabled ({reason})"[:500],
+    )
+    endpoint.active, endpoint.disabled_reason = False, reason
+    transaction.on_commit(lambda: _tell_owner_endpoint_disabled(endpoint.pk))
+    return True
+
+
+def _tell_owner_endpoint_disabled(endpoint_id: int) -> None:
+    endpoint = WebhookEndpoint.objects.select_related("owner").get(pk=endpoint_id)
+    if not endpoint.owner.email:
+        return
+    context = {
+        "endpoint": endpoint,
+        "endpoint_url": settings.SITE_URL
+        + reverse("alerts:webhook-detail", args=[endpoint.public_id]),
+    }
+    try:
+        send_mail(
+            subject="Whale Watch: your webhook endpoint was disabled",
+            message=render_to_string("alerts/email/endpoint_disabled.txt", context),
+            from_email=None,
+            recipient_list=[endpoint.owner.email],
+        )
+    except Exception:
+        # The endpoint page shows the reason too; a lost notice must not fail the delivery.
+        log.exception("could not e-mail the owner of endpoint %s", endpoint.public_id)
+
+
+def redeliver(delivery: Delivery) -> bool:
+    """Send a finished (or waiting) delivery again now, with the same webhook-id."""
+    changed = Delivery.objects.filter(
+        pk=delivery.pk,
+        status__in=[DeliveryStatus.DELIVERED, DeliveryStatus.DEAD, DeliveryStatus.FAILED],
+    ).update(
+        status=DeliveryStatus.PENDING,
+        next_attempt_at=timezone.now(),
+        enqueued_at=timezone.now(),
+    )
+    if changed:
+        enqueue_on_commit([delivery.pk])
+    return bool(changed)
+
+
+def create_test_delivery(endpoint: WebhookEndpoint) -> Delivery:
+    import uuid
+
+    from alerts.payloads import sample_payload
+
+    payload = sample_payload()
+    return Delivery.objects.create(
+        kind=DeliveryKind.TEST,
+        message_id=f"test_{uuid.uuid4().hex}",
+        owner=endpoint.owner,
+        channel=Channel.WEBHOOK,
+        endpoint=endpoint,
+        payload=payload,
+        status=DeliveryStatus.PENDING,
+        next_attempt_at=timezone.now(),
+    )
+
+
+def send_test_now(endpoint: WebhookEndpoint) -> Delivery:
+    """The "send test event" button: one immediate try, no retries, so the user sees a result."""
+    delivery = create_test_delivery(endpoint)
+    send_delivery(delivery.pk)
+    delivery.refresh_from_db()
+    return delivery

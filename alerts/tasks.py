@@ -1,0 +1,50 @@
+"""Celery tasks of the alerts app. Thin: the work is in alerts.delivery and alerts.sweeper."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="alerts.send_delivery",
+    ignore_result=True,
+    # The database is away: the row is untouched (or still claimable once stranded), so
+    # retrying the task is safe. Backoff stays far below the broker's visibility timeout.
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    max_retries=20,
+)
+def send_delivery(delivery_id: int) -> None:
+    from alerts.delivery import send_delivery as send
+
+    send(delivery_id)
+
+
+@shared_task(
+    name="alerts.send_deliveries",
+    ignore_result=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    max_retries=20,
+)
+def send_deliveries(delivery_ids: list[int]) -> None:
+    """A small batch, sent in parallel; a retried batch skips what was already sent."""
+    from alerts.delivery import send_deliveries as send
+
+    send(delivery_ids)
+
+
+@shared_task(name="alerts.sweep_deliveries", ignore_result=True)
+def sweep_deliveries() -> None:
+    from alerts.sweeper import sweep
+
+    result = sweep()
+    if result.fanned_out or result.released or result.requeued:
+        log.info("alert sweep: %s", result)

@@ -1,0 +1,35 @@
+"""The base transport and the outcome every send reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Outcome:
+    """What one try achieved. The delivery engine turns it into rows and a retry decision."""
+
+    ok: bool
+    status_code: int | None = None
+    error: str = ""
+    duration: float | None = None  # seconds
+    response_excerpt: str = ""
+    # False: retrying cannot help (a 4xx, a refused address, no e-mail address).
+    retryable: bool = True
+    # Seconds the receiver asked us to wait (Retry-After).
+    retry_after: float | None = None
+    # Non-empty: the endpoint must stop receiving, for this reason (410 Gone).
+    disable_endpoint: str = ""
+
+
+class Transport:
+    """Sends one Delivery over one channel. Subclasses implement send() and never raise for
+    an ordinary delivery failure; they return an Outcome saying what happened."""
+
+    channel: str = ""
+
+    def __init__(self, delivery):
+        self.delivery = delivery
+
+    def send(self) -> Outcome:
+        raise NotImplementedError

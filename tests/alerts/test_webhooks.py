@@ -1,0 +1,279 @@
+"""Webhook delivery end to end: a real receiver verifies every signature with standardwebhooks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from alerts.delivery import RETRY_DELAYS, send_delivery
+from alerts.models import (
+    AttemptOutcome,
+    Delivery,
+    DeliveryStatus,
+    WebhookEndpoint,
+)
+from alerts.payloads import body_bytes
+from tests.alerts.conftest import (
+    CONSOLIDATION_103,
+    ZERO_FEE_927,
+    label_as_inflow,
+    make_endpoint,
+    make_subscription,
+    record,
+)
+
+
+def verify(endpoint: WebhookEndpoint, received) -> dict:
+    return Webhook(endpoint.secret).verify(received.body, received.headers)
+
+
+@pytest.mark.django_db
+def test_signed_webhook_carries_the_exact_body(
+    alice, whales, receiver, allow_loopback, django_capture_on_commit_callbacks
+):
+    endpoint = make_endpoint(alice, receiver.url)
+    subscription = make_subscription(alice, endpoints=[endpoint], email=False)
+    label_as_inflow(whales[ZERO_FEE_927])
+    with django_capture_on_commit_callbacks() as callbacks:
+        event = record("seen", whales[ZERO_FEE_927])
+    # run detection's on-commit (push + fan_out) but not the Celery publish it queues
+    for callback in callbacks:
+        callback()
+    delivery = Delivery.objects.get()
+    assert delivery.message_id == str(event.uid)
+
+    send_delivery(delivery.pk)
+
+    [received] = receiver.wait_for(1)
+    payload = verify(endpoint, received)
+    assert received.headers["webhook-id"] == str(event.uid)
+    assert received.headers["content-type"] == "application/json"
+    assert received.headers["user-agent"].startswith("WhaleWatch-Webhooks/")
+    assert received.body == body_bytes(delivery.body).encode()
+    assert payload["type"] == "whale.seen"
+    assert payload["timestamp"] == event.occurred_at.isoformat()
+    data = payload["data"]
+    assert data["id"] == str(event.uid)
+    assert data["whale"]["txid"] == ZERO_FEE_927
+    assert data["whale"]["value_btc"] == "927.00000000"
+    assert data["whale"]["value_sat"] == 92_700_000_000
+    assert data["whale"]["flow"] == "exchange_inflow"
+    assert data["whale"]["to_entity"] == "Binance"
+    assert data["subscription"] == {"id": str(subscription.public_id), "name": subscription.name}
+
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.DELIVERED
+    assert delivery.attempts == 1 and delivery.last_status_code == 200
+    [attempt] = delivery.attempt_set.all()
+    assert attempt.outcome == AttemptOutcome.DELIVERED
+    assert attempt.duration_ms is not None and attempt.response_excerpt == "ok"
+    endpoint.refresh_from_db()
+    assert endpoint.last_success_at is not None and endpoint.consecutive_failures == 0
+
+
+def _one_delivery(alice, whales, url, **subscription_fields):
+    endpoint = make_endpoint(alice, url)
+    make_subscription(alice, endpoints=[endpoint], email=False, **subscription_fields)
+    from alerts.fanout import fan_out
+
+    event = record("seen", whales[CONSOLIDATION_103])
+    fan_out(event.pk)
+    return Delivery.objects.get(endpoint=endpoint), endpoint
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_500_then_200_is_retried_with_the_same_webhook_id(
+    alice, whales, receiver, allow_loopback, celery_worker_process
+):
+    receiver.script = [(500, {}, b"database down")]
+    endpoint = make_endpoint(alice, receiver.url)
+    make_subscription(alice, endpoints=[endpoint], email=False)
+
+    event = record("seen", whales[CONSOLIDATION_103])  # commits: fan-out queues the send
+
+    first, second = receiver.wait_for(2, timeout=30)
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == str(event.uid)
+    assert first.body == second.body
+    verify(endpoint, first)
+    verify(endpoint, second)
+    delivery = Delivery.objects.get()
+    for _ in range(50):
+        delivery.refresh_from_db()
+        if delivery.status == DeliveryStatus.DELIVERED:
+            break
+        import time
+
+        time.sleep(0.1)
+    assert delivery.status == DeliveryStatus.DELIVERED
+    assert delivery.attempts == 2
+    failed, delivered = delivery.attempt_set.all()
+    assert (failed.outcome, failed.status_code) == (AttemptOutcome.FAILED, 500)
+    assert failed.response_excerpt == "database down"
+    # about 5 s later, with jitter
+    gap = (delivered.started_at - failed.started_at).total_seconds()
+    assert RETRY_DELAYS[0] * 0.9 - 0.5 <= gap <= RETRY_DELAYS[0] * 1.1 + 3
+    assert delivered.outcome == AttemptOutcome.DELIVERED
+    assert list(receiver.processed) == [str(event.uid)]
+
+
+@pytest.mark.django_db
+def test_410_disables_the_endpoint_and_tells_the_owner(
+    alice, whales, receiver, allow_loopback, smtp_server, django_capture_on_commit_callbacks
+):
+    receiver.script = [(410, {}, b"gone")]
+    delivery, endpoint = _one_delivery(alice, whales, receiver.url)
+    with django_capture_on_commit_callbacks(execute=True):
+        send_delivery(delivery.pk)
+
+    delivery.refresh_from_db()
+    endpoint.refresh_from_db()
+    assert delivery.status == DeliveryStatus.DEAD and delivery.last_status_code == 410
+    assert not endpoint.active
+    assert "410" in endpoint.disabled_reason
+    [notice] = smtp_server.wait_for(1)
+    assert notice["To"] == alice.email
+    assert "disabled" in notice["Subject"]
+    assert receiver.url in notice.get_payload(decode=True).decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("status", "retried"),
+    [(400, False), (401, False), (404, False), (408, True), (425, True), (429, True)]
+    + [(500, True), (502, True), (503, True), (301, False)],
+)
+def test_which_answers_are_retried(alice, whales, receiver, allow_loopback, status, retried):
+    receiver.script = [(status, {"Location": "https://example.org/"}, b"no")]
+    delivery, _ = _one_delivery(alice, whales, receiver.url)
+    send_delivery(delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.last_status_code == status
+    assert delivery.status == (DeliveryStatus.FAILED if retried else DeliveryStatus.DEAD)
+    assert (delivery.next_attempt_at is not None) == retried
+    assert len(receiver.requests) == 1  # a 301 is never followed
+
+
+@pytest.mark.django_db
+def test_retry_after_is_honoured(alice, whales, receiver, allow_loopback):
+    receiver.script = [(429, {"Retry-After": "120"}, b"slow down")]
+    delivery, _ = _one_delivery(alice, whales, receiver.url)
+    send_delivery(delivery.pk)
+    delivery.refresh_from_db()
+    [attempt] = delivery.attempt_set.all()
+    wait = (delivery.next_attempt_at - attempt.started_at).total_seconds()
+    assert 119 <= wait <= 125
+    assert delivery.enqueued_at is not None  # 120 s still rides on a Celery countdown
+
+
+@pytest.mark.django_db
+def test_hanging_receiver_hits_the_total_timeout(alice, whales, receiver, allow_loopback):
+    allow_loopback.WHALE_OUTBOUND_TOTAL_TIMEOUT = 1.0
+    receiver.script = ["hang"]
+    delivery, endpoint = _one_delivery(alice, whales, receiver.url)
+    send_delivery(delivery.pk)
+    receiver.release()
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.FAILED
+    assert "no complete answer within 1 s" in delivery.last_error
+    assert 900 <= delivery.last_duration_ms < 3000
+    endpoint.refresh_from_db()
+    assert endpoint.consecutive_failures == 1 and endpoint.failing_since is not None
+
+
+@pytest.mark.django_db
+def test_schedule_runs_out_then_the_delivery_is_dead(alice, whales, receiver, allow_loopback):
+    import time_machine
+    from django.utils import timezone
+
+    receiver.default = (500, {}, b"still down")
+    delivery, endpoint = _one_delivery(alice, whales, receiver.url)
+    waits = []
+    with time_machine.travel(timezone.now(), tick=True) as traveller:
+        for _ in range(len(RETRY_DELAYS) + 1):
+            send_delivery(delivery.pk)
+            delivery.refresh_from_db()
+            if delivery.status == DeliveryStatus.DEAD:
+                break
+            # long waits are not Celery countdowns: only the database (and sweeper) know them
+            attempt = delivery.attempt_set.last()
+            waits.append((delivery.next_attempt_at - attempt.started_at).total_seconds())
+            assert (delivery.enqueued_at is None) == (waits[-1] > 300)
+            traveller.move_to(delivery.next_attempt_at)
+    assert delivery.status == DeliveryStatus.DEAD
+    assert delivery.attempts == len(RETRY_DELAYS) + 1
+    for wait, planned in zip(waits, RETRY_DELAYS, strict=True):
+        assert planned * 0.9 - 1 <= wait <= planned * 1.1 + 1
+    # the run of failures passed 24 h, so the endpoint is off too
+    endpoint.refresh_from_db()
+    assert not endpoint.active and "24 hours" in endpoint.disabled_reason
+
+
+@pytest.mark.django_db
+def test_rotated_secret_signs_with_old_and_new(alice, whales, receiver, allow_loopback):
+    delivery, endpoint = _one_delivery(alice, whales, receiver.url)
+    old_secret = endpoint.secret
+    endpoint.rotate_secret()
+    assert endpoint.secret != old_secret and endpoint.secret.startswith("whsec_")
+    send_delivery(delivery.pk)
+    [received] = receiver.wait_for(1)
+    assert len(received.headers["webhook-signature"].split(" ")) == 2
+    Webhook(old_secret).verify(received.body, received.headers)
+    Webhook(endpoint.secret).verify(received.body, received.headers)
+
+
+@pytest.mark.django_db
+def test_test_event_is_sent_once_and_signed(alice, receiver, allow_loopback):
+    from alerts.delivery import send_test_now
+
+    endpoint = make_endpoint(alice, receiver.url)
+    receiver.script = [(503, {}, b"")]
+    failed = send_test_now(endpoint)
+    assert failed.status == DeliveryStatus.DEAD  # a test gets one try and an answer
+    delivered = send_test_now(endpoint)
+    assert delivered.status == DeliveryStatus.DELIVERED
+    received = receiver.wait_for(2)[-1]
+    assert verify(endpoint, received)["type"] == "whale.test"
+    endpoint.refresh_from_db()
+    assert endpoint.consecutive_failures == 0  # tests do not count against the endpoint
+
+
+@pytest.mark.django_db
+def test_redeliver_sends_the_same_message_again(
+    alice, whales, receiver, allow_loopback, django_capture_on_commit_callbacks
+):
+    from alerts.delivery import redeliver
+
+    delivery, endpoint = _one_delivery(alice, whales, receiver.url)
+    send_delivery(delivery.pk)
+    delivery.refresh_from_db()
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert redeliver(delivery)
+    assert len(callbacks) == 1  # one task queued
+    assert not redeliver(delivery)  # already waiting
+    send_delivery(delivery.pk)
+    first, second = receiver.wait_for(2)
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == delivery.message_id
+    assert json.loads(first.body) == json.loads(second.body)
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.DELIVERED and delivery.attempts == 2
+
+
+@pytest.mark.django_db
+def test_secrets_never_reach_the_logs(alice, whales, receiver, allow_loopback, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    receiver.script = [(500, {}, b"boom")]
+    delivery, endpoint = _one_delivery(alice, whales, receiver.url)
+    send_delivery(delivery.pk)
+    endpoint.rotate_secret()
+    endpoint.refresh_from_db()
+    assert endpoint.secret not in repr(endpoint) and endpoint.secret not in str(endpoint)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "delivery" in logged
+    for secret in (endpoint.secret, endpoint.previous_secret):
+        assert secret not in logged
+        assert secret.removeprefix("whsec_") not in logged
