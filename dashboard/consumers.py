@@ -1,29 +1,161 @@
-"""The dashboard's live feed. Channels carries display hints only; the database is the truth."""
+"""The dashboard's live feed. Channels carries display hints only; the database is the truth.
 
+Protocol (the browser side is static/js/feed.js):
+
+* A logged-in session is enough. Without one the socket is accepted and must authenticate with
+  `{"type": "auth", "token": "<simplejwt access token>"}` within AUTH_TIMEOUT_SECONDS, else it is
+  closed with 4401. A JWT socket is closed with 4401 when its token expires, unless the client
+  sent a fresher token by then (the same message again).
+* Once authenticated the server sends `{"type": "snapshot", "whales": [...], "ingest": {...}}`
+  from the database, then `whale.event` and `ingest.status` pushes as they come.
+* `?flow=…&entity=…&urgency=…&min_btc=…&max_btc=…&status=…` on the URL filters the snapshot
+  like the feed page's URL; `?whales=0` asks for a snapshot without whales (banner-only pages).
+* The client may send `{"type": "ping"}` and gets `{"type": "pong"}` (a liveness check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+from urllib.parse import parse_qsl
+
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from dashboard.fanout import local_fanout
+from dashboard.feed_filters import filters_from_query
+from dashboard.live import snapshot_message
 from detection.push import WHALE_FEED_GROUP
 
 CLOSE_UNAUTHENTICATED = 4401
+AUTH_TIMEOUT_SECONDS = 5.0
+
+__all__ = ["CLOSE_UNAUTHENTICATED", "WHALE_FEED_GROUP", "WhaleFeedConsumer"]
+
+
+@database_sync_to_async
+def _user_for_token(raw_token: str):
+    """(user, expiry epoch) for a valid access token, else None."""
+    from rest_framework_simplejwt.authentication import JWTAuthentication
+    from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
+
+    auth = JWTAuthentication()
+    try:
+        validated = auth.get_validated_token(raw_token.encode())
+        user = auth.get_user(validated)
+    except (InvalidToken, TokenError, AuthenticationFailed):
+        return None
+    if not user.is_active:
+        return None
+    return user, float(validated["exp"])
+
+
+@database_sync_to_async
+def _snapshot(filters: dict[str, Any], with_whales: bool) -> dict[str, Any]:
+    return snapshot_message(filters, with_whales=with_whales)
 
 
 class WhaleFeedConsumer(AsyncJsonWebsocketConsumer):
+    auth_timeout_seconds = AUTH_TIMEOUT_SECONDS
+
     async def connect(self):
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            # Accept first: a close before the handshake reaches the client as a bare 403,
-            # and clients need the 4401 code to tell "log in again" from a network fault.
-            await self.accept()
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
-        await self.channel_layer.group_add(WHALE_FEED_GROUP, self.channel_name)
+        self.user = None
+        self.token_expires_at: float | None = None
+        self._timer: asyncio.Task | None = None
+        self._fanout = None
+        self._live = False
+        self._held_back: list[str] = []
+        query = dict(parse_qsl(self.scope.get("query_string", b"").decode("latin-1")))
+        # The feed's own filters shape its snapshot; pages without a feed ask for no whales.
+        self.filters = filters_from_query(query)
+        self.wants_whales = query.get("whales") != "0"
+        # Accept first: a close before the handshake reaches the client as a bare 403, and
+        # clients need the 4401 code to tell "log in again" from a network fault.
         await self.accept()
+        session_user = self.scope.get("user")
+        if session_user is not None and session_user.is_authenticated:
+            await self._start_feed(session_user)
+        else:
+            self._arm_timer(self.auth_timeout_seconds)
 
     async def disconnect(self, code):
-        await self.channel_layer.group_discard(WHALE_FEED_GROUP, self.channel_name)
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._fanout is not None:
+            await self._fanout.leave(self)
 
+    async def receive_json(self, content, **kwargs):
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "auth":
+            await self._authenticate(content.get("token"))
+        elif kind == "ping":
+            await self.send_json({"type": "pong"})
+        elif self.user is None:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        try:
+            content = await self.decode_json(text_data if text_data is not None else bytes_data)
+        except (ValueError, TypeError):  # not JSON: nothing a client of this protocol sends
+            content = None
+        await self.receive_json(content)
+
+    async def _authenticate(self, token: Any) -> None:
+        found = await _user_for_token(token) if isinstance(token, str) and token else None
+        if found is None or (self.user is not None and found[0].pk != self.user.pk):
+            # A bad token, or a token for someone else mid-stream: the socket is not theirs.
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        user, expires_at = found
+        self.token_expires_at = expires_at
+        self._arm_timer(max(0.0, expires_at - time.time()))
+        if self.user is None:
+            await self._start_feed(user)
+
+    async def _start_feed(self, user) -> None:
+        self.user = user
+        # Join before reading the snapshot, and hold pushes back until it is sent: an event
+        # committed in between then arrives twice (the browser ignores the repeat by its
+        # sequence) instead of never, and never before the snapshot that would overwrite it.
+        self._fanout = local_fanout(self.channel_layer)
+        await self._fanout.join(self)
+        await self.send_json(await _snapshot(self.filters, self.wants_whales))
+        while self._held_back:
+            await self.send(text_data=self._held_back.pop(0))
+        self._live = True
+
+    async def deliver(self, text: str) -> None:
+        """One pushed frame from the process's fan-out (dashboard.fanout)."""
+        if not self._live:
+            self._held_back.append(text)
+            return
+        with contextlib.suppress(Exception):  # a socket closing under us must not stop the relay
+            await self.send(text_data=text)
+
+    async def drop(self, code: int) -> None:
+        self._fanout = None
+        await self.close(code=code)
+
+    def _arm_timer(self, seconds: float) -> None:
+        """Close with 4401 after `seconds` (auth deadline, or the token's expiry)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.ensure_future(self._close_later(seconds))
+
+    async def _close_later(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._timer = None
+        with contextlib.suppress(Exception):  # the socket may be gone already
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+
+    # Pushes reach sockets through dashboard.fanout; these serve a message sent to one channel.
     async def whale_event(self, message):
         await self.send_json({"type": "whale.event", "event": message["event"]})
 
     async def ingest_status(self, message):
-        await self.send_json({"type": "ingest.status", "status": message["status"]})
+        # server_time lets the browser judge the heartbeat's age without trusting its own clock.
+        await self.send_json(
+            {"type": "ingest.status", "status": message["status"], "server_time": time.time()}
+        )

@@ -1,5 +1,40 @@
+import zoneinfo
+
 from django.conf import settings
+
+from dashboard.source_health import UNAVAILABLE_AFTER_SECONDS, current_source_health
+
+
+def user_time_zone(user) -> zoneinfo.ZoneInfo:
+    """The zone the user chose in their settings (Profile), UTC for anyone else."""
+    name = "UTC"
+    if user is not None and user.is_authenticated:
+        profile = getattr(user, "profile", None)
+        name = getattr(profile, "time_zone", None) or "UTC"
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
 
 
 def site(request):
-    return {"site_url": settings.SITE_URL, "signup_open": settings.WHALE_SIGNUP_OPEN}
+    context = {"site_url": settings.SITE_URL, "signup_open": settings.WHALE_SIGNUP_OPEN}
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return context
+    context.update(
+        user_time_zone=user_time_zone(user),
+        source_health=current_source_health(),
+        source_thresholds={
+            "stale": settings.WHALE_HEARTBEAT_STALE_SECONDS,
+            "unavailable": UNAVAILABLE_AFTER_SECONDS,
+        },
+    )
+    if user.is_staff:
+        from detection.stats import accuracy_alarm_state
+
+        try:
+            context["accuracy_alarm"] = accuracy_alarm_state()
+        except Exception:
+            context["accuracy_alarm"] = None  # the cache is Redis; its outage shows elsewhere
+    return context

@@ -5,6 +5,8 @@ from dashboard import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("whales/<str:txid>/", views.whale_detail, name="whale-detail"),
+    path("stats/", views.stats_page, name="stats"),
     path("accounts/login/", views.ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", views.signup, name="signup"),

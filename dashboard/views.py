@@ -6,13 +6,19 @@ from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_http_methods
 from django_ratelimit.decorators import ratelimit
 
+from dashboard.context_processors import user_time_zone
+from dashboard.feed_filters import FeedFilterForm
 from dashboard.forms import AccountSettingsForm, SignUpForm
+from dashboard.live import PENDING_LIMIT, feed_whales
 from dashboard.models import Profile
+from dashboard.stats_data import DEFAULT_RANGE, RANGES, stats_page_data
+from dashboard.whale_page import TXID_PATTERN, whale_detail_context
+from detection.models import WhaleTransaction
 
 
 def _retry_after(rate: str) -> int:
@@ -85,5 +91,42 @@ def account_settings(request):
 
 
 @login_required
+@require_http_methods(["GET", "HEAD"])
 def home(request):
-    return render(request, "dashboard/home.html")
+    """The live feed: the server renders the filtered rows, static/js/feed.js keeps them live."""
+    form = FeedFilterForm(request.GET or None)
+    active = form.active_filters() if request.GET else {}
+    pending, recent = feed_whales(active)
+    context = {
+        "form": form,
+        "filters": active,
+        "problems": form.problems() if request.GET else [],
+        "pending": pending,
+        "recent": recent,
+        "pending_limit": PENDING_LIMIT,
+        "min_btc": settings.WHALE_MIN_BTC,
+    }
+    # Bad filter values are the request's fault: say so (400) but still show the valid ones.
+    status = 400 if context["problems"] else 200
+    return render(request, "dashboard/home.html", context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def whale_detail(request, txid: str):
+    if not TXID_PATTERN.fullmatch(txid):
+        raise Http404("Not a transaction id.")
+    whale = get_object_or_404(
+        WhaleTransaction.objects.select_related("chain", "replaced_by"), txid=txid.lower()
+    )
+    return render(request, "dashboard/whale_detail.html", whale_detail_context(whale))
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def stats_page(request):
+    range_key = request.GET.get("range", DEFAULT_RANGE)
+    if range_key not in RANGES:
+        range_key = DEFAULT_RANGE
+    data = stats_page_data(range_key, user_time_zone(request.user))
+    return render(request, "dashboard/stats.html", {**data, "ranges": RANGES.values()})

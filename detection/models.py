@@ -139,6 +139,10 @@ class WhaleTransaction(models.Model):
     # of order (two workers), so a status only changes for a newer observation.
     status_at = models.DateTimeField(null=True, blank=True)
 
+    # Copy of the latest prediction's urgency (detection.recording keeps it), so the API's
+    # min_urgency filter is a column comparison rather than a subquery per row.
+    latest_urgency = models.FloatField(null=True, blank=True)
+
     confirmed_height = models.PositiveIntegerField(null=True, blank=True)
     confirmed_hash = models.CharField(max_length=64, blank=True, default="")
     confirmed_at = models.DateTimeField(null=True, blank=True)
@@ -162,6 +166,19 @@ class WhaleTransaction(models.Model):
             models.Index(fields=["to_entity", "-first_seen_at"], name="whale_by_to_entity"),
             # reorg: whales confirmed at a height
             models.Index(fields=["confirmed_height"], name="whale_by_confirmed_height"),
+            # API stats volumes: an index-only scan of a window instead of reading every row
+            models.Index(
+                fields=["first_seen_at"],
+                include=["flow", "status", "value", "transfer"],
+                name="whale_stats_window",
+            ),
+            # API stats coverage: confirmed whales of a window, index-only
+            models.Index(
+                fields=["confirmed_at"],
+                include=["seen_in_mempool"],
+                condition=Q(status="confirmed"),
+                name="whale_coverage_window",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -9,6 +9,7 @@ from channels.layers import get_channel_layer
 
 from detection.models import WhaleEvent, WhaleTransaction
 from detection.txshape import SATS_PER_BTC
+from whaleproject.metrics import observe_detection_latency
 
 WHALE_FEED_GROUP = "whale-feed"
 
@@ -81,3 +82,4 @@ def push_event(event_id: int) -> None:
     async_to_sync(layer.group_send)(
         WHALE_FEED_GROUP, {"type": "whale.event", "event": event_summary(event)}
     )
+    observe_detection_latency("pushed", event.kind, event.frame_received_at)

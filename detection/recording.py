@@ -33,6 +33,7 @@ from detection.models import (
     WhaleTransaction,
 )
 from detection.txshape import WhaleTx
+from whaleproject.metrics import observe_detection_latency
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,10 @@ def record_event(payload: dict[str, Any]) -> RecordResult:
             return RecordResult(None, False, "duplicate (chain, kind, sequence)")
         apply = _APPLY[kind]
         apply(whale, event, payload)
+        # Registered first so the latency is taken at commit, before the push and fan-out run.
+        transaction.on_commit(
+            lambda: observe_detection_latency("committed", kind, event.frame_received_at)
+        )
         transaction.on_commit(lambda: _after_commit(event.pk))
     return RecordResult(event.pk, True)
 
@@ -274,8 +279,22 @@ def _predict(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]
         fee_spike=score.fee_spike,
         basis=str(projection.get("basis", ""))[:20],
     )
+    _refresh_latest_urgency(whale)
     if whale.status == WhaleStatus.CONFIRMED and whale.confirmed_height is not None:
         _resolve_confirmed([prediction], whale.confirmed_height, whale.confirmed_hash)
+
+
+def _refresh_latest_urgency(whale: WhaleTransaction) -> None:
+    """Keep the denormalised copy the API filters on (min_urgency) equal to the latest prediction.
+
+    Re-read rather than take the new row: a projection's made_at may be older than an earlier
+    prediction's when workers run events out of order.
+    """
+    latest = whale.predictions.order_by("-made_at", "-id").values_list("urgency", flat=True)[:1]
+    urgency_now = next(iter(latest), None)
+    if urgency_now != whale.latest_urgency:
+        whale.latest_urgency = urgency_now
+        whale.save(update_fields=["latest_urgency", "updated_at"])
 
 
 def _fee_at(prediction: Prediction, whale: WhaleTransaction) -> int | None:

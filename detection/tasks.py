@@ -49,3 +49,19 @@ def purge_old_history() -> None:
 
     result = purge_history(settings.WHALE_RETENTION_DAYS)
     log.info("purged %s whale(s) and %s block(s)", result.whales, result.blocks)
+
+
+@shared_task(name="detection.flush_expired_tokens", ignore_result=True)
+def flush_expired_tokens() -> None:
+    """Daily (beat): drop expired JWT refresh tokens from the outstanding and blacklist tables."""
+    from django.core.management import call_command
+
+    call_command("flushexpiredtokens", verbosity=0)
+
+
+@shared_task(name="detection.refresh_api_accuracy", ignore_result=True)
+def refresh_api_accuracy() -> None:
+    """Every minute (beat): the API's accuracy windows into the cache, off the request path."""
+    from detection.api_stats import refresh_accuracy_cache
+
+    refresh_accuracy_cache()

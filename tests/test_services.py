@@ -54,6 +54,8 @@ async def test_group_send_reaches_a_logged_in_socket(alice):
     communicator = WebsocketCommunicator(application, "/ws/whales/", headers=headers)
     connected, _ = await communicator.connect()
     assert connected
+    snapshot = await communicator.receive_json_from(timeout=5)
+    assert snapshot["type"] == "snapshot"
     await get_channel_layer().group_send(
         WHALE_FEED_GROUP, {"type": "whale.event", "event": {"txid": "ab" * 32, "kind": "seen"}}
     )
@@ -71,7 +73,8 @@ async def test_anonymous_socket_is_closed_with_4401():
     )
     connected, _ = await communicator.connect()
     assert connected
-    closed = await communicator.receive_output(timeout=5)
+    # The consumer waits up to 5 s for a JWT before closing; allow for that wait.
+    closed = await communicator.receive_output(timeout=8)
     assert closed["type"] == "websocket.close"
     assert closed["code"] == CLOSE_UNAUTHENTICATED
 

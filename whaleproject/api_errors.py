@@ -1,10 +1,22 @@
-"""One error shape for the whole API: {"error": {"code", "message", "fields"?}}."""
+"""One error shape for the whole API: {"error": {"code", "message", "fields"?}}.
+
+DRF exceptions come through `exception_handler` (REST_FRAMEWORK["EXCEPTION_HANDLER"]); requests
+that never reach a DRF view (an unknown /api/ path, a crash) come through `not_found` and
+`server_error`, which whaleproject.urls installs as handler404 and handler500.
+"""
 
 from __future__ import annotations
 
+import math
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+API_PREFIX = "/api/"
 
 
 def _flatten(detail) -> str:
@@ -15,25 +27,51 @@ def _flatten(detail) -> str:
     return str(detail)
 
 
+def _messages(value) -> list[str]:
+    if isinstance(value, dict):
+        return [f"{k}: {m}" for k, v in value.items() for m in _messages(v)]
+    if isinstance(value, list):
+        return [m for item in value for m in _messages(item)]
+    return [str(value)]
+
+
+def _validation_body(exc: exceptions.ValidationError) -> dict:
+    fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+    return {
+        "code": "invalid",
+        "message": "Invalid input: " + ", ".join(sorted(fields)),
+        "fields": {name: _messages(value) for name, value in fields.items()},
+    }
+
+
+def _plain_body(exc) -> dict:
+    default_code = getattr(exc, "default_code", "error")
+    detail = getattr(exc, "detail", str(exc))
+    # simplejwt reports a bad access token as {"detail": ..., "code": ..., "messages": [...]};
+    # the inner detail is the human sentence and carries the useful code.
+    if isinstance(detail, dict) and "detail" in detail:
+        inner = detail["detail"]
+        return {"code": getattr(inner, "code", None) or default_code, "message": str(inner)}
+    return {"code": getattr(detail, "code", None) or default_code, "message": _flatten(detail)}
+
+
 def exception_handler(exc, context):
+    # DRF answers Django's Http404 and PermissionDenied too; read them as the DRF exceptions it
+    # turns them into, so their code is not_found / permission_denied rather than "error".
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
-    code = getattr(exc, "default_code", "error")
     if isinstance(exc, exceptions.ValidationError):
-        fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-        body = {
-            "code": "invalid",
-            "message": "Invalid input: " + ", ".join(sorted(fields)),
-            "fields": {
-                k: [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in fields.items()
-            },
-        }
+        body = _validation_body(exc)
     else:
-        detail = getattr(exc, "detail", str(exc))
-        body = {"code": getattr(detail, "code", code) or code, "message": _flatten(detail)}
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        response["Retry-After"] = str(int(exc.wait) + 1)
+        body = _plain_body(exc)
+    if isinstance(exc, exceptions.Throttled):
+        body["code"] = "throttled"
+        response["Retry-After"] = str(max(1, math.ceil(exc.wait or 1)))
     response.data = {"error": body}
     return response
 
@@ -43,3 +81,22 @@ def error_response(
 ):
     body = {"code": code, "message": message, **extra}
     return Response({"error": body}, status=http_status)
+
+
+def not_found(request, exception=None):
+    """handler404: the JSON error under /api/, Django's page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(
+            {"error": {"code": "not_found", "message": f"No API endpoint at {request.path}."}},
+            status=404,
+        )
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """handler500: the JSON error under /api/, Django's page elsewhere (the log has the trace)."""
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(
+            {"error": {"code": "server_error", "message": "Internal server error."}}, status=500
+        )
+    return defaults.server_error(request)

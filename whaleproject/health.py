@@ -6,11 +6,13 @@ exporter read the same facts.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.db import connection
 
@@ -56,7 +58,53 @@ def check_workers(timeout: float = 1.0) -> Check:
     except Exception as exc:
         return Check(False, {"error": type(exc).__name__})
     names = sorted(name for reply in replies for name in reply)
-    return Check(bool(names), {"workers": len(names), "names": names})
+    detail: dict[str, Any] = {"workers": len(names), "names": names}
+    ok = bool(names)
+    # Workers that answer a ping but fall behind still lose the "within a second" promise.
+    depth = celery_queue_depth()
+    if depth is None:
+        return Check(False, {**detail, "queue": "unreadable"})
+    detail.update(queue_depth=depth.waiting, unacked=depth.unacked)
+    if depth.waiting > settings.WHALE_QUEUE_BACKLOG_MAX:
+        ok = False
+        detail.update(state="backlog", queue_max=settings.WHALE_QUEUE_BACKLOG_MAX)
+    return Check(ok, detail)
+
+
+@dataclass
+class QueueDepth:
+    queue: str
+    waiting: int
+    unacked: int
+
+
+# kombu's Redis transport keeps a queue's priority levels in separate lists: the queue name for
+# priority 0 and "<name>\x06\x16<step>" for the others (kombu.transport.redis PRIORITY_STEPS).
+_PRIORITY_SEPARATOR = "\x06\x16"
+_PRIORITY_STEPS = (3, 6, 9)
+
+
+@functools.cache
+def _broker_redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+
+
+def celery_queue_depth() -> QueueDepth | None:
+    """Tasks waiting in the default Celery queue, read straight from the Redis broker."""
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    prefix = options.get("global_keyprefix", "")
+    queue = getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")
+    names = [queue] + [f"{queue}{_PRIORITY_SEPARATOR}{step}" for step in _PRIORITY_STEPS]
+    try:
+        client = _broker_redis(settings.CELERY_BROKER_URL)
+        pipe = client.pipeline(transaction=False)
+        for name in names:
+            pipe.llen(f"{prefix}{name}")
+        pipe.hlen(f"{prefix}{options.get('unacked_key', 'unacked')}")
+        *lengths, unacked = pipe.execute()
+    except Exception:  # noqa: BLE001 - the caller reports an unreadable queue
+        return None
+    return QueueDepth(queue=queue, waiting=sum(lengths), unacked=unacked)
 
 
 def record_beat(now: float | None = None) -> None:
@@ -72,6 +120,15 @@ def check_beat() -> Check:
         return Check(False, {"state": "absent"})
     age = time.time() - float(raw)
     return Check(age < BEAT_STALE_SECONDS, {"age_seconds": round(age, 1)})
+
+
+def beat_age_seconds() -> float | None:
+    """For the metrics: seconds since beat's heartbeat, None when absent or unreadable."""
+    try:
+        raw = get_redis().get(key(*BEAT_KEY))
+    except Exception:  # noqa: BLE001
+        return None
+    return None if raw is None else max(0.0, time.time() - float(raw))
 
 
 def write_ingest_heartbeat(stats: dict[str, Any]) -> None:
@@ -92,6 +149,13 @@ def read_ingest_heartbeat() -> dict[str, Any] | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
+
+
+def read_ingest_heartbeat_safely() -> dict[str, Any] | None:
+    try:
+        return read_ingest_heartbeat()
+    except Exception:  # noqa: BLE001 - Redis down reads as "no heartbeat"
+        return None
 
 
 def check_ingest() -> Check:

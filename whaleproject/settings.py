@@ -6,13 +6,16 @@ a bad value stops start-up with a message naming the variable.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from ipaddress import ip_network
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from whaleproject.env import Env
+from whaleproject.logs import logging_config
 
 env = Env()
 
@@ -52,6 +55,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every log line of the request (even a crash in another middleware) carries its id.
+    "whaleproject.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -128,7 +133,9 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            # channels-redis blocks 5 s in BZPOPMIN on an idle socket; redis-py 8's default
+            # 5 s read timeout would fire first and drop every idle dashboard socket.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
             "prefix": f"{REDIS_KEY_PREFIX}:asgi",
             "capacity": env.int("CHANNEL_CAPACITY", 1000, minimum=10),
             "expiry": 60,
@@ -159,11 +166,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "global_keyprefix": f"{REDIS_KEY_PREFIX}:celery:",
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Keep Django's LOGGING (JSON lines, request ids, redaction) in workers instead of Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     "beat-heartbeat": {"task": "whaleproject.tasks.beat_heartbeat", "schedule": 30.0},
     "check-accuracy": {"task": "detection.check_accuracy", "schedule": 300.0},
     "purge-history": {"task": "detection.purge_history", "schedule": 24 * 3600.0},
+    # Blacklisted and outstanding JWTs past their expiry are dead weight in two tables.
+    "flush-expired-tokens": {"task": "detection.flush_expired_tokens", "schedule": 24 * 3600.0},
+    # The API's accuracy windows aggregate 90 days of predictions: computed here, not per request.
+    "refresh-api-accuracy": {"task": "detection.refresh_api_accuracy", "schedule": 60.0},
 }
 
 # --- Auth and accounts ------------------------------------------------------------------------
@@ -194,14 +207,21 @@ CSRF_COOKIE_HTTPONLY = False
 SECURE_COOKIES = env.bool("SECURE_COOKIES", not DEBUG and SITE_URL.startswith("https://"))
 SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", False)
+USE_X_FORWARDED_PROTO = env.bool("USE_X_FORWARDED_PROTO", False)
+# Redirecting needs to know the original scheme; without the nginx header every request would look
+# like plain HTTP and redirect forever, so the default is on only when that header is trusted.
+SECURE_SSL_REDIRECT = env.bool(
+    "SECURE_SSL_REDIRECT", not DEBUG and SITE_URL.startswith("https://") and USE_X_FORWARDED_PROTO
+)
+# Probes that call daphne directly over plain HTTP (health checks, Prometheus) are not redirected.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-if env.bool("USE_X_FORWARDED_PROTO", False):
+if USE_X_FORWARDED_PROTO:
     # Only safe when nginx is the sole way in and overwrites the header (deploy/nginx).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 USE_X_FORWARDED_HOST = False
@@ -269,9 +289,26 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # The API speaks JSON only; form and multipart bodies are refused with 415.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "whaleproject.api_errors.exception_handler",
 }
+# REST API rate limits, django-ratelimit syntax ("N/period"), counted in the Redis cache.
+# Reads are per user; CSV exports (full scans) also count against their own, lower limit.
+# Token endpoints are per client IP and per username (per token owner for refresh).
+WHALE_API_READ_RATE = env.str("WHALE_API_READ_RATE", "300/m")
+WHALE_API_EXPORT_RATE = env.str("WHALE_API_EXPORT_RATE", "20/h")
+WHALE_API_TOKEN_RATE_IP = env.str("WHALE_API_TOKEN_RATE_IP", "30/m")
+WHALE_API_TOKEN_RATE_USERNAME = env.str("WHALE_API_TOKEN_RATE_USERNAME", "10/m")
+for _name in (
+    "WHALE_API_READ_RATE",
+    "WHALE_API_EXPORT_RATE",
+    "WHALE_API_TOKEN_RATE_IP",
+    "WHALE_API_TOKEN_RATE_USERNAME",
+):
+    if not re.fullmatch(r"[1-9]\d*/\d*[smhd]", globals()[_name]):
+        raise ImproperlyConfigured(f"{_name} must be a rate like 300/m, 20/h or 5/10s")
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=15),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=7),
@@ -286,23 +323,40 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "status" or "kind" field; name each choice set after its model so
+    # the schema is stable and `check --deploy` stays free of drf-spectacular collision warnings.
+    "ENUM_NAME_OVERRIDES": {
+        "WhaleStatusEnum": "detection.models.WhaleStatus",
+        "EventKindEnum": "detection.models.EventKind",
+        "DeliveryStatusEnum": "alerts.models.DeliveryStatus",
+        "DeliveryKindEnum": "alerts.models.DeliveryKind",
+    },
 }
 
 # --- Logging ----------------------------------------------------------------------------------
+# JSON lines for the journal and log shippers; plain text on a developer's terminal. Both carry
+# the request id and are redacted (whaleproject/logs.py).
 LOG_LEVEL = env.str("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        "daphne": {"level": "WARNING"},
-    },
-}
+LOG_FORMAT = env.str("LOG_FORMAT", "plain" if DEBUG else "json", choices=("json", "plain"))
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
+
+# --- Metrics and health (whaleproject/metrics.py) ---------------------------------------------
+# /metrics answers a bearer token, or clients in the allowlist (CIDRs); with neither set it
+# refuses everyone.
+WHALE_METRICS_TOKEN = env.str("WHALE_METRICS_TOKEN", "")
+if WHALE_METRICS_TOKEN and len(WHALE_METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("WHALE_METRICS_TOKEN must be at least 16 characters")
+WHALE_METRICS_ALLOW = env.list("WHALE_METRICS_ALLOW", [])
+try:
+    _metrics_networks = [ip_network(cidr, strict=False) for cidr in WHALE_METRICS_ALLOW]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"WHALE_METRICS_ALLOW has a bad network: {exc}") from None
+# The ingest process serves its own figures here (0 turns it off). Loopback by default: the
+# figures are not secret, but nothing outside the host needs to reach them without a proxy.
+WHALE_INGEST_METRICS_PORT = env.int("WHALE_INGEST_METRICS_PORT", 9108, minimum=0, maximum=65535)
+WHALE_INGEST_METRICS_ADDRESS = env.str("WHALE_INGEST_METRICS_ADDRESS", "127.0.0.1")
+# /api/v1/health/ fails ("workers": backlog) when more tasks than this wait in the broker.
+WHALE_QUEUE_BACKLOG_MAX = env.int("WHALE_QUEUE_BACKLOG_MAX", 1000, minimum=1)
 
 # whitenoise serves straight from the source folders in debug runs, so no collectstatic rerun
 # is needed after editing a file.

@@ -11,6 +11,7 @@ from standardwebhooks.webhooks import Webhook
 from alerts import http
 from alerts.payloads import body_bytes
 from alerts.transports.base import Outcome, Transport
+from whaleproject.metrics import observe_webhook_latency
 
 EXCERPT_CHARS = 1000
 # 4xx answers that mean "try again later" rather than "this request is wrong".
@@ -67,8 +68,10 @@ class WebhookTransport(Transport):
                 ok=False, error=str(exc), duration=time.monotonic() - started, retryable=False
             )
         except http.OutboundError as exc:
+            observe_webhook_latency(time.monotonic() - started, "error")
             return Outcome(ok=False, error=str(exc), duration=time.monotonic() - started)
         outcome = self.judge(response)
+        observe_webhook_latency(response.duration, "ok" if outcome.ok else "http_error")
         return outcome
 
     @staticmethod

@@ -8,9 +8,13 @@ SIGINT/SIGTERM (the frame in hand is finished and buffered events are flushed to
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import signal
 import time
+from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -21,11 +25,39 @@ from detection.ingest.sources import open_source
 from detection.ingest.sources.replay import Recorder
 from detection.ingest.state import MemoryPolicy
 from detection.txshape import SATS_PER_BTC
+from whaleproject import metrics
 from whaleproject.health import write_ingest_heartbeat
 
 log = logging.getLogger("detection.ingest")
 
 HEARTBEAT_SECONDS = 5.0
+# Written on every stop (WHALE_VAR_DIR): where the stream was, so an operator (or a later resync)
+# knows what the last run had handled.
+POSITION_FILE = "ingest-state.json"
+
+
+def save_position(path: Path, runner: IngestRunner, final: dict[str, Any]) -> dict[str, Any]:
+    """Write the stop position atomically (a crash mid-write leaves the previous file whole)."""
+    tip = runner.tracker.tip
+    stopped_at = time.time()
+    position = {
+        "source": final.get("source"),
+        "stopped_at": stopped_at,
+        "stopped_at_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stopped_at)),
+        "last_sequence": runner.parser.last_sequence,
+        "tip_height": tip.height if tip else None,
+        "tip_hash": tip.hash if tip else None,
+        "last_frame_at": final.get("last_frame_at"),
+        "frames": final.get("frames", 0),
+        "events_made": final.get("events_made", 0),
+        "events_published": final.get("events_published", 0),
+        "events_unflushed": final.get("events_unflushed", 0),
+        "pending_whales": sorted(runner.tracker.pending_txids()),
+    }
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(position, indent=2), encoding="utf-8")
+    os.replace(temporary, path)
+    return position
 
 
 class EventPublisher:
@@ -66,6 +98,7 @@ class Heartbeat:
             stats["next_block_fee_rate"] = next_rate
             self.publisher.observe_next_block_rate(time.time(), next_rate)
         stats["fee_spike"] = self.publisher.spikes.spiking
+        metrics.ingest_stats.update(stats)
         try:
             write_ingest_heartbeat(stats)
         except Exception:
@@ -126,6 +159,9 @@ class Command(BaseCommand):
         )
         runner_ref[0] = runner
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        position_path = settings.VAR_DIR / POSITION_FILE
+        self._report_previous_position(position_path)
+        self._start_metrics_server()
         self.stdout.write(f"ingest: reading {spec} (whale floor {settings.WHALE_MIN_BTC} BTC)")
         try:
             final = asyncio.run(self._run(runner))
@@ -140,6 +176,41 @@ class Command(BaseCommand):
                     for k in ("frames", "txs", "whales", "events_published", "events_unflushed")
                 }
             )
+        )
+        try:
+            position = save_position(position_path, runner, final)
+        except OSError as exc:
+            log.error("could not save the ingest position to %s: %s", position_path, exc)
+            return
+        self.stdout.write(
+            f"ingest: position saved to {position_path} (tip {position['tip_height']}, "
+            f"sequence {position['last_sequence']}, {len(position['pending_whales'])} pending "
+            "whales)"
+        )
+
+    def _start_metrics_server(self) -> None:
+        port = settings.WHALE_INGEST_METRICS_PORT
+        if not port:
+            return
+        address = settings.WHALE_INGEST_METRICS_ADDRESS
+        try:
+            metrics.start_ingest_metrics_server(port, address)
+        except OSError as exc:
+            # Ingest matters more than its metrics: keep reading; Prometheus will see the target
+            # down.
+            log.warning("ingest metrics: cannot listen on %s:%s (%s)", address, port, exc.strerror)
+            return
+        self.stdout.write(f"ingest: metrics on http://{address}:{port}/metrics")
+
+    def _report_previous_position(self, path: Path) -> None:
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        self.stdout.write(
+            f"ingest: previous run stopped at {previous.get('stopped_at_iso')} "
+            f"(tip {previous.get('tip_height')}, sequence {previous.get('last_sequence')}, "
+            f"{previous.get('events_unflushed')} unflushed)"
         )
 
     async def _run(self, runner: IngestRunner) -> dict:

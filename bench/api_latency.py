@@ -1,0 +1,421 @@
+"""REST API latency on a million whales (docs/PERFORMANCE.md, "REST API").
+
+Creates a scratch database (default whalewatch_bench) next to DATABASE_URL's, migrates it, loads
+N whales (default 1,000,000, spread over 90 days, ids rising with time as in production) and one
+prediction per whale with PostgreSQL COPY, then times whole API requests in-process (Django test
+client, JWT auth, serialisation included) and prints p50/p95 per query with the EXPLAIN ANALYZE
+plans of the SQL each request ran. The database is dropped at the end unless --keep.
+
+    .venv/bin/python bench/api_latency.py [--rows N] [--runs N] [--keep] [--skip-load]
+
+Targets: list queries p95 <= 50 ms, stats <= 200 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BENCH_DB = "whalewatch_bench"
+SATS = 100_000_000
+DAYS = 90
+EXCHANGES = [f"Exchange{i:02d}" for i in range(38)] + ["Binance", "Kraken"]
+FLOWS = (
+    ("unknown", 0.55),
+    ("exchange_inflow", 0.15),
+    ("exchange_outflow", 0.15),
+    ("inter_exchange", 0.10),
+    ("exchange_internal", 0.05),
+)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=40, help="timed requests per query")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--skip-load", action="store_true", help="reuse a kept database")
+    parser.add_argument("--database", default=BENCH_DB)
+    return parser.parse_args()
+
+
+def configure_django(database: str) -> str:
+    """Point the settings at the scratch database; returns the server's admin URL."""
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/whalewatch")
+    parts = urlsplit(base)
+    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{database}"))
+    os.environ.setdefault("SECRET_KEY", "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
+    os.environ.setdefault("DEBUG", "false")
+    os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/3")
+    os.environ.setdefault("REDIS_KEY_PREFIX", "ww-bench")
+    os.environ.setdefault("WHALE_VAR_DIR", str(ROOT / "var" / "bench"))
+    os.environ["RATELIMIT_ENABLE"] = "false"  # measuring the queries, not the limiter
+    os.environ["DATABASE_CONN_MAX_AGE"] = "600"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whaleproject.settings")
+    return urlunsplit(parts._replace(path="/postgres"))
+
+
+def recreate_database(admin_url: str, database: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{database}"')
+
+
+def drop_database(admin_url: str, database: str) -> None:
+    import psycopg
+    from django.db import connections
+
+    connections.close_all()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+def whale_rows(count: int, now: datetime, rng: random.Random):
+    """Whale rows, oldest first (so ids rise with first_seen_at, as ingest writes them)."""
+    span = DAYS * 86400
+    offsets = sorted((rng.random() * span for _ in range(count)), reverse=True)
+    flows, weights = zip(*FLOWS, strict=True)
+    for offset in offsets:
+        seen = now - timedelta(seconds=offset)
+        flow = rng.choices(flows, weights)[0]
+        value = min(int(100 * SATS / (rng.random() ** (1 / 1.5) or 1e-9)), 200_000 * SATS)
+        transfer = value - rng.randrange(0, SATS)
+        vsize = rng.randrange(150, 20_000)
+        fee = vsize * rng.randrange(1, 200)
+        from_entity = (
+            rng.choice(EXCHANGES) if flow != "exchange_inflow" and flow != "unknown" else ""
+        )
+        to_entity = rng.choice(EXCHANGES) if flow not in ("exchange_outflow", "unknown") else ""
+        if offset < 3600:
+            status = "pending"
+        else:
+            status = rng.choices(["confirmed", "replaced", "dropped"], [90, 5, 5])[0]
+        confirmed = status == "confirmed"
+        confirmed_at = seen + timedelta(minutes=rng.randrange(1, 120)) if confirmed else None
+        urgency = None if rng.random() < 0.05 else rng.random()
+        io = json.dumps(
+            [{"address": f"bc1q{rng.getrandbits(80):020x}", "value": value // 2, "label": None}] * 2
+        )
+        yield (
+            rng.getrandbits(256).to_bytes(32, "big").hex(),  # txid
+            status,
+            value,
+            transfer,
+            fee,
+            vsize,
+            vsize * 4,
+            fee / vsize,
+            None,
+            True,
+            io,
+            io,
+            flow,
+            from_entity,
+            to_entity,
+            "[]",
+            False,
+            None,
+            seen,
+            rng.random() > 0.03,
+            "bench",
+            seen,
+            seen,
+            urgency,
+            800_000 + int((span - offset) / 600) if confirmed else None,
+            "",
+            confirmed_at,
+            rng.randrange(1, 12) if confirmed else None,
+        )
+
+
+WHALE_COLUMNS = (
+    "txid, status, value, transfer, fee, vsize, weight, fee_rate, effective_fee_rate, "
+    "has_prevouts, inputs, outputs, flow, from_entity, to_entity, shape_tags, conflict, "
+    "conflict_winner, first_seen_at, seen_in_mempool, source, updated_at, status_at, "
+    "latest_urgency, confirmed_height, confirmed_hash, confirmed_at, blocks_waited"
+)
+PREDICTION_COLUMNS = (
+    "whale_id, made_at, tip_height, fee_rate, projected_block, predicted_blocks, fee_percentile, "
+    "urgency, band, eta_seconds, may_not_confirm_soon, fee_spike, basis, outcome, resolved_at, "
+    "resolved_height, resolved_block_hash, actual_blocks, hit, abs_error"
+)
+
+
+def load(count: int, now: datetime) -> None:
+    from django.db import connection
+
+    rng = random.Random(20260301)
+    started = time.perf_counter()
+    connection.ensure_connection()
+    raw = connection.connection
+    with raw.cursor() as cur:
+        with cur.copy(f"COPY detection_whaletransaction ({WHALE_COLUMNS}) FROM STDIN") as copy:
+            for row in whale_rows(count, now, rng):
+                copy.write_row(row)
+        print(f"  whales copied in {time.perf_counter() - started:.0f} s", flush=True)
+        cur.execute(
+            "SELECT id, first_seen_at, status, latest_urgency, confirmed_height "
+            "FROM detection_whaletransaction ORDER BY id"
+        )
+        whales = cur.fetchall()
+        mark = time.perf_counter()
+        with cur.copy(f"COPY detection_prediction ({PREDICTION_COLUMNS}) FROM STDIN") as copy:
+            for pk, seen, status, urgency, height in whales:
+                band = (
+                    ""
+                    if urgency is None
+                    else "high"
+                    if urgency >= 0.8
+                    else "medium"
+                    if urgency >= 0.4
+                    else "low"
+                )
+                predicted = rng.choice([1, 1, 2, 3, 6])
+                outcome = {"pending": "open"}.get(status, status)
+                actual = rng.choice([1, 1, 2, 3, 5, 9]) if outcome == "confirmed" else None
+                resolved = None if outcome == "open" else seen + timedelta(minutes=30)
+                copy.write_row(
+                    (
+                        pk,
+                        seen,
+                        (height or 900_000) - (actual or 1),
+                        12.5,
+                        predicted - 1,
+                        predicted,
+                        0.5,
+                        urgency,
+                        band,
+                        predicted * 600,
+                        False,
+                        False,
+                        "local",
+                        outcome,
+                        resolved,
+                        height,
+                        "",
+                        actual,
+                        None if actual is None else actual <= predicted,
+                        None if actual is None else abs(actual - predicted),
+                    )
+                )
+        print(f"  predictions copied in {time.perf_counter() - mark:.0f} s", flush=True)
+    raw.commit()
+    raw.autocommit = True
+    with raw.cursor() as cur:
+        cur.execute("VACUUM ANALYZE detection_whaletransaction")
+        cur.execute("VACUUM ANALYZE detection_prediction")
+    print(f"  loaded and analysed in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+# --- timing -----------------------------------------------------------------------------------
+
+
+def percentile(samples: list[float], share: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def explain(sql_list: list[str]) -> None:
+    from django.db import connection
+
+    for sql in sql_list:
+        if "detection_" not in sql or not sql.lstrip().upper().startswith("SELECT"):
+            continue
+        with connection.cursor() as cur:
+            cur.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql)
+            plan = "\n".join("      " + row[0] for row in cur.fetchall())
+        print("    SQL: " + (sql if len(sql) < 600 else sql[:600] + " …"))
+        print(plan)
+
+
+def time_query(client, name: str, make_url, runs: int, before=None) -> tuple[float, float]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for _ in range(3):  # warm caches and the connection
+        if before:
+            before()
+        response = client.get(make_url())
+        assert response.status_code == 200, (name, response.status_code, response.content[:300])
+    samples = []
+    for _ in range(runs):
+        if before:
+            before()
+        url = make_url()
+        started = time.perf_counter()
+        response = client.get(url)
+        samples.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, (name, response.status_code)
+    p50, p95 = statistics.median(samples), percentile(samples, 0.95)
+    print(f"\n== {name}: p50 {p50:.1f} ms, p95 {p95:.1f} ms  ({runs} runs)  e.g. {url}")
+    if before:
+        before()
+    with CaptureQueriesContext(connection) as queries:
+        client.get(make_url())
+    explain([q["sql"] for q in queries.captured_queries])
+    return p50, p95
+
+
+def time_csv(client) -> None:
+    import psutil
+
+    process = psutil.Process()
+    baseline = process.memory_info().rss
+    peak, rows = baseline, 0
+    started = time.perf_counter()
+    response = client.get("/api/v1/whales/?format=csv")
+    for chunk in response.streaming_content:
+        rows += chunk.count(b"\n")
+        peak = max(peak, process.memory_info().rss)
+    elapsed = time.perf_counter() - started
+    print(
+        f"\n== CSV export, every row: {rows - 1:,} rows in {elapsed:.1f} s, "
+        f"RSS {baseline / 2**20:.0f} MB before, peak +{(peak - baseline) / 2**20:.1f} MB"
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    admin_url = configure_django(args.database)
+    if not args.skip_load:
+        recreate_database(admin_url, args.database)
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.cache import cache
+    from django.core.management import call_command
+    from django.db import connection
+    from rest_framework.test import APIClient
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    from detection.api_pagination import FORWARD, _encode
+    from detection.api_stats import (
+        ACCURACY_CACHE_KEY,
+        _settled_key,
+        bucket_starts,
+        refresh_accuracy_cache,
+    )
+
+    now = datetime.now(tz=UTC)
+    try:
+        call_command("migrate", verbosity=0)  # also adds new indexes to a kept database
+        if not args.skip_load:
+            print(f"loading {args.rows:,} whales into {args.database} …", flush=True)
+            load(args.rows, now)
+        user, _ = get_user_model().objects.get_or_create(username="bench")
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+        with connection.cursor() as cur:
+            cur.execute("SELECT count(*) FROM detection_whaletransaction")
+            total = cur.fetchone()[0]
+            cur.execute(
+                "SELECT first_seen_at, id FROM detection_whaletransaction "
+                "ORDER BY first_seen_at DESC, id DESC OFFSET %s LIMIT 1",
+                [total // 2],
+            )
+            middle = cur.fetchone()
+        print(f"{total:,} whales in the table")
+        rng = random.Random(1)
+        deep = [
+            _encode(middle[0] - timedelta(seconds=rng.randrange(0, 40 * 86400)), 2**62, FORWARD)
+            for _ in range(args.runs + 5)
+        ]
+        since = (now - timedelta(days=14)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        until = (now - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        def forget_settled_days():
+            starts = bucket_starts(datetime.now(tz=UTC), "day", 30)
+            cache.delete_many([_settled_key("day", s) for s in starts])
+
+        def forget_stats():
+            forget_settled_days()
+            cache.delete(ACCURACY_CACHE_KEY)
+
+        def url(**query):
+            return lambda: "/api/v1/whales/?" + urlencode(query)
+
+        results = {
+            "newest page": time_query(client, "newest page", url(), args.runs),
+            "min_btc + flow": time_query(
+                client,
+                "min_btc=1000 + flow=exchange_inflow",
+                url(min_btc="1000", flow="exchange_inflow"),
+                args.runs,
+            ),
+            "entity + date range": time_query(
+                client,
+                "entity=Binance + since/until (one week)",
+                url(entity="Binance", since=since, until=until),
+                args.runs,
+            ),
+            "deep cursor page": time_query(
+                client,
+                "deep cursor pages (~45-85 days back, around row 500k+)",
+                lambda: f"/api/v1/whales/?cursor={deep.pop()}",
+                args.runs,
+            ),
+            "stats 30 days (warm cache)": time_query(
+                client,
+                "stats 30 days, daily (accuracy and settled days from cache)",
+                lambda: "/api/v1/stats/?days=30",
+                args.runs,
+            ),
+            "stats 30 days (settled days not cached)": time_query(
+                client,
+                "stats 30 days, daily, settled days recomputed (accuracy from beat's cache)",
+                lambda: "/api/v1/stats/?days=30",
+                args.runs,
+                before=forget_settled_days,
+            ),
+            "stats 30 days (nothing cached)": time_query(
+                client,
+                "stats 30 days, daily, nothing cached (accuracy and settled days recomputed)",
+                lambda: "/api/v1/stats/?days=30",
+                args.runs,
+                before=forget_stats,
+            ),
+            "stats 30 days hourly (warm cache)": time_query(
+                client,
+                "stats 30 days, hourly (accuracy and settled hours from cache)",
+                lambda: "/api/v1/stats/?days=30&bucket=hour",
+                args.runs,
+            ),
+        }
+        refresh_samples = []
+        for _ in range(5):
+            started = time.perf_counter()
+            refresh_accuracy_cache()
+            refresh_samples.append((time.perf_counter() - started) * 1000)
+        print(
+            f"\n== beat task refresh_api_accuracy (90 days of predictions): "
+            f"p50 {statistics.median(refresh_samples):.0f} ms"
+        )
+        time_csv(client)
+        print("\n| query | p50 ms | p95 ms |\n|---|---:|---:|")
+        for name, (p50, p95) in results.items():
+            print(f"| {name} | {p50:.1f} | {p95:.1f} |")
+    finally:
+        if not args.keep:
+            drop_database(admin_url, args.database)
+
+
+if __name__ == "__main__":
+    main()
