@@ -9,7 +9,7 @@ PORT ?= 8000
 # A local run needs no configuration: debug mode, SQLite under var/, Redis on 127.0.0.1.
 RUN_ENV := DEBUG=$${DEBUG:-true} WHALE_PORT=$(PORT)
 
-.PHONY: help install run demo demo-data test lint format fuzz bench clean
+.PHONY: help install prepare run demo demo-data test lint format clean
 
 help:
 	@echo "make run     start the portal on http://127.0.0.1:$(PORT) (live mempool.space feed)"
