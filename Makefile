@@ -53,7 +53,7 @@ test: install
 	./deploy/dev-services.sh postgres redis
 	$(PY) -m pytest
 
-lint: install
+lint: install var
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
