@@ -176,10 +176,10 @@ def accuracy_series(since: datetime, until: datetime, kind: str, zone: tzinfo) -
     }
 
 
-def accuracy_table() -> list[dict[str, Any]]:
+def accuracy_table(now: datetime) -> list[dict[str, Any]]:
     """The rolling windows (1 h … 90 d) by band, for the table under the charts."""
     rows = []
-    for name, window in stats.accuracy_windows().items():
+    for name, window in stats.cached_accuracy_windows(now).items():
         bands = [window.overall] + [window.by_band[b] for b in (*BANDS, accuracy.UNSCORED_BAND)]
         rows.append({"window": name, "bands": bands})
     return rows
@@ -200,6 +200,6 @@ def stats_page_data(range_key: str, zone: tzinfo, now: datetime | None = None) -
         },
         "coverage": coverage_in_range,
         "coverage_all": stats.coverage(),
-        "windows": accuracy_table(),
+        "windows": accuracy_table(now),
         "alarm_floor": accuracy.ALARM_HIT_RATE,
     }

@@ -232,7 +232,7 @@ class AccuracyCollector(CachedCollector):
             "Mean absolute error of resolved predictions, in blocks.",
             labels=["window", "band"],
         )
-        for window, figures in stats.accuracy_windows().items():
+        for window, figures in stats.cached_accuracy_windows().items():
             for band_stats in (figures.overall, *figures.by_band.values()):
                 labels = [window, band_stats.band]
                 resolved.add_metric(labels, band_stats.resolved)
