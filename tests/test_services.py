@@ -3,11 +3,11 @@
 import time
 
 import pytest
-from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from dashboard.consumers import CLOSE_UNAUTHENTICATED, WHALE_FEED_GROUP
+from tests.dashboard.conftest import session_headers
 from whaleproject import health
 from whaleproject.asgi import application
 from whaleproject.tasks import beat_heartbeat
@@ -27,30 +27,9 @@ def test_celery_task_round_trip_through_real_worker(celery_worker_process):
     assert float(raw) >= before
 
 
-async def _logged_in_headers(user):
-    from django.conf import settings
-    from django.contrib.sessions.backends.db import SessionStore
-
-    @sync_to_async
-    def make_session():
-        session = SessionStore()
-        session["_auth_user_id"] = str(user.pk)
-        session["_auth_user_backend"] = "dashboard.auth.UsernameOrEmailBackend"
-        session["_auth_user_hash"] = user.get_session_auth_hash()
-        session.save()
-        return session.session_key
-
-    key = await make_session()
-    return [
-        (b"cookie", f"{settings.SESSION_COOKIE_NAME}={key}".encode()),
-        (b"origin", b"http://127.0.0.1"),
-        (b"host", b"127.0.0.1"),
-    ]
-
-
 @pytest.mark.django_db(transaction=True)
 async def test_group_send_reaches_a_logged_in_socket(alice):
-    headers = await _logged_in_headers(alice)
+    headers = await session_headers(alice)
     communicator = WebsocketCommunicator(application, "/ws/whales/", headers=headers)
     connected, _ = await communicator.connect()
     assert connected
@@ -81,7 +60,7 @@ async def test_anonymous_socket_is_closed_with_4401():
 
 @pytest.mark.django_db(transaction=True)
 async def test_foreign_origin_is_refused(alice):
-    headers = await _logged_in_headers(alice)
+    headers = await session_headers(alice)
     headers = [h for h in headers if h[0] != b"origin"] + [(b"origin", b"https://evil.example")]
     communicator = WebsocketCommunicator(application, "/ws/whales/", headers=headers)
     connected, _ = await communicator.connect()
