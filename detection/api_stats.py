@@ -18,6 +18,7 @@ from django.db.models import Count, F, Q, Sum, Value
 from django.db.models.functions import Abs, Coalesce, NullIf, Trunc
 from django.utils import timezone
 
+from detection import stats
 from detection.domain import accuracy
 from detection.models import (
     Flow,
@@ -222,21 +223,6 @@ def accuracy_windows(now: datetime) -> dict[str, dict[str, Any]]:
     return result
 
 
-def coverage(since: datetime) -> dict[str, Any]:
-    """detection.stats.coverage in one index-only pass (whale_coverage_window) instead of two.
-
-    COUNT(*) and COUNT(seen_in_mempool), not COUNT(id): the id is not in the index, and counting
-    it would read the table.
-    """
-    counts = WhaleTransaction.objects.filter(
-        status=WhaleStatus.CONFIRMED, confirmed_at__gt=since
-    ).aggregate(
-        mined=Count("*"),
-        seen_first=Count("seen_in_mempool", filter=Q(seen_in_mempool=True)),
-    )
-    return {**counts, "coverage": accuracy.coverage(counts["seen_first"], counts["mined"])}
-
-
 def refresh_accuracy_cache(now: datetime | None = None) -> dict[str, dict[str, Any]]:
     """Compute the accuracy windows and cache them (beat runs this every minute)."""
     figures = accuracy_windows(now or timezone.now())
@@ -273,6 +259,6 @@ def stats_payload(
         "totals": totals,
         "volumes": buckets,
         "accuracy": cached_accuracy_windows(now),
-        "coverage": coverage(since=now - timedelta(days=days)),
+        "coverage": stats.coverage(since=now - timedelta(days=days)),
         "source": source_health(show_source),
     }

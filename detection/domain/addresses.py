@@ -173,20 +173,51 @@ def _validate_base58(address: str, allowed: frozenset[Network]) -> AddressInfo:
 # --- bech32 / bech32m --------------------------------------------------------------------------
 
 
+def _build_polymod_table() -> tuple[int, ...]:
+    generators = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+    table = []
+    for top in range(32):
+        value = 0
+        for bit, coefficient in enumerate(generators):
+            if (top >> bit) & 1:
+                value ^= coefficient
+        table.append(value)
+    return tuple(table)
+
+
+# The five generator XORs of BIP-173's checksum, precomputed for each value of the top 5 bits:
+# the synthetic source encodes an address for most outputs it makes.
+_POLYMOD_TABLE = _build_polymod_table()
+
+
 def _polymod(values: Iterable[int]) -> int:
-    generator = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+    table = _POLYMOD_TABLE
     checksum = 1
     for value in values:
-        top = checksum >> 25
-        checksum = ((checksum & 0x1FFFFFF) << 5) ^ value
-        for bit, coefficient in enumerate(generator):
-            if (top >> bit) & 1:
-                checksum ^= coefficient
+        checksum = ((checksum & 0x1FFFFFF) << 5) ^ value ^ table[checksum >> 25]
     return checksum
 
 
 def _hrp_expand(hrp: str) -> list[int]:
     return [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
+
+
+def encode_segwit_address(version: int, program: bytes, hrp: str = "bc") -> str:
+    """BIP-173/350 encoding of a witness program (bech32 for v0, bech32m for v1+)."""
+    data = [version]
+    accumulator = bits = 0
+    for byte in program:
+        accumulator = (accumulator << 8) | byte
+        bits += 8
+        while bits >= 5:
+            bits -= 5
+            data.append((accumulator >> bits) & 31)
+    if bits:
+        data.append((accumulator << (5 - bits)) & 31)
+    const = _BECH32_CONST if version == 0 else _BECH32M_CONST
+    polymod = _polymod(_hrp_expand(hrp) + data + [0] * _CHECKSUM_CHARS) ^ const
+    checksum = [(polymod >> 5 * (5 - i)) & 31 for i in range(_CHECKSUM_CHARS)]
+    return hrp + "1" + "".join(_BECH32_CHARSET[d] for d in data + checksum)
 
 
 def bech32_decode(text: str) -> tuple[str, list[int], str]:

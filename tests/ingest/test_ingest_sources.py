@@ -11,6 +11,7 @@ import orjson
 import pytest
 from ingest_support import MEMPOOL
 
+from detection.domain.addresses import encode_segwit_address as segwit_address
 from detection.ingest.protocol import FrameParser
 from detection.ingest.sources import (
     LiveSource,
@@ -21,7 +22,6 @@ from detection.ingest.sources import (
     open_source,
     read_recording,
 )
-from detection.ingest.sources.synthetic import segwit_address
 
 PRETTY = (MEMPOOL / "tx02_ws_block.json").read_text()  # multi-line, as a server could send it
 FRAMES: list[str | bytes] = [

@@ -41,55 +41,10 @@ from typing import Any
 
 import orjson
 
+from detection.domain.addresses import encode_segwit_address
 from detection.ingest.projection import BlockLimits, project
 from detection.ingest.sources.base import Frame, StaticStatus
 from detection.txshape import SATS_PER_BTC
-
-_BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-_BECH32M_CONST = 0x2BC830A3
-
-
-def _build_polymod_table() -> tuple[int, ...]:
-    generators = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
-    table = []
-    for top in range(32):
-        value = 0
-        for i in range(5):
-            if (top >> i) & 1:
-                value ^= generators[i]
-        table.append(value)
-    return tuple(table)
-
-
-_POLYMOD_TABLE = _build_polymod_table()
-
-
-def _polymod(values: list[int]) -> int:
-    # BIP-173's checksum; the five generator XORs per symbol are precomputed per top-5-bits.
-    table = _POLYMOD_TABLE
-    checksum = 1
-    for value in values:
-        checksum = ((checksum & 0x1FFFFFF) << 5) ^ value ^ table[checksum >> 25]
-    return checksum
-
-
-def segwit_address(version: int, program: bytes, hrp: str = "bc") -> str:
-    """BIP-173/350 encoding (bech32 for v0, bech32m for v1+)."""
-    data = [version]
-    acc = bits = 0
-    for byte in program:
-        acc = (acc << 8) | byte
-        bits += 8
-        while bits >= 5:
-            bits -= 5
-            data.append((acc >> bits) & 31)
-    if bits:
-        data.append((acc << (5 - bits)) & 31)
-    const = 1 if version == 0 else _BECH32M_CONST
-    expanded = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
-    polymod = _polymod(expanded + data + [0] * 6) ^ const
-    checksum = [(polymod >> 5 * (5 - i)) & 31 for i in range(6)]
-    return hrp + "1" + "".join(_BECH32_CHARSET[d] for d in data + checksum)
 
 
 class SyntheticMempool:
@@ -176,7 +131,7 @@ class SyntheticMempool:
             return pool[rng.randrange(len(pool))]
         taproot = rng.random() < 0.1
         program = rng.getrandbits(256 if taproot else 160).to_bytes(32 if taproot else 20)
-        entry = (taproot, program.hex(), segwit_address(1 if taproot else 0, program))
+        entry = (taproot, program.hex(), encode_segwit_address(1 if taproot else 0, program))
         if len(pool) < 200_000:
             pool.append(entry)
         else:
