@@ -9,13 +9,15 @@ PORT ?= 8000
 # A local run needs no configuration: debug mode, SQLite under var/, Redis on 127.0.0.1.
 RUN_ENV := DEBUG=$${DEBUG:-true} WHALE_PORT=$(PORT)
 
-.PHONY: help install prepare run demo demo-data test lint format clean
+.PHONY: help install prepare run demo demo-data test lint format clean bench fuzz
 
 help:
 	@echo "make run     start the portal on http://127.0.0.1:$(PORT) (live mempool.space feed)"
 	@echo "make demo    the same, offline, replaying the bundled recording"
 	@echo "make test    set up and run the whole test suite (PostgreSQL + Redis)"
 	@echo "make lint    ruff and the migrations check"
+	@echo "make fuzz    the property and schema tests with thousands of random examples (~15 min)"
+	@echo "make bench   run every benchmark (about an hour) and publish the figures in docs/"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
@@ -53,10 +55,23 @@ test: install
 	./deploy/dev-services.sh postgres redis
 	$(PY) -m pytest
 
+# The same property tests `make test` runs small and derandomised, here long and random. A run
+# takes far more than the suite's per-test timeout, so that is lifted.
+FUZZ_TESTS := tests/fuzz tests/api/test_schemathesis.py
+fuzz: install
+	./deploy/dev-services.sh postgres redis
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest $(FUZZ_TESTS) --timeout=0 -q
+
 lint: install var
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
+
+# Every benchmark in turn (ONLY=name[,name] for some), figures into docs/PERFORMANCE.md and
+# docs/RELIABILITY.md with the date and the machine.
+bench: install var
+	./deploy/dev-services.sh postgres redis
+	$(PY) bench/run_all.py $(if $(ONLY),--only $(ONLY))
 
 format: install
 	$(VENV)/bin/ruff check --fix .

@@ -6,13 +6,24 @@ user's object is a 404, exactly like one that does not exist.
 
 from __future__ import annotations
 
+from base64 import b64decode
+from datetime import UTC
 from decimal import Decimal
+from urllib.parse import parse_qs
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status, viewsets
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
+from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -33,7 +44,9 @@ from alerts.models import (
     sats_from_btc,
 )
 from alerts.views import redeliver_problem
+from detection.api import StrictQueryParamsMixin
 from detection.push import btc
+from detection.serializers import ErrorSerializer
 from whaleproject.api_errors import error_response
 
 
@@ -53,6 +66,21 @@ class OwnedEndpointField(serializers.SlugRelatedField):
             raise serializers.ValidationError(f"No webhook endpoint with id {data!r}.") from None
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$",
+        "example": "22:00",
+    }
+)
+class QuietTimeField(serializers.TimeField):
+    """A local wall-clock time, answered as HH:MM. OpenAPI's `format: time` means a full
+    RFC 3339 time with seconds and offset, which is neither what is sent nor what is stored."""
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%H:%M", **kwargs)
+
+
 class SubscriptionSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
     min_btc = serializers.DecimalField(max_digits=16, decimal_places=8)
@@ -70,8 +98,8 @@ class SubscriptionSerializer(serializers.ModelSerializer):
     )
     min_urgency = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
     webhooks = OwnedEndpointField(many=True, required=False)
-    quiet_start = serializers.TimeField(required=False, allow_null=True, format="%H:%M")
-    quiet_end = serializers.TimeField(required=False, allow_null=True, format="%H:%M")
+    quiet_start = QuietTimeField(required=False, allow_null=True)
+    quiet_end = QuietTimeField(required=False, allow_null=True)
 
     class Meta:
         model = Subscription
@@ -295,6 +323,36 @@ class DeliveryDetailSerializer(DeliverySerializer):
         read_only_fields = fields
 
 
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+# Every answer the views give is in the schema, errors included, so clients (and the schema
+# test) can rely on it: the error bodies are the one shape of whaleproject.api_errors.
+UNAUTHENTICATED = _error("no valid JWT or session")
+NOT_FOUND = _error("no such object among yours")
+INVALID = _error("the body is invalid; `fields` names each bad field")
+CONFLICT = _error("this delivery cannot be sent again now")
+
+
+def _crud_schema(serializer, detail_serializer=None):
+    """Documented answers of a ModelViewSet's six actions."""
+    detail_serializer = detail_serializer or serializer
+    read = {401: UNAUTHENTICATED}
+    return extend_schema_view(
+        list=extend_schema(responses={200: serializer(many=True), **read}),
+        create=extend_schema(responses={201: detail_serializer, 400: INVALID, **read}),
+        retrieve=extend_schema(responses={200: detail_serializer, 404: NOT_FOUND, **read}),
+        update=extend_schema(
+            responses={200: detail_serializer, 400: INVALID, 404: NOT_FOUND, **read}
+        ),
+        partial_update=extend_schema(
+            responses={200: detail_serializer, 400: INVALID, 404: NOT_FOUND, **read}
+        ),
+        destroy=extend_schema(responses={204: None, 404: NOT_FOUND, **read}),
+    )
+
+
 class OwnedViewSetMixin:
     lookup_field = "public_id"
     lookup_url_kwarg = "id"
@@ -304,6 +362,7 @@ class OwnedViewSetMixin:
         return self.model.objects.filter(owner=self.request.user)
 
 
+@_crud_schema(SubscriptionSerializer)
 class SubscriptionViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
     model = Subscription
     queryset = Subscription.objects.none()  # for the schema; get_queryset filters by owner
@@ -313,6 +372,7 @@ class SubscriptionViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
         return super().get_queryset().prefetch_related("webhooks")
 
 
+@_crud_schema(WebhookEndpointSerializer, WebhookEndpointWithSecretSerializer)
 class WebhookEndpointViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
     model = WebhookEndpoint
     queryset = WebhookEndpoint.objects.none()
@@ -322,14 +382,24 @@ class WebhookEndpointViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
             return WebhookEndpointSerializer
         return WebhookEndpointWithSecretSerializer
 
-    @extend_schema(request=None, responses=DeliveryDetailSerializer)
+    @extend_schema(
+        request=None,
+        responses={201: DeliveryDetailSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND},
+    )
     @action(detail=True, methods=["post"])
     def test(self, request, id=None):
         """Send a test event now (one try, no retries) and return the delivery with its try."""
         delivery = engine.send_test_now(self.get_object())
         return Response(DeliveryDetailSerializer(delivery).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses=WebhookEndpointWithSecretSerializer)
+    @extend_schema(
+        request=None,
+        responses={
+            200: WebhookEndpointWithSecretSerializer,
+            401: UNAUTHENTICATED,
+            404: NOT_FOUND,
+        },
+    )
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request, id=None):
         """New signing secret; the old one keeps signing alongside it for 24 hours."""
@@ -342,19 +412,72 @@ class DeliveryPagination(CursorPagination):
     ordering = ("-created_at", "-id")
     page_size = 50
 
+    def decode_cursor(self, request):
+        # DRF answers an unreadable cursor with 404, and reads one that is not base64 at all
+        # ("!!!") as no cursor, restarting at the first page. Both are a bad parameter.
+        encoded = request.query_params.get(self.cursor_query_param)
+        try:
+            if encoded is not None and not parse_qs(
+                b64decode(encoded.encode("ascii"), validate=True).decode("ascii")
+            ):
+                raise ValueError("no cursor fields")
+            cursor = super().decode_cursor(request)
+            if cursor is not None and cursor.position is not None:
+                # The position goes into a created_at comparison as given; a forged one
+                # ("p=2026") would fail only inside the query, as a 500.
+                moment = parse_datetime(cursor.position)
+                if moment is None or moment.tzinfo is None:
+                    raise ValueError("not a position of ours")
+                moment.astimezone(UTC)
+            return cursor
+        except (exceptions.NotFound, ValueError, OverflowError):
+            raise exceptions.ValidationError({"cursor": ["Invalid cursor."]}) from None
 
-class DeliveryViewSet(OwnedViewSetMixin, viewsets.ReadOnlyModelViewSet):
+
+CHANNELS = ["email", "webhook"]
+DELIVERY_FILTERS = [
+    OpenApiParameter("status", OpenApiTypes.STR, enum=DeliveryStatus.values),
+    OpenApiParameter("channel", OpenApiTypes.STR, enum=CHANNELS),
+]
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=DELIVERY_FILTERS,
+        responses={
+            200: DeliverySerializer(many=True),
+            400: _error("a query parameter is invalid or unknown; `fields` names it"),
+            401: UNAUTHENTICATED,
+        },
+    ),
+    retrieve=extend_schema(
+        responses={
+            200: DeliveryDetailSerializer,
+            400: _error("a query parameter is unknown; `fields` names it"),
+            401: UNAUTHENTICATED,
+            404: NOT_FOUND,
+        }
+    ),
+)
+class DeliveryViewSet(StrictQueryParamsMixin, OwnedViewSetMixin, viewsets.ReadOnlyModelViewSet):
     model = Delivery
     queryset = Delivery.objects.none()
     pagination_class = DeliveryPagination
+    allowed_query_params = frozenset({"status", "channel", "cursor", "format"})
 
     def get_queryset(self):
         deliveries = super().get_queryset().select_related("subscription", "endpoint")
         params = self.request.query_params
-        if params.get("status") in DeliveryStatus.values:
-            deliveries = deliveries.filter(status=params["status"])
-        if params.get("channel") in ("email", "webhook"):
-            deliveries = deliveries.filter(channel=params["channel"])
+        # A filter value we do not know is refused, never ignored: `status=faild` must not
+        # answer with every delivery, as if no filter had been asked for.
+        for name, allowed in (("status", DeliveryStatus.values), ("channel", CHANNELS)):
+            value = params.get(name)
+            if value is not None and value not in allowed:
+                raise exceptions.ValidationError(
+                    {name: [f"Unknown value; one of: {', '.join(allowed)}."]}
+                )
+            if value is not None:
+                deliveries = deliveries.filter(**{name: value})
         if self.action != "list":
             deliveries = deliveries.select_related("event__alert_fanout").prefetch_related(
                 "attempt_set"
@@ -364,7 +487,15 @@ class DeliveryViewSet(OwnedViewSetMixin, viewsets.ReadOnlyModelViewSet):
     def get_serializer_class(self):
         return DeliverySerializer if self.action == "list" else DeliveryDetailSerializer
 
-    @extend_schema(request=None, responses=DeliveryDetailSerializer)
+    @extend_schema(
+        request=None,
+        responses={
+            202: DeliveryDetailSerializer,
+            401: UNAUTHENTICATED,
+            404: NOT_FOUND,
+            409: CONFLICT,
+        },
+    )
     @action(detail=True, methods=["post"])
     def redeliver(self, request, id=None):
         """Queue the delivery again now, with the same webhook-id."""

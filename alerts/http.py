@@ -24,6 +24,7 @@ import socket
 import ssl
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -155,17 +156,29 @@ def check_url(url: str) -> tuple[str, str, int]:
     if not 1 <= port <= 65535:
         raise ValueError("URL has a bad port (use 1 to 65535).")
     host = parts.hostname
-    literal = _literal_address(host)
+    # Judge the host the way the resolver will read it: getaddrinfo applies IDNA (so
+    # "１２７．０．０．１" and "127。0。0。1" are 127.0.0.1) and ignores the root dot ("127.0.0.1.").
+    probe = _resolver_spelling(host)
+    literal = _literal_address(probe)
     allow_loopback = loopback_allowed()
     if literal is not None:
         reason = blocked_reason(literal, allow_loopback=allow_loopback)
         if reason:
             raise ValueError(f"URL points at a {reason}; webhooks go to public addresses only.")
-    elif _is_loopback_name(host) and not allow_loopback:
+        if probe != host.strip("[]"):
+            raise ValueError("Write an IP address host in plain dotted form (like 203.0.113.7).")
+    elif _is_loopback_name(probe) and not allow_loopback:
         raise ValueError("URL points at this machine (localhost); use a public address.")
-    elif _looks_numeric(host):
+    elif _looks_numeric(probe):
         raise ValueError("Write an IP address host in plain dotted form (like 203.0.113.7).")
     return parts.scheme, host, port
+
+
+_IDNA_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+
+
+def _resolver_spelling(host: str) -> str:
+    return unicodedata.normalize("NFKC", host).translate(_IDNA_DOTS).rstrip(".")
 
 
 def _literal_address(host: str) -> IPAddress | None:

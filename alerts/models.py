@@ -207,6 +207,10 @@ class Subscription(models.Model):
         bad_flows = [f for f in self.flows if f not in Flow.values]
         if bad_flows:
             errors["flows"] = f"Unknown flow: {', '.join(bad_flows)}."
+        elif len(self._meta.get_field("flows").get_prep_value(self.flows)) > 200:
+            # Only repeats can overflow the column (five flows fit), and an overflow would
+            # otherwise surface from the database as a 500.
+            errors["flows"] = "Give each flow at most once."
         if any(not _delimited_item_ok(e) for e in self.entities):
             errors["entities"] = "Entity names are 1 to 100 characters, without '|'."
         if len(self.get_prep_entities()) > 1000:

@@ -4,7 +4,7 @@
                                            [--emails 200]
 
 Everything is real: PostgreSQL (database ww_alerts_bench, created and migrated if missing),
-Redis as the Celery broker (REDIS_URL, default db 4), `celery worker` subprocesses, an HTTP
+Redis as the Celery broker (REDIS_URL, default db 8), `celery worker` subprocesses, an HTTP
 receiver (http.server, threaded) on 127.0.0.1 and an aiosmtpd server. The event is recorded
 through detection.recording.record_event, so fan-out runs from its on-commit hook as in
 production. Prints deliveries per second, the p95 time from the event's commit to receipt, and
@@ -29,9 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results import Results, add_json_argument  # noqa: E402
+
 BENCH_DB = "ww_alerts_bench"
 os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/4")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/8")
 os.environ.setdefault("REDIS_KEY_PREFIX", "ww-alerts-bench")
 os.environ.setdefault("SECRET_KEY", "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
 os.environ.setdefault("DEBUG", "false")
@@ -160,7 +162,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--emails", type=int, default=200)
+    add_json_argument(parser)
     args = parser.parse_args()
+    report = Results("alert_fanout", "Alert fan-out")
 
     ensure_database()
     import django
@@ -227,7 +231,7 @@ def main() -> None:
 
         cpu_before = [psutil.Process(p.pid).cpu_times() for p in workers]
         bench_cpu_before = psutil.Process().cpu_times()
-        committed = record_whale(txs[0])
+        committed = committed_webhooks = record_whale(txs[0])
         queued = time.time()
         if not receipts.done.wait(120):
             print(f"only {len(receipts.times)} of {n} webhooks arrived", file=sys.stderr)
@@ -285,6 +289,28 @@ def main() -> None:
             f"  e-mails/s (commit to last receipt): {len(mail_times) / (max(mail_times) - committed):.0f}"
         )
         print(f"  commit-to-receipt p95 {percentile(mail_latencies, 0.95) * 1000:.0f} ms")
+
+        rate = len(receipts.times) / (last - committed_webhooks)
+        report.add(
+            f"webhook deliveries/s, {n} subscriptions, {args.workers} workers x "
+            f"{args.threads} threads (commit to last receipt)",
+            f"{rate:.0f}/s",
+            target=">= 300/s",
+            met=rate >= 300 and len(receipts.times) == n,
+        )
+        report.add("webhooks received / expected", f"{len(receipts.times)} / {n}")
+        report.add(
+            "commit → receipt p50 / p95",
+            f"{statistics.median(latencies):.2f} s / {percentile(latencies, 0.95):.2f} s",
+        )
+        report.add("fan-out + queueing", f"{queued - committed_webhooks:.2f} s")
+        report.add("worker CPU per delivery", f"{worker_cpu / n * 1000:.1f} ms")
+        report.add(
+            f"e-mails/s to aiosmtpd ({len(mailers)} subscriptions)",
+            f"{len(mail_times) / (max(mail_times) - committed):.0f}/s ({len(mail_times)} received)",
+        )
+        report.add("e-mail commit → receipt p95", f"{percentile(mail_latencies, 0.95):.2f} s")
+        report.save(args.json)
     finally:
         for process in workers:
             process.send_signal(signal.SIGTERM)

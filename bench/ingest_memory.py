@@ -25,6 +25,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.results import Results, add_json_argument  # noqa: E402
 from detection.ingest.runner import FramePipeline  # noqa: E402
 from detection.ingest.sources import Recorder, SyntheticMempool, read_recording  # noqa: E402
 
@@ -49,7 +50,12 @@ def main() -> None:
     parser.add_argument("--txs", type=int, default=300_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--recording", type=Path)
+    add_json_argument(parser)
     args = parser.parse_args()
+    report = Results(
+        "ingest_memory",
+        "Ingest memory",
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         path = args.recording
@@ -96,6 +102,22 @@ def main() -> None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS of this process:                 {peak:7.1f} MB")
         print("target: <= 250 MB for the whole process")
+        per_tx = (loaded - baseline) * 2**20 / max(len(pipeline.state), 1)
+        report.add("RSS at start (interpreter + imports)", f"{baseline:.0f} MB")
+        report.add(
+            f"RSS holding a {len(pipeline.state):,}-transaction mempool",
+            f"{loaded:.0f} MB ({per_tx:.0f} bytes per transaction)",
+            target="<= 250 MB",
+            met=loaded <= 250,
+        )
+        report.add(
+            "peak RSS of the process (during a projection)",
+            f"{peak:.0f} MB",
+            target="<= 250 MB",
+            met=peak <= 250,
+        )
+        report.add("one projection of the whole mempool", f"{pipeline.projection_ms:.0f} ms")
+        report.save(args.json)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ detection.recording.record_event — the Celery task's code: the row commits, on
 event_summary to the group. Latency is receipt time minus the moment the commit returned (one
 machine, one clock). Prints p50, p99 and max over every (client, event) pair, and losses.
 
-Environment: DATABASE_URL (default: a `whalewatch_bench` PostgreSQL database, created and
-migrated if missing), REDIS_URL (default redis://127.0.0.1:6379/5) and REDIS_KEY_PREFIX (default
+Environment: DATABASE_URL (default: a `ww_ws_bench` PostgreSQL database, created and
+migrated if missing), REDIS_URL (default redis://127.0.0.1:6379/9) and REDIS_KEY_PREFIX (default
 ww-bench). Prints figures; not a test. Its rows are removed at the end.
 """
 
@@ -33,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_TXID_PREFIX = "be"  # every bench whale's txid starts with this, to clean up after
 
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/whalewatch_bench")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/5")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ww_ws_bench")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
 os.environ.setdefault("REDIS_KEY_PREFIX", "ww-bench")
 os.environ.setdefault("SECRET_KEY", "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
@@ -42,6 +42,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whaleproject.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 sys.path.insert(0, str(ROOT))
 
+from bench.results import Results, add_json_argument  # noqa: E402
 
 # --- clients (their own processes) ------------------------------------------------------------
 
@@ -234,7 +235,9 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=40)
     parser.add_argument("--interval", type=float, default=0.25, help="seconds between commits")
     parser.add_argument("--client-procs", type=int, default=4)
+    add_json_argument(parser)
     args = parser.parse_args()
+    report = Results("ws_fanout", "Dashboard fan-out")
 
     prepare_database()
     cleanup()
@@ -278,6 +281,7 @@ def main() -> int:
             procs.append(proc)
         started = time.monotonic()
         connected = sum(ready.get(timeout=300) for _ in procs)
+        connect_seconds = time.monotonic() - started
         print(
             f"{connected} dashboard clients connected with snapshots in "
             f"{time.monotonic() - started:.1f} s (Daphne: 1 process)"
@@ -322,7 +326,19 @@ def main() -> int:
         f"p99 {p99:.1f} ms, max {max(latencies_ms):.1f} ms, "
         f"mean {statistics.fmean(latencies_ms):.1f} ms"
     )
-    return 0
+    lost = expected - len(latencies_ms)
+    report.add(
+        f"commit → receipt, {args.clients} clients, one event every {args.interval} s, p99",
+        f"{p99:.0f} ms (p50 {p50:.0f} ms, max {max(latencies_ms):.0f} ms)",
+        target="<= 250 ms",
+        met=p99 <= 250 and lost == 0,
+    )
+    report.add("deliveries received / expected", f"{len(latencies_ms):,} / {expected:,}")
+    report.add(
+        f"{connected} clients connecting, each receiving its snapshot", f"{connect_seconds:.1f} s"
+    )
+    report.save(args.json)
+    return 0 if lost == 0 else 1
 
 
 if __name__ == "__main__":

@@ -17,20 +17,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import Any
 from urllib.parse import parse_qsl
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
 
-from dashboard.fanout import local_fanout
+from dashboard.fanout import CLOSE_LAYER_FAILED, local_fanout
 from dashboard.feed_filters import filters_from_query
 from dashboard.live import snapshot_message
 from detection.push import WHALE_FEED_GROUP
 
 CLOSE_UNAUTHENTICATED = 4401
 AUTH_TIMEOUT_SECONDS = 5.0
+# An alias no settings define, so Channels gives the socket no channel of its own (see below).
+NO_SOCKET_CHANNEL = "dashboard.fanout-only"
+
+log = logging.getLogger(__name__)
 
 __all__ = ["CLOSE_UNAUTHENTICATED", "WHALE_FEED_GROUP", "WhaleFeedConsumer"]
 
@@ -59,6 +65,11 @@ def _snapshot(filters: dict[str, Any], with_whales: bool) -> dict[str, Any]:
 
 class WhaleFeedConsumer(AsyncJsonWebsocketConsumer):
     auth_timeout_seconds = AUTH_TIMEOUT_SECONDS
+    # Pushes arrive through the process's fan-out, never on a per-socket channel. With one,
+    # Channels keeps a layer receive open per socket for nothing, and after a Redis restart that
+    # receive can hang while being cancelled: the socket stays accepted and never gets its
+    # snapshot or a push (tests/faults/test_redis_restart_dashboard.py).
+    channel_layer_alias = NO_SOCKET_CHANNEL
 
     async def connect(self):
         self.user = None
@@ -119,8 +130,17 @@ class WhaleFeedConsumer(AsyncJsonWebsocketConsumer):
         # Join before reading the snapshot, and hold pushes back until it is sent: an event
         # committed in between then arrives twice (the browser ignores the repeat by its
         # sequence) instead of never, and never before the snapshot that would overwrite it.
-        self._fanout = local_fanout(self.channel_layer)
-        await self._fanout.join(self)
+        fanout = local_fanout(get_channel_layer())
+        try:
+            await fanout.join(self)
+        except Exception:
+            # Redis is away: a socket without pushes would look live and stay frozen; closing
+            # makes the browser retry with backoff and take a snapshot once Redis is back.
+            log.warning("dashboard socket refused: the channel layer is unavailable", exc_info=True)
+            await fanout.leave(self)
+            await self.close(code=CLOSE_LAYER_FAILED)
+            return
+        self._fanout = fanout
         await self.send_json(await _snapshot(self.filters, self.wants_whales))
         while self._held_back:
             await self.send(text_data=self._held_back.pop(0))
@@ -149,13 +169,3 @@ class WhaleFeedConsumer(AsyncJsonWebsocketConsumer):
         self._timer = None
         with contextlib.suppress(Exception):  # the socket may be gone already
             await self.close(code=CLOSE_UNAUTHENTICATED)
-
-    # Pushes reach sockets through dashboard.fanout; these serve a message sent to one channel.
-    async def whale_event(self, message):
-        await self.send_json({"type": "whale.event", "event": message["event"]})
-
-    async def ingest_status(self, message):
-        # server_time lets the browser judge the heartbeat's age without trusting its own clock.
-        await self.send_json(
-            {"type": "ingest.status", "status": message["status"], "server_time": time.time()}
-        )

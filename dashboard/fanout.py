@@ -8,8 +8,11 @@ work per socket), in the order the layer delivered it.
 
 A socket receives pushes only after its snapshot is sent: what arrives in between is held back
 and sent right after it, so a client never applies an event that its snapshot then overwrites.
-If the layer fails, every local socket is closed (1011) so that browsers reconnect and re-read
-the database instead of silently missing pushes.
+If the layer fails, every local socket is closed (4011) so that browsers reconnect and re-read
+the database instead of silently missing pushes. A Redis restart can also go unnoticed by the
+relay (redis-py retries a dropped BZPOPMIN on a new connection) while the restarted server has
+forgotten the group, or pushes were lost while it was down: the watch task below compares the
+server's run_id every few seconds and treats a change as a layer failure.
 """
 
 from __future__ import annotations
@@ -26,9 +29,15 @@ from detection.push import WHALE_FEED_GROUP
 
 log = logging.getLogger(__name__)
 
-# channels-redis forgets a group member after a day (group_expiry); re-join well before that.
-REJOIN_SECONDS = 3600.0
-CLOSE_LAYER_FAILED = 1011
+# Every few seconds: renew the group membership (channels-redis forgets a member after a day)
+# and look for a Redis restart. A restart goes unseen for at most this long.
+WATCH_SECONDS = 5.0
+# An application close code: Daphne (autobahn) refuses to send any code but 1000 and 3000-4999,
+# and the refusal is an exception swallowed below, so 1011 left the socket open and frozen.
+# The browser reconnects on any code but 4401 (static/js/feed.js).
+CLOSE_LAYER_FAILED = 4011
+# A cancelled layer receive normally ends at once; never let one hold up the lock for longer.
+STOP_WAIT_SECONDS = 1.0
 
 
 class Member(Protocol):
@@ -57,16 +66,18 @@ class LocalFanout:
         self.channel: str | None = None
         self._tasks: list[asyncio.Task] = []
         self._lock = asyncio.Lock()
+        self._servers: list[str | None] = []
 
     async def join(self, member: Member) -> None:
         async with self._lock:
             self.members.add(member)
             if not self._tasks:
                 self.channel = await self.layer.new_channel()
+                self._servers = await self._server_ids()
                 await self.layer.group_add(WHALE_FEED_GROUP, self.channel)
                 self._tasks = [
                     asyncio.ensure_future(self._relay()),
-                    asyncio.ensure_future(self._keep_membership()),
+                    asyncio.ensure_future(self._watch()),
                 ]
 
     async def leave(self, member: Member) -> None:
@@ -80,11 +91,13 @@ class LocalFanout:
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # This runs under the lock every join needs: a receive that does not end promptly (seen
+        # after a Redis restart) must not keep new sockets from their snapshot.
+        await asyncio.wait(tasks, timeout=STOP_WAIT_SECONDS)
         with contextlib.suppress(Exception):
-            await self.layer.group_discard(WHALE_FEED_GROUP, self.channel)
+            await asyncio.wait_for(
+                self.layer.group_discard(WHALE_FEED_GROUP, self.channel), STOP_WAIT_SECONDS
+            )
 
     async def _relay(self) -> None:
         try:
@@ -100,16 +113,31 @@ class LocalFanout:
             log.exception("dashboard fan-out lost the channel layer; closing local sockets")
             await self._fail()
 
-    async def _keep_membership(self) -> None:
+    async def _watch(self) -> None:
         try:
             while True:
-                await asyncio.sleep(REJOIN_SECONDS)
+                await asyncio.sleep(WATCH_SECONDS)
+                if await self._server_ids() != self._servers:
+                    log.warning("dashboard fan-out: Redis restarted; closing local sockets")
+                    await self._fail()
+                    return
                 await self.layer.group_add(WHALE_FEED_GROUP, self.channel)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("dashboard fan-out could not renew its group membership")
+            log.exception("dashboard fan-out lost the channel layer; closing local sockets")
             await self._fail()
+
+    async def _server_ids(self) -> list[str | None]:
+        """Each Redis server's run_id: it changes when the server restarts."""
+        connection = getattr(self.layer, "connection", None)
+        if connection is None:  # not channels-redis (an in-memory layer): nothing restarts
+            return []
+        ids = []
+        for index in range(self.layer.ring_size):
+            info = await connection(index).info("server")
+            ids.append(info.get("run_id"))
+        return ids
 
     async def _fail(self) -> None:
         members = list(self.members)

@@ -30,6 +30,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from detection import api_stats
 from detection.api_pagination import NewestFirstCursorPagination
+from detection.api_pagination import _decode as decode_cursor
 from detection.api_ratelimit import (
     ExportRateLimit,
     ReadRateLimit,
@@ -94,6 +95,11 @@ class StrictQueryParamsMixin:
         unknown = sorted(set(request.query_params) - self.allowed_query_params)
         if unknown:
             raise ValidationError({name: ["Unknown query parameter."] for name in unknown})
+        # `flow=banana&flow=unknown` would be filtered by the last value only, the first
+        # silently dropped: the same "plausible but wrong list" as an ignored typo.
+        repeated = sorted(name for name, values in request.query_params.lists() if len(values) > 1)
+        if repeated:
+            raise ValidationError({name: ["Give this parameter once."] for name in repeated})
         # An empty value would otherwise mean "no filter" to django-filter and "the default" to
         # DRF; one rule for every parameter is easier to document: leave it out instead.
         empty = sorted(name for name, value in request.query_params.items() if value == "")
@@ -203,6 +209,11 @@ class WhaleListView(StrictQueryParamsMixin, generics.ListAPIView):
 
     def list(self, request, *args, **kwargs):
         if request.accepted_renderer.format == "csv":
+            # The export ignores paging, but a bad page_size or cursor is still refused like
+            # any other parameter the API cannot read.
+            self.paginator.get_page_size(request)
+            if request.query_params.get("cursor"):
+                decode_cursor(request.query_params["cursor"])
             return whales_csv_response(
                 self.filter_queryset(self.get_queryset()).order_by("-first_seen_at", "-id")
             )

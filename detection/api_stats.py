@@ -1,11 +1,12 @@
 """Figures behind GET /api/v1/stats/: volumes and flows per bucket, accuracy, coverage, source.
 
 Volumes count each RBF chain once: a replaced transaction is left out, its replacement carries
-the money. Accuracy is aggregated in PostgreSQL with the rules of detection.domain.accuracy
-(tests/api/test_stats.py holds the two equal), because the domain's Python pass over 90 days of
-predictions is far too slow for a request; it is the same for every user, so beat computes it every
-minute into the cache (detection.refresh_api_accuracy) and requests read it from there.
-Volume buckets that ended over two hours ago are cached too (see `_rows_by_bucket`).
+the money. Volumes and accuracy are read from per-hour rollups (detection.models
+WhaleHourlyVolume and PredictionHourlyOutcome, kept by detection.recording in the whales'
+transactions), so a request costs a few thousand small rows however many whales there are, also
+when nothing is cached. Accuracy follows the rules of detection.domain.accuracy exactly
+(tests/api/test_stats.py holds the two equal); it is the same for every user, so beat still
+refreshes it every minute into the cache and requests read it from there.
 """
 
 from __future__ import annotations
@@ -14,19 +15,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
-from django.db.models import Count, F, Q, Sum, Value
-from django.db.models.functions import Abs, Coalesce, NullIf, Trunc
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    CharField,
+    F,
+    IntegerField,
+    Q,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Coalesce, Trunc
 from django.utils import timezone
 
 from detection import stats
 from detection.domain import accuracy
-from detection.models import (
-    Flow,
-    Prediction,
-    PredictionOutcome,
-    WhaleStatus,
-    WhaleTransaction,
-)
+from detection.models import Flow, Prediction, PredictionHourlyOutcome, WhaleHourlyVolume
 from detection.push import btc
 from whaleproject.health import check_ingest
 
@@ -36,12 +41,11 @@ DEFAULT_DAYS = 7
 MAX_DAYS = 90
 ACCURACY_CACHE_KEY = "api:stats:accuracy"
 # Beat refreshes the accuracy figures every ACCURACY_REFRESH_SECONDS; the cache outlives a
-# missed beat or two, so requests rarely pay for the 90-day aggregate themselves.
+# missed beat or two. Computing them in a request is cheap too (the rollup), just not shared.
 ACCURACY_REFRESH_SECONDS = 60
 ACCURACY_CACHE_SECONDS = 5 * 60
-SETTLED_AFTER = timedelta(hours=2)
-SETTLED_CACHE_SECONDS = 15 * 60
 BANDS = ("high", "medium", "low", accuracy.UNSCORED_BAND)
+FLOWS = tuple(Flow.values)
 # What a non-staff caller may see of the ingest heartbeat (the source may be a private node URL).
 PUBLIC_SOURCE_FIELDS = ("state", "age_seconds", "connected", "memory_level")
 
@@ -61,111 +65,73 @@ def bucket_starts(now: datetime, bucket: str, days: int) -> list[datetime]:
     return [newest - step * i for i in range(count - 1, -1, -1)]
 
 
-def _amounts(count: int, value: int, transfer: int) -> dict[str, Any]:
+def _bucket(start: datetime, count: int, value: int, transfer: int, flows) -> dict[str, Any]:
+    """One volume bucket; `flows` holds (count, transfer) per flow, in FLOWS order."""
     return {
+        "start": start,
         "count": count,
         "value_btc": btc(value),
         "value_sat": value,
         "transfer_btc": btc(transfer),
         "transfer_sat": transfer,
-    }
-
-
-def _empty_flows() -> dict[str, dict[str, Any]]:
-    return {flow: {"count": 0, "transfer_sat": 0} for flow in Flow.values}
-
-
-def _finish(start: datetime, count: int, value: int, transfer: int, flows: dict) -> dict:
-    return {
-        "start": start,
-        **_amounts(count, value, transfer),
         "flows": {
-            name: {
-                "count": f["count"],
-                "transfer_btc": btc(f["transfer_sat"]),
-                "transfer_sat": f["transfer_sat"],
-            }
-            for name, f in flows.items()
+            name: {"count": n, "transfer_btc": btc(t), "transfer_sat": t}
+            for name, (n, t) in zip(FLOWS, flows, strict=True)
         },
     }
 
 
-def _query_buckets(bucket: str, start: datetime, end: datetime) -> dict[datetime, list[tuple]]:
-    """{bucket start: [(flow, count, value, transfer), …]} for [start, end), one index-only scan
-    (whale_stats_window)."""
-    rows = (
-        WhaleTransaction.objects.filter(first_seen_at__gte=start, first_seen_at__lt=end)
-        .exclude(status=WhaleStatus.REPLACED)
-        .annotate(bucket_start=Trunc("first_seen_at", bucket, tzinfo=UTC))
-        .values("bucket_start", "flow")
-        # COUNT(*): the id is not in the index
-        .annotate(count=Count("*"), value=Sum("value"), transfer=Sum("transfer"))
-        .order_by()
-    )
-    grouped: dict[datetime, list[tuple]] = {}
-    for row in rows:
-        grouped.setdefault(row["bucket_start"], []).append(
-            (row["flow"], row["count"], row["value"], row["transfer"])
-        )
-    return grouped
+def _total(column: str, only: Q | None = None):
+    # bigint, not PostgreSQL's numeric SUM: no Decimal to load and convert per cell
+    return Coalesce(Cast(Sum(column, filter=only), BigIntegerField()), 0)
 
 
-def _settled_key(bucket: str, start: datetime) -> str:
-    return f"api:stats:volume:{bucket}:{int(start.timestamp())}"
+def _rows_by_bucket(bucket: str, starts: list[datetime]) -> dict[datetime, tuple]:
+    """{bucket start: (count, value, transfer, n0, t0, n1, t1, …)}, per flow in FLOWS order,
+    summed from the hourly rollup: one row per bucket, the flows pivoted in SQL.
 
-
-def _rows_by_bucket(now: datetime, bucket: str, starts: list[datetime]) -> dict[datetime, list]:
-    """Bucket rows, settled buckets from the cache where it has them.
-
-    Whales of a bucket that ended SETTLED_AFTER ago rarely change (a late replacement, the
-    retention purge), so such buckets are cached for SETTLED_CACHE_SECONDS and shared by every
-    window and user; only the missing and the recent ones are read, in one query.
+    Buckets are UTC hours or days, so a day is the sum of its 24 rollup hours; the API has no
+    time zone parameter (a zone with a whole-hour offset could be served the same way).
     """
-    step = BUCKET_SIZES[bucket]
-    settled = [start for start in starts if start + step <= now - SETTLED_AFTER]
-    keys = {start: _settled_key(bucket, start) for start in settled}
-    cached = cache.get_many(list(keys.values())) if keys else {}
-    rows = {start: cached[key] for start, key in keys.items() if key in cached}
-    missing = [start for start in settled if start not in rows]
-    to_read = missing + starts[len(settled) :]  # both in order, missing ones first
-    if to_read:
-        fresh = _query_buckets(bucket, to_read[0], starts[-1] + step)
-        for start in to_read:
-            rows[start] = fresh.get(start, [])
-        cache.set_many({keys[start]: rows[start] for start in missing}, SETTLED_CACHE_SECONDS)
-    return rows
+    end = starts[-1] + BUCKET_SIZES[bucket]
+    start_of = F("hour") if bucket == "hour" else Trunc("hour", bucket, tzinfo=UTC)
+    aggregates = {
+        "n": _total("count"),
+        "value_sum": _total("value"),
+        "transfer_sum": _total("transfer"),
+    }
+    for i, flow in enumerate(FLOWS):
+        aggregates[f"n{i}"] = _total("count", Q(flow=flow))
+        aggregates[f"t{i}"] = _total("transfer", Q(flow=flow))
+    rows = (
+        WhaleHourlyVolume.objects.filter(hour__gte=starts[0], hour__lt=end)
+        .annotate(bucket_start=start_of)
+        .values("bucket_start")
+        .annotate(**aggregates)
+        .order_by()
+        .values_list("bucket_start", *aggregates)
+    )
+    return {row[0]: row[1:] for row in rows}
+
+
+def _per_flow(row) -> list[tuple[int, int]]:
+    return list(zip(row[3::2], row[4::2], strict=True))
 
 
 def volumes(now: datetime, bucket: str, days: int) -> tuple[dict, list[dict]]:
     """(totals, buckets): whale count, value and transfer per bucket, split by flow."""
     starts = bucket_starts(now, bucket, days)
-    rows = _rows_by_bucket(now, bucket, starts)
-    total = [0, 0, 0, _empty_flows()]
+    rows = _rows_by_bucket(bucket, starts)
+    empty = (0,) * (3 + 2 * len(FLOWS))
+    totals = [0] * len(empty)
     buckets = []
     for start in starts:
-        sums = [0, 0, 0, _empty_flows()]
-        for flow, count, value, transfer in rows[start]:
-            for target in (sums, total):
-                target[0] += count
-                target[1] += value
-                target[2] += transfer
-                per_flow = target[3].setdefault(flow, {"count": 0, "transfer_sat": 0})
-                per_flow["count"] += count
-                per_flow["transfer_sat"] += transfer
-        buckets.append(_finish(start, *sums))
-    return _finish(starts[0], *total), buckets
-
-
-def _band_counts(row: dict | None, window: str) -> dict[str, int]:
-    if row is None:
-        return {"resolved": 0, "hits": 0, "error_sum": 0, "replaced": 0, "dropped": 0}
-    return {
-        "resolved": row[f"{window}_resolved"],
-        "hits": row[f"{window}_hits"],
-        "error_sum": row[f"{window}_error"] or 0,
-        "replaced": row[f"{window}_replaced"],
-        "dropped": row[f"{window}_dropped"],
-    }
+        row = rows.get(start, empty)
+        for i, amount in enumerate(row):
+            totals[i] += amount
+        buckets.append(_bucket(start, *row[:3], _per_flow(row)))
+    total = _bucket(starts[0], *totals[:3], _per_flow(totals))
+    return total, buckets
 
 
 def _band_figures(parts: list[dict[str, int]]) -> dict[str, Any]:
@@ -182,45 +148,96 @@ def _band_figures(parts: list[dict[str, int]]) -> dict[str, Any]:
     }
 
 
-def accuracy_windows(now: datetime) -> dict[str, dict[str, Any]]:
-    """detection.domain.accuracy.rolling_windows, as one aggregate query grouped by band."""
-    confirmed = Q(outcome=PredictionOutcome.CONFIRMED)
-    aggregates = {}
+def _window_parts(now: datetime) -> dict[str, tuple[datetime, datetime, datetime]]:
+    """{window: (after, first whole hour, end of whole hours)}.
+
+    A window holds predictions resolved in (now - length, now]. Its whole UTC hours come from the
+    rollup, [first whole hour, end of whole hours); the partial hours at either edge, (after,
+    first whole hour) and [end of whole hours, now], from the prediction rows. A window too
+    short for a whole hour has first == end and is read from the rows alone.
+    """
+    current_hour = stats.hour_of(now)
+    lengths = sorted(seconds for _name, seconds in accuracy.WINDOWS)
+    # accuracy_windows gives each window's far partial hour its own piece: they must not meet
+    assert all(b - a >= 3600 for a, b in zip(lengths, lengths[1:], strict=False))
+    parts = {}
     for name, seconds in accuracy.WINDOWS:
-        inside = Q(resolved_at__gt=now - timedelta(seconds=seconds))
-        aggregates |= {
-            f"{name}_resolved": Count("id", filter=inside & confirmed),
-            f"{name}_hits": Count(
-                "id", filter=inside & confirmed & Q(actual_blocks__lte=F("predicted_blocks"))
-            ),
-            f"{name}_error": Sum(
-                Abs(F("actual_blocks") - F("predicted_blocks")), filter=inside & confirmed
-            ),
-            f"{name}_replaced": Count("id", filter=inside & Q(outcome=PredictionOutcome.REPLACED)),
-            f"{name}_dropped": Count("id", filter=inside & Q(outcome=PredictionOutcome.DROPPED)),
-        }
-    oldest = now - timedelta(seconds=max(seconds for _, seconds in accuracy.WINDOWS))
+        after = now - timedelta(seconds=seconds)
+        first = min(stats.hour_of(after) + timedelta(hours=1), current_hour)
+        parts[name] = (after, first, current_hour)
+    return parts
+
+
+def accuracy_windows(now: datetime) -> dict[str, dict[str, Any]]:
+    """detection.domain.accuracy.rolling_windows from the hourly rollup plus the edge rows.
+
+    Exact, not an approximation: every figure is a count or a sum over the window (the rates are
+    ratios of those), and sums over disjoint pieces add up. Two queries, each grouped by band and
+    by a disjoint piece of time (a CASE), because the windows share their pieces: whole hours
+    nest (every window's end of whole hours is the current hour), the current partial hour is in
+    every window, and each window has its own partial hour at its far edge.
+    """
+    parts = _window_parts(now)
+    end = next(iter(parts.values()))[2]
+    zero = dict.fromkeys(PredictionHourlyOutcome.SUMS, 0)
+    sums = {name: {band: dict(zero) for band in BANDS} for name in parts}
+
+    def add(names, band: str, figures: dict[str, int]) -> None:
+        for name in names:
+            target = sums[name].setdefault(band, dict(zero))
+            for field in PredictionHourlyOutcome.SUMS:
+                target[field] += figures[field] or 0
+
+    # Whole hours: piece k is [first of window k, first of the next shorter window); a window
+    # holds its own piece and those of every shorter one.
+    whole = sorted(
+        ((first, name) for name, (_after, first, _end) in parts.items() if first < end),
+        reverse=True,
+    )
+    if whole:
+        piece = Case(
+            *(When(hour__gte=first, then=Value(k)) for k, (first, _name) in enumerate(whole)),
+            output_field=IntegerField(),
+        )
+        rows = (
+            PredictionHourlyOutcome.objects.filter(hour__gte=whole[-1][0], hour__lt=end)
+            .annotate(piece=piece)
+            .values("band", "piece")
+            .annotate(**{field: Sum(field) for field in PredictionHourlyOutcome.SUMS})
+            .order_by()
+        )
+        for row in rows:
+            add([name for _first, name in whole[row["piece"] :]], row["band"], row)
+
+    # Partial hours: the current one ([end, now], in every window) and each window's far edge.
+    edges = {"now": Q(resolved_at__gte=end, resolved_at__lte=now)}
+    for name, (after, first, _end) in parts.items():
+        edges[name] = Q(resolved_at__gt=after, resolved_at__lt=first if first < end else end)
+    edge = Case(
+        *(When(condition, then=Value(key)) for key, condition in edges.items()),
+        output_field=CharField(),
+    )
+    anywhere = Q()
+    for condition in edges.values():
+        anywhere |= condition
     rows = (
-        Prediction.objects.filter(resolved_at__gt=oldest, resolved_at__lte=now)
-        .exclude(outcome=PredictionOutcome.OPEN)
-        # a confirmation the prediction had no block count for cannot be scored (domain rule)
-        .exclude(confirmed & (Q(predicted_blocks=None) | Q(actual_blocks=None)))
-        .annotate(band_key=Coalesce(NullIf("band", Value("")), Value(accuracy.UNSCORED_BAND)))
-        .values("band_key")
-        .annotate(**aggregates)
+        stats.scorable(Prediction.objects.filter(anywhere))
+        .annotate(edge=edge)
+        .values("band_key", "edge")
+        .annotate(**stats.outcome_aggregates())
         .order_by()
     )
-    by_key = {row["band_key"]: row for row in rows}
-    result = {}
-    for name, seconds in accuracy.WINDOWS:
-        result[name] = {
+    for row in rows:
+        add(list(parts) if row["edge"] == "now" else [row["edge"]], row["band_key"], row)
+
+    return {
+        name: {
             "seconds": seconds,
-            "overall": _band_figures([_band_counts(row, name) for row in by_key.values()]),
-            "by_band": {
-                band: _band_figures([_band_counts(by_key.get(band), name)]) for band in BANDS
-            },
+            "overall": _band_figures(list(sums[name].values())),
+            "by_band": {band: _band_figures([sums[name][band]]) for band in BANDS},
         }
-    return result
+        for name, seconds in accuracy.WINDOWS
+    }
 
 
 def refresh_accuracy_cache(now: datetime | None = None) -> dict[str, dict[str, Any]]:
@@ -259,6 +276,6 @@ def stats_payload(
         "totals": totals,
         "volumes": buckets,
         "accuracy": cached_accuracy_windows(now),
-        "coverage": stats.coverage(since=now - timedelta(days=days)),
+        "coverage": stats.rolled_up_coverage(since=now - timedelta(days=days)),
         "source": source_health(show_source),
     }

@@ -301,3 +301,132 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"prediction {self.whale.txid[:16]}… {self.predicted_blocks} blocks"
+
+
+# --- rollups ----------------------------------------------------------------------------------
+#
+# Per-hour sums behind GET /api/v1/stats/, so a request reads at most a few thousand small rows
+# instead of aggregating hundreds of thousands of whales or predictions. detection.recording keeps
+# them in the same transaction as the rows they sum, detection.retention subtracts what it purges,
+# and migration 0004 backfilled them. Code that writes whales or predictions any other way (the
+# admin, a shell) leaves them stale; `detection.stats.rebuild_rollups()` recomputes them.
+
+
+def _upsert_sums(model, key_fields: tuple[str, ...], sum_fields: tuple[str, ...], deltas) -> None:
+    """Add `deltas` ({key tuple: sums tuple}) to the rows of `model`, creating missing ones.
+
+    One INSERT … ON CONFLICT DO UPDATE, which SQLite and PostgreSQL both speak, so concurrent
+    writers add to a row instead of racing to create it. Keys go in sorted order: two
+    transactions then lock the rows they share in the same order and cannot deadlock.
+    """
+    from django.db import connection
+
+    rows = sorted((key, sums) for key, sums in deltas.items() if any(sums))
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    columns = [*key_fields, *sum_fields]
+    adapt = connection.ops.adapt_datetimefield_value
+    params: list = []
+    for key, sums in rows:
+        params.extend(adapt(part) if hasattr(part, "tzinfo") else part for part in key)
+        params.extend(sums)
+    placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    updates = ", ".join(
+        f"{quote(f)} = {table}.{quote(f)} + excluded.{quote(f)}" for f in sum_fields
+    )
+    # Only quoted model names are interpolated; every value is a parameter.
+    column_list = ", ".join(quote(c) for c in columns)
+    values = ", ".join([placeholders] * len(rows))
+    conflict = ", ".join(quote(f) for f in key_fields)
+    sql = f"INSERT INTO {table} ({column_list}) VALUES {values} ON CONFLICT ({conflict}) DO UPDATE SET {updates}"  # noqa: S608, E501
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+class WhaleHourlyVolume(models.Model):
+    """Whales first seen in one UTC hour with one flow: count, value and transfer, in sats.
+
+    Replaced transactions are left out, as the API's volumes leave them out (their replacement
+    carries the money), so a whale moves in or out of its row when it becomes or stops being
+    `replaced`. Rows whose sums fall back to zero stay; they cost nothing to read.
+    """
+
+    KEY = ("hour", "flow")
+    SUMS = ("count", "value", "transfer")
+
+    hour = models.DateTimeField(help_text="start of the UTC hour of first_seen_at")
+    flow = models.CharField(max_length=20, choices=Flow.choices)
+    count = models.BigIntegerField(default=0)
+    value = models.BigIntegerField(default=0)
+    transfer = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "flow"], name="volume_one_per_hour_flow"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h {self.flow}: {self.count}"
+
+    @classmethod
+    def add(cls, deltas: dict[tuple, tuple[int, int, int]]) -> None:
+        _upsert_sums(cls, cls.KEY, cls.SUMS, deltas)
+
+
+class WhaleHourlyCoverage(models.Model):
+    """Whales confirmed (by `confirmed_at`) in one UTC hour: how many, and how many of them we
+    saw in the mempool first. The API's coverage figure is the ratio over a window."""
+
+    KEY = ("hour",)
+    SUMS = ("mined", "seen_first")
+
+    hour = models.DateTimeField(help_text="start of the UTC hour of confirmed_at")
+    mined = models.BigIntegerField(default=0)
+    seen_first = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hour"], name="coverage_one_per_hour"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h: {self.seen_first}/{self.mined} seen first"
+
+    @classmethod
+    def add(cls, deltas: dict[tuple, tuple[int, int]]) -> None:
+        _upsert_sums(cls, cls.KEY, cls.SUMS, deltas)
+
+
+class PredictionHourlyOutcome(models.Model):
+    """Predictions resolved in one UTC hour in one urgency band, counted as the accuracy windows
+    count them (detection.domain.accuracy): `resolved`/`hits`/`error_sum` over scorable
+    confirmations, `replaced` and `dropped` apart. Open and unscorable predictions are not here.
+
+    Every accuracy figure is a ratio of these sums, so windows built from whole hours plus the
+    raw rows of the partial hours at their edges are exact.
+    """
+
+    KEY = ("hour", "band")
+    SUMS = ("resolved", "hits", "error_sum", "replaced", "dropped")
+
+    hour = models.DateTimeField(help_text="start of the UTC hour of resolved_at")
+    band = models.CharField(max_length=8, help_text="high, medium, low or unscored")
+    resolved = models.BigIntegerField(default=0)
+    hits = models.BigIntegerField(default=0)
+    error_sum = models.BigIntegerField(default=0)
+    replaced = models.BigIntegerField(default=0)
+    dropped = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "band"], name="outcome_one_per_hour_band"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h {self.band}: {self.resolved} resolved"
+
+    @classmethod
+    def add(cls, deltas: dict[tuple, tuple[int, int, int, int, int]]) -> None:
+        _upsert_sums(cls, cls.KEY, cls.SUMS, deltas)

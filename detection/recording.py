@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,14 +24,18 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from detection import labels as label_store
+from detection import stats as rollup
 from detection.domain import accuracy, flow, urgency
 from detection.models import (
     Block,
     EventKind,
     Flow,
     Prediction,
+    PredictionHourlyOutcome,
     PredictionOutcome,
     WhaleEvent,
+    WhaleHourlyCoverage,
+    WhaleHourlyVolume,
     WhaleStatus,
     WhaleTransaction,
 )
@@ -72,7 +79,9 @@ def record_event(payload: dict[str, Any]) -> RecordResult:
     if WhaleEvent.objects.filter(uid=event_uid).exists():
         return RecordResult(None, False, "duplicate event id")
 
-    with transaction.atomic():
+    # _collecting_rollups exits first, so the rollup rows are written just before the commit
+    # (also on the early returns, which may still commit a new whale row).
+    with transaction.atomic(), _collecting_rollups():
         whale = _whale_for(payload, txid)
         if whale is None and kind == EventKind.REPLACED and payload.get("replaced_txid"):
             # A replacement learnt from a resync answer carries no transaction: the event then
@@ -147,6 +156,7 @@ def _whale_for(payload: dict[str, Any], txid: str) -> WhaleTransaction | None:
     except IntegrityError:
         # Another worker created it first; use theirs.
         return WhaleTransaction.objects.select_for_update().get(txid=txid)
+    _move_whale(None, _shares_of(whale))
     return whale
 
 
@@ -208,11 +218,15 @@ def _set_status(whale: WhaleTransaction, status: str, at: datetime, **fields: An
     """Change status unless a newer observation already set one."""
     if whale.status_at is not None and at < whale.status_at:
         return False
+    # The row is locked (select_for_update) and only changed through this object in this
+    # transaction, so its attributes are what the database holds.
+    before = _shares_of(whale)
     whale.status = status
     whale.status_at = at
     for name, value in fields.items():
         setattr(whale, name, value)
     whale.save()
+    _move_whale(before, _shares_of(whale))
     return True
 
 
@@ -306,6 +320,7 @@ def _fee_at(prediction: Prediction, whale: WhaleTransaction) -> int | None:
 def _resolve_confirmed(predictions, height: int, block_hash: str) -> None:
     now = datetime.now(tz=UTC)
     for prediction in predictions:
+        before = _outcome_of(prediction)
         prediction.outcome = PredictionOutcome.CONFIRMED
         prediction.resolved_at = now
         prediction.resolved_height = height
@@ -322,12 +337,25 @@ def _resolve_confirmed(predictions, height: int, block_hash: str) -> None:
                 prediction.hit = result.hit
                 prediction.abs_error = result.abs_error
         prediction.save()
+        _move_outcome(before, _outcome_of(prediction))
 
 
 def _close_open_predictions(whale: WhaleTransaction, outcome: str) -> None:
-    whale.predictions.filter(outcome=PredictionOutcome.OPEN).update(
-        outcome=outcome, resolved_at=datetime.now(tz=UTC)
+    _update_predictions(
+        whale.predictions.filter(outcome=PredictionOutcome.OPEN),
+        outcome=outcome,
+        resolved_at=datetime.now(tz=UTC),
     )
+
+
+def _update_predictions(predictions, **fields: Any) -> None:
+    """`predictions.update(**fields)`, moving each row's share of the accuracy rollup."""
+    rows = list(predictions.values("id", *_OUTCOME_FIELDS))
+    if not rows:
+        return
+    Prediction.objects.filter(pk__in=[row["id"] for row in rows]).update(**fields)
+    for row in rows:
+        _move_outcome(_outcome_of(row), _outcome_of(row | fields))
 
 
 # --- one function per event kind -------------------------------------------------------------
@@ -422,8 +450,10 @@ def _on_confirmed(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str,
     if block is None:
         # Confirmed somewhere we were not told (a resync answer): record it, score nothing.
         if _set_status(whale, WhaleStatus.CONFIRMED, event.occurred_at):
-            whale.predictions.filter(outcome=PredictionOutcome.OPEN).update(
-                outcome=PredictionOutcome.CONFIRMED, resolved_at=datetime.now(tz=UTC)
+            _update_predictions(
+                whale.predictions.filter(outcome=PredictionOutcome.OPEN),
+                outcome=PredictionOutcome.CONFIRMED,
+                resolved_at=datetime.now(tz=UTC),
             )
         return
     first = whale.chain_root.predictions.exclude(tip_height=None).order_by("made_at").first()
@@ -462,7 +492,8 @@ def _on_reorged(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, A
             confirmed_at=None,
             blocks_waited=None,
         )
-    whale.predictions.filter(resolved_block_hash=orphaned_hash).update(
+    _update_predictions(
+        whale.predictions.filter(resolved_block_hash=orphaned_hash),
         outcome=PredictionOutcome.OPEN,
         resolved_at=None,
         resolved_height=None,
@@ -486,6 +517,99 @@ _APPLY = {
     EventKind.REORGED: _on_reorged,
     EventKind.CONFIRMATIONS: _on_confirmations,
 }
+
+
+# --- rollups (WhaleHourlyVolume, WhaleHourlyCoverage, PredictionHourlyOutcome) ------------------
+#
+# Every change to a column the rollups sum goes through _move_whale / _move_outcome with the
+# row's share before and after. Inside record_event the differences are collected and written
+# once, in key order, just before the commit: the same transaction as the rows, and a fixed lock
+# order for the few hot rollup rows (the current hour), which concurrent workers share.
+
+_OUTCOME_FIELDS = ("resolved_at", "band", "outcome", "predicted_blocks", "actual_blocks")
+
+
+class _RollupDeltas:
+    def __init__(self) -> None:
+        self.volumes: dict[tuple, list[int]] = {}
+        self.coverage: dict[tuple, list[int]] = {}
+        self.outcomes: dict[tuple, list[int]] = {}
+
+    @staticmethod
+    def move(table: dict, before, after) -> None:
+        for share, sign in ((before, -1), (after, 1)):
+            if share is None:
+                continue
+            key, sums = share
+            target = table.setdefault(key, [0] * len(sums))
+            for i, amount in enumerate(sums):
+                target[i] += sign * amount
+
+    def write(self) -> None:
+        WhaleHourlyVolume.add({key: tuple(sums) for key, sums in self.volumes.items()})
+        WhaleHourlyCoverage.add({key: tuple(sums) for key, sums in self.coverage.items()})
+        PredictionHourlyOutcome.add({key: tuple(sums) for key, sums in self.outcomes.items()})
+
+
+_collector: ContextVar[_RollupDeltas | None] = ContextVar("rollup_deltas", default=None)
+
+
+@contextmanager
+def _collecting_rollups() -> Iterator[None]:
+    deltas = _RollupDeltas()
+    token = _collector.set(deltas)
+    try:
+        yield
+    finally:
+        _collector.reset(token)
+    deltas.write()  # not reached on an exception: the transaction rolls back anyway
+
+
+def _move(table: str, before, after) -> None:
+    if before == after:
+        return
+    deltas = _collector.get()
+    if deltas is not None:
+        _RollupDeltas.move(getattr(deltas, table), before, after)
+        return
+    single = _RollupDeltas()  # called outside record_event: write at once
+    _RollupDeltas.move(getattr(single, table), before, after)
+    single.write()
+
+
+def _move_whale(before: tuple | None, after: tuple) -> None:
+    """`before`/`after`: a whale's (volume share, coverage share), before None when new."""
+    _move("volumes", before[0] if before else None, after[0])
+    _move("coverage", before[1] if before else None, after[1])
+
+
+def _move_outcome(before, after) -> None:
+    _move("outcomes", before, after)
+
+
+def _shares_of(whale: WhaleTransaction) -> tuple:
+    return (
+        rollup.volume_contribution(
+            first_seen_at=whale.first_seen_at,
+            flow=whale.flow,
+            status=whale.status,
+            value=whale.value,
+            transfer=whale.transfer,
+        ),
+        rollup.coverage_contribution(
+            status=whale.status,
+            confirmed_at=whale.confirmed_at,
+            seen_in_mempool=whale.seen_in_mempool,
+        ),
+    )
+
+
+def _outcome_of(prediction: Prediction | dict[str, Any]):
+    if isinstance(prediction, Prediction):
+        return rollup.outcome_contribution(
+            **{name: getattr(prediction, name) for name in _OUTCOME_FIELDS}
+        )
+    return rollup.outcome_contribution(**{name: prediction[name] for name in _OUTCOME_FIELDS})
 
 
 # --- after commit -----------------------------------------------------------------------------

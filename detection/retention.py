@@ -1,4 +1,8 @@
-"""Retention: whale history older than WHALE_RETENTION_DAYS goes, in bounded batches."""
+"""Retention: whale history older than WHALE_RETENTION_DAYS goes, in bounded batches.
+
+Each batch also takes its whales' and predictions' shares out of the stats rollups, in the same
+transaction, so the API's volumes and accuracy windows stay equal to the remaining rows.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,16 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from detection.models import Block, WhaleStatus, WhaleTransaction
+from detection import stats
+from detection.models import (
+    Block,
+    Prediction,
+    PredictionHourlyOutcome,
+    WhaleHourlyCoverage,
+    WhaleHourlyVolume,
+    WhaleStatus,
+    WhaleTransaction,
+)
 
 BATCH = 2000
 
@@ -36,9 +49,20 @@ def purge_history(days: int, *, dry_run: bool = False) -> PurgeResult:
         if not ids:
             break
         with transaction.atomic():
-            deleted, per_model = WhaleTransaction.objects.filter(
-                Q(id__in=ids) | Q(chain_id__in=ids)
-            ).delete()
+            batch = WhaleTransaction.objects.filter(Q(id__in=ids) | Q(chain_id__in=ids))
+            # Lock first: a worker recording a late event for one of these whales then either
+            # commits before the sums below are read, or waits and finds the row gone.
+            locked = list(batch.select_for_update().values_list("id", flat=True))
+            WhaleHourlyVolume.add(_negated(stats.volume_sums(batch)))
+            WhaleHourlyCoverage.add(_negated(stats.coverage_sums(batch)))
+            PredictionHourlyOutcome.add(
+                _negated(stats.outcome_sums(Prediction.objects.filter(whale_id__in=locked)))
+            )
+            deleted, per_model = batch.delete()
         whales += per_model.get("detection.WhaleTransaction", 0)
     blocks, _ = old_blocks.delete()
     return PurgeResult(whales, blocks)
+
+
+def _negated(sums: dict[tuple, tuple[int, ...]]) -> dict[tuple, tuple[int, ...]]:
+    return {key: tuple(-amount for amount in amounts) for key, amounts in sums.items()}

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.core.cache import cache
 from django.core.mail import mail_admins
-from django.db.models import Count, Q
+from django.db import connection, transaction
+from django.db.models import Count, F, Q, Sum, Value
+from django.db.models.functions import Abs, Coalesce, NullIf, Trunc
 
 from detection.domain import accuracy
-from detection.models import Prediction, PredictionOutcome, WhaleStatus, WhaleTransaction
+from detection.models import (
+    Prediction,
+    PredictionHourlyOutcome,
+    PredictionOutcome,
+    WhaleHourlyCoverage,
+    WhaleHourlyVolume,
+    WhaleStatus,
+    WhaleTransaction,
+)
 
 ALARM_CACHE_KEY = "accuracy-alarm"
 ALARM_LAST_SENT_KEY = "accuracy-alarm-last-sent"
@@ -78,11 +88,15 @@ def coverage(since: datetime | None = None) -> dict[str, float | int | None]:
     mined = WhaleTransaction.objects.filter(status=WhaleStatus.CONFIRMED)
     if since is not None:
         mined = mined.filter(confirmed_at__gt=since)
-    counts = mined.aggregate(
+    counts = coverage_counts(mined)
+    return {**counts, "coverage": accuracy.coverage(counts["seen_first"], counts["mined"])}
+
+
+def coverage_counts(confirmed) -> dict[str, int]:
+    return confirmed.aggregate(
         mined=Count("*"),
         seen_first=Count("seen_in_mempool", filter=Q(seen_in_mempool=True)),
     )
-    return {**counts, "coverage": accuracy.coverage(counts["seen_first"], counts["mined"])}
 
 
 def check_accuracy_alarm(now: float | None = None) -> accuracy.AlarmDecision:
@@ -118,3 +132,213 @@ def check_accuracy_alarm(now: float | None = None) -> accuracy.AlarmDecision:
 def accuracy_alarm_state() -> dict | None:
     """For the banner: the low-accuracy state, or None when accuracy is fine."""
     return cache.get(ALARM_CACHE_KEY)
+
+
+# --- rollups: what one row contributes, and the same sums aggregated from raw rows ------------
+#
+# `*_contribution` are the per-row rules detection.recording applies as rows change; `*_sums`
+# aggregate raw rows in SQL for the backfill, the retention purge and the tests, which hold the
+# two equal. Keys are (start of the UTC hour, flow) and (start of the UTC hour, band).
+
+VolumeKey = tuple[datetime, str]
+OutcomeKey = tuple[datetime, str]
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def volume_contribution(
+    *, first_seen_at: datetime, flow: str, status: str, value: int, transfer: int
+) -> tuple[VolumeKey, tuple[int, int, int]] | None:
+    if status == WhaleStatus.REPLACED:
+        return None
+    return (hour_of(first_seen_at), flow), (1, value, transfer)
+
+
+def coverage_contribution(
+    *, status: str, confirmed_at: datetime | None, seen_in_mempool: bool
+) -> tuple[tuple[datetime], tuple[int, int]] | None:
+    # Confirmed "somewhere we were not told" leaves confirmed_at empty: in no coverage window.
+    if status != WhaleStatus.CONFIRMED or confirmed_at is None:
+        return None
+    return (hour_of(confirmed_at),), (1, 1 if seen_in_mempool else 0)
+
+
+def outcome_contribution(
+    *,
+    resolved_at: datetime | None,
+    band: str,
+    outcome: str,
+    predicted_blocks: int | None,
+    actual_blocks: int | None,
+) -> tuple[OutcomeKey, tuple[int, int, int, int, int]] | None:
+    if outcome == PredictionOutcome.OPEN or resolved_at is None:
+        return None
+    if outcome == PredictionOutcome.CONFIRMED and (
+        predicted_blocks is None or actual_blocks is None
+    ):
+        return None  # the domain cannot score it (see resolved_outcomes)
+    # The domain's own Outcome decides hit and error, so the sums cannot drift from its rules.
+    scored = accuracy.Outcome(
+        resolved_at=resolved_at.timestamp(),
+        band=band or None,
+        outcome=outcome,
+        predicted_blocks=predicted_blocks,
+        actual_blocks=actual_blocks,
+    )
+    key = (hour_of(resolved_at), band or accuracy.UNSCORED_BAND)
+    if outcome == PredictionOutcome.CONFIRMED:
+        return key, (1, 1 if scored.hit else 0, scored.abs_error or 0, 0, 0)
+    if outcome == PredictionOutcome.REPLACED:
+        return key, (0, 0, 0, 1, 0)
+    return key, (0, 0, 0, 0, 1)
+
+
+def volume_sums(whales) -> dict[VolumeKey, tuple[int, int, int]]:
+    """{(hour, flow): (count, value, transfer)} of a WhaleTransaction queryset."""
+    rows = (
+        whales.exclude(status=WhaleStatus.REPLACED)
+        .annotate(hour=Trunc("first_seen_at", "hour", tzinfo=UTC))
+        .values("hour", "flow")
+        .annotate(n=Count("id"), value_sum=Sum("value"), transfer_sum=Sum("transfer"))
+        .order_by()
+    )
+    return {
+        (row["hour"], row["flow"]): (row["n"], row["value_sum"], row["transfer_sum"])
+        for row in rows
+    }
+
+
+def coverage_sums(whales) -> dict[tuple[datetime], tuple[int, int]]:
+    """{(hour,): (mined, seen_first)} of a WhaleTransaction queryset, by confirmed_at."""
+    rows = (
+        whales.filter(status=WhaleStatus.CONFIRMED)
+        .exclude(confirmed_at=None)
+        .annotate(hour=Trunc("confirmed_at", "hour", tzinfo=UTC))
+        .values("hour")
+        .annotate(mined=Count("id"), seen_first=Count("id", filter=Q(seen_in_mempool=True)))
+        .order_by()
+    )
+    return {(row["hour"],): (row["mined"], row["seen_first"]) for row in rows}
+
+
+def rolled_up_coverage(since: datetime) -> dict[str, float | int | None]:
+    """`coverage(since)` from WhaleHourlyCoverage: the hours after `since`'s own hour whole, and
+    the rest of that hour from the rows (one index-only scan of at most an hour)."""
+    first_whole = hour_of(since) + timedelta(hours=1)
+    whole = WhaleHourlyCoverage.objects.filter(hour__gte=first_whole).aggregate(
+        mined=Sum("mined"), seen_first=Sum("seen_first")
+    )
+    edge = coverage_counts(
+        WhaleTransaction.objects.filter(
+            status=WhaleStatus.CONFIRMED, confirmed_at__gt=since, confirmed_at__lt=first_whole
+        )
+    )
+    mined = (whole["mined"] or 0) + edge["mined"]
+    seen_first = (whole["seen_first"] or 0) + edge["seen_first"]
+    return {
+        "mined": mined,
+        "seen_first": seen_first,
+        "coverage": accuracy.coverage(seen_first, mined),
+    }
+
+
+def outcome_aggregates(prefix: str = "", window: Q | None = None) -> dict:
+    """The accuracy sums as SQL aggregates over predictions, optionally only those in `window`."""
+    confirmed = Q(outcome=PredictionOutcome.CONFIRMED)
+    inside = window if window is not None else Q()
+    return {
+        f"{prefix}resolved": Count("id", filter=inside & confirmed),
+        f"{prefix}hits": Count(
+            "id", filter=inside & confirmed & Q(actual_blocks__lte=F("predicted_blocks"))
+        ),
+        f"{prefix}error_sum": Coalesce(
+            Sum(Abs(F("actual_blocks") - F("predicted_blocks")), filter=inside & confirmed), 0
+        ),
+        f"{prefix}replaced": Count("id", filter=inside & Q(outcome=PredictionOutcome.REPLACED)),
+        f"{prefix}dropped": Count("id", filter=inside & Q(outcome=PredictionOutcome.DROPPED)),
+    }
+
+
+def scorable(predictions):
+    """Resolved predictions the accuracy windows count, with their band key."""
+    confirmed = Q(outcome=PredictionOutcome.CONFIRMED)
+    return (
+        predictions.exclude(outcome=PredictionOutcome.OPEN)
+        .exclude(resolved_at=None)
+        .exclude(confirmed & (Q(predicted_blocks=None) | Q(actual_blocks=None)))
+        .annotate(band_key=Coalesce(NullIf("band", Value("")), Value(accuracy.UNSCORED_BAND)))
+    )
+
+
+def outcome_sums(predictions) -> dict[OutcomeKey, tuple[int, int, int, int, int]]:
+    """{(hour, band): (resolved, hits, error_sum, replaced, dropped)} of a Prediction queryset."""
+    rows = (
+        scorable(predictions)
+        .annotate(hour=Trunc("resolved_at", "hour", tzinfo=UTC))
+        .values("hour", "band_key")
+        .annotate(**outcome_aggregates())
+        .order_by()
+    )
+    return {
+        (row["hour"], row["band_key"]): tuple(row[f] for f in PredictionHourlyOutcome.SUMS)
+        for row in rows
+    }
+
+
+def rebuild_rollups(
+    whales=None, predictions=None, volume_model=None, outcome_model=None, coverage_model=None
+) -> tuple[int, int]:
+    """Recompute both rollups from the raw rows (the migration's backfill; also for repairs).
+
+    Takes the models as arguments so the migration can pass its historical ones. Returns the
+    number of volume and outcome rows written. On PostgreSQL the whale and prediction tables are
+    locked against writes (reads go on) from the first read to the commit, so an event recorded
+    meanwhile waits instead of being lost from the sums; workers may keep running.
+    """
+    whales = WhaleTransaction.objects.all() if whales is None else whales
+    predictions = Prediction.objects.all() if predictions is None else predictions
+    volume_model = volume_model or WhaleHourlyVolume
+    outcome_model = outcome_model or PredictionHourlyOutcome
+    coverage_model = coverage_model or WhaleHourlyCoverage
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                tables = ", ".join(
+                    connection.ops.quote_name(model._meta.db_table)
+                    for model in (whales.model, predictions.model)
+                )
+                cursor.execute(f"LOCK TABLE {tables} IN SHARE MODE")
+        volumes = volume_sums(whales)
+        outcomes = outcome_sums(predictions)
+        coverage_rows = coverage_sums(whales)
+        volume_model.objects.all().delete()
+        outcome_model.objects.all().delete()
+        coverage_model.objects.all().delete()
+        coverage_model.objects.bulk_create(
+            [
+                coverage_model(hour=hour, mined=mined, seen_first=seen_first)
+                for (hour,), (mined, seen_first) in coverage_rows.items()
+            ],
+            batch_size=2000,
+        )
+        volume_model.objects.bulk_create(
+            [
+                volume_model(hour=hour, flow=flow, count=n, value=value, transfer=transfer)
+                for (hour, flow), (n, value, transfer) in volumes.items()
+            ],
+            batch_size=2000,
+        )
+        outcome_model.objects.bulk_create(
+            [
+                outcome_model(
+                    hour=hour,
+                    band=band,
+                    **dict(zip(PredictionHourlyOutcome.SUMS, sums, strict=True)),
+                )
+                for (hour, band), sums in outcomes.items()
+            ],
+            batch_size=2000,
+        )
+    return len(volumes), len(outcomes)

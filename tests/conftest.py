@@ -1,9 +1,30 @@
+import os
 import socket
 
 import pytest
 from django.contrib.auth import get_user_model
+from hypothesis import HealthCheck, settings
 
 from whaleproject.redis_client import get_redis
+
+# "ci" (the default) keeps property tests small and repeatable: the same examples on every run,
+# no per-example deadline (a loaded 2-core CI host would make timings flaky). "fuzz" is the long
+# random search behind `make fuzz`. Tests that pin max_examples themselves keep their own figure.
+settings.register_profile(
+    "ci",
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=2000,
+    deadline=None,
+    derandomize=False,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -22,6 +22,7 @@ CSV format (UTF-8, optional BOM, LF or CRLF):
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -69,7 +70,9 @@ class LabelCsvError:
     message: str
 
     def __str__(self) -> str:
-        where = f"line {self.line}" + (f", {self.column}" if self.column else "")
+        where = (f"line {self.line}" if self.line else "file") + (
+            f", {self.column}" if self.column else ""
+        )
         return f"{where}: {self.message}"
 
 
@@ -90,12 +93,21 @@ def parse_label_csv(
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            return LabelCsvResult([], [LabelCsvError(0, None, f"not UTF-8: {exc.reason}")])
+            # The whole file is refused (line 0), but the operator still needs to know where.
+            # utf-8-sig counts positions after the BOM it strips.
+            start = exc.start + (len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)
+            where = data[:start].count(b"\n") + 1
+            return LabelCsvResult(
+                [],
+                [LabelCsvError(0, None, f"not UTF-8: {exc.reason} on line {where}")],
+            )
     else:
         text = data.removeprefix("\ufeff")
     allowed_networks = frozenset(Network(n) for n in networks)
 
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # strict: an unbalanced quote is an error, not a field that silently swallows every later
+    # row up to the end of the file.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     errors: list[LabelCsvError] = []
     rows: list[LabelRow] = []
     columns: dict[str, int] | None = None
@@ -123,7 +135,9 @@ def parse_label_csv(
             display = display_name_of.setdefault(entity_key(row.entity), row.entity)
             rows.append(_with_entity(row, display))
     except csv.Error as exc:
-        errors.append(LabelCsvError(reader.line_num, None, f"malformed CSV: {exc}"))
+        # next_line is where the broken record began; reader.line_num is where the reader gave
+        # up, which for an unclosed quote is the end of the file.
+        errors.append(LabelCsvError(next_line, None, f"malformed CSV: {exc}"))
     if columns is None and not errors:
         errors.append(LabelCsvError(1, None, "missing header row (address,entity,kind)"))
     return LabelCsvResult(rows, errors)

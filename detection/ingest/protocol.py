@@ -303,15 +303,18 @@ class FrameParser:
                 self._note_sequence(sequence)
             else:
                 self._bad("bad_sequence")
+        # null means "none this time"; any other non-list (also a falsy one: {}, 0, "", false)
+        # is garbage and must be counted, or a broken delta would pass for an empty one.
         added = value.get("added")
-        if added:
+        if added is not None:
             if type(added) is list:
-                self._parse_txs(added, frame)
+                if added:
+                    self._parse_txs(added, frame)
             else:
                 self._bad("bad_added")
         for key, target in (("removed", frame.removed), ("mined", frame.mined)):
             txids = value.get(key)
-            if not txids:
+            if txids is None:
                 continue
             if type(txids) is not list:
                 self._bad(f"bad_{key}")
@@ -321,9 +324,10 @@ class FrameParser:
                 self._bad(f"bad_{key}", len(txids) - len(good))
             target.extend(good)
         replaced = value.get("replaced")
-        if replaced:
+        if replaced is not None:
             if type(replaced) is list:
-                self._parse_replaced(replaced, frame)
+                if replaced:
+                    self._parse_replaced(replaced, frame)
             else:
                 self._bad("bad_replaced")
 
@@ -530,8 +534,15 @@ class FrameParser:
         if type(value) is not dict:
             self._bad("bad_fees")
             return
-        fees = {k: float(v) for k, v in value.items() if type(k) is str and _is_rate(v)}
-        frame.fees = {k: fees[k] for k in _FEE_KEYS if k in fees}
+        fees = {}
+        for key in _FEE_KEYS:
+            rate = value.get(key)
+            if _is_rate(rate):
+                fees[key] = float(rate)
+            elif rate is not None:
+                # The good estimates are still usable; the bad one must not vanish unseen.
+                self._bad("bad_fees")
+        frame.fees = fees
 
     def _on_mempool_info(self, value: Any, frame: ParsedFrame) -> None:
         if type(value) is not dict:
@@ -542,6 +553,8 @@ class FrameParser:
             item = value.get(key)
             if (type(item) is int or type(item) is float) and 0 <= item < 1e18:
                 info[key] = item
+            elif item is not None:
+                self._bad("bad_mempoolInfo")
         frame.mempool_info = info
 
     # -- per-tx tracking --------------------------------------------------------------------

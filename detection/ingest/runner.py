@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from detection.ingest.lifecycle import Event, WhaleTracker
+from detection.ingest.lifecycle import Chain, Event, WhaleTracker
 from detection.ingest.projection import Projection, project
 from detection.ingest.protocol import DEFAULT_WHALE_MIN_SATS, FrameParser
 from detection.ingest.sources.base import FrameSource
@@ -45,6 +45,16 @@ log = logging.getLogger(__name__)
 
 PublishSink = Callable[[Event], Any]
 HeartbeatSink = Callable[[dict[str, Any]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWhale:
+    """A whale an earlier run left pending: enough to follow it to its end."""
+
+    chain_txid: str
+    txid: str
+    last_seq: int  # the highest event sequence of its chain so far
+    effective_rate: float | None = None
 
 
 def read_rss_mb() -> float:
@@ -239,6 +249,27 @@ class IngestRunner:
         self._stop = asyncio.Event()
         self._reader_done = False
         self._last_overflow_log = float("-inf")
+
+    def restore_pending(self, whales: list[PendingWhale]) -> int:
+        """Follow whales an earlier run saw and left pending (call before ``run()``).
+
+        A restarted ingest starts with an empty tracker: without this, a whale seen before a
+        crash or a restart is never confirmed, replaced or dropped, and stays "pending" in the
+        database for ever. The live source re-checks them with ``track-txs`` on connecting, and
+        their later events continue the chain's sequence (unique per chain, kind and sequence),
+        so none is mistaken for a repeat of one already recorded. Returns how many were added.
+        """
+        restored = 0
+        for whale in whales:
+            if whale.txid in self.tracker.pending:
+                continue
+            chain = Chain(
+                chain_txid=whale.chain_txid, txid=whale.txid, whale=None, seq=whale.last_seq
+            )
+            chain.effective_rate = whale.effective_rate
+            self.tracker.pending[whale.txid] = chain
+            restored += 1
+        return restored
 
     # -- the synchronous core (also used by the throughput benchmark) ------------------------
 

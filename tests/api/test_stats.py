@@ -12,6 +12,7 @@ import time_machine
 from detection import stats as domain_stats
 from detection.api_stats import accuracy_windows
 from detection.models import Flow, Prediction, WhaleStatus
+from detection.stats import rebuild_rollups
 from tests.api.conftest import SATS, T0, error_of, make_whale
 from whaleproject import health
 
@@ -33,6 +34,7 @@ def test_daily_volumes_and_flows(frozen, api):
     # an RBF-replaced transaction is not counted: its replacement carries the money
     make_whale(btc=999, status=WhaleStatus.REPLACED, first_seen_at=NOW - timedelta(minutes=1))
     make_whale(btc=800, first_seen_at=T0 - timedelta(days=3))  # outside days=2
+    rebuild_rollups()  # make_whale writes rows directly, not through detection.recording
 
     body = api.get("/api/v1/stats/?bucket=day&days=2").json()
     assert (body["bucket"], body["days"]) == ("day", 2)
@@ -54,6 +56,7 @@ def test_daily_volumes_and_flows(frozen, api):
 
 def test_hourly_buckets_cover_the_days_with_empty_hours_as_zero(frozen, api):
     make_whale(btc=150, first_seen_at=T0 + timedelta(minutes=10))
+    rebuild_rollups()
     body = api.get("/api/v1/stats/?bucket=hour&days=1").json()
     assert len(body["volumes"]) == 24
     assert body["volumes"][-1]["start"] == "2026-03-01T12:00:00Z"
@@ -99,24 +102,80 @@ def _predictions(whale, now, count=300):
     Prediction.objects.bulk_create(rows)
 
 
-def test_accuracy_in_sql_equals_the_domain_rules(frozen):
-    _predictions(make_whale(), NOW)
-    ours = accuracy_windows(NOW)
-    reference = domain_stats.accuracy_windows(NOW.timestamp())
+def _assert_equal_to_the_domain(now):
+    ours = accuracy_windows(now)
+    reference = domain_stats.accuracy_windows(now.timestamp())
     assert list(ours) == list(reference) == ["1h", "24h", "7d", "90d"]
     for name, window in reference.items():
+        assert ours[name]["seconds"] == window.seconds
         expected_overall = dataclasses.asdict(window.overall)
         expected_overall.pop("band")
-        assert _rounded(ours[name]["overall"]) == _rounded(expected_overall), name
+        # exactly equal, floats included: the same integer sums divided the same way
+        assert ours[name]["overall"] == expected_overall, name
         for band, figures in window.by_band.items():
             expected = dataclasses.asdict(figures)
             expected.pop("band")
-            assert _rounded(ours[name]["by_band"][band]) == _rounded(expected), (name, band)
+            assert ours[name]["by_band"][band] == expected, (name, band)
+    return ours
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        NOW,
+        T0,  # on an hour boundary: the windows' edges fall exactly on rollup hours
+        T0 + timedelta(minutes=59, seconds=59, microseconds=999_999),
+        T0 + timedelta(seconds=1),
+    ],
+)
+def test_accuracy_from_the_rollup_equals_the_domain_rules(now):
+    _predictions(make_whale(), now)
+    # and some exactly on the edges of every window and of the current hour
+    edges = [now - timedelta(seconds=s) for _, s in domain_stats.accuracy.WINDOWS]
+    edges += [
+        e + delta
+        for e in edges
+        for delta in (timedelta(microseconds=1), -timedelta(microseconds=1))
+    ]
+    edges += [now, now.replace(minute=0, second=0, microsecond=0)]
+    whale = make_whale()
+    Prediction.objects.bulk_create(
+        Prediction(
+            whale=whale,
+            made_at=now - timedelta(days=100),
+            band=["", "high", "medium", "low"][i % 4],
+            outcome=["confirmed", "replaced", "dropped"][i % 3],
+            predicted_blocks=2 if i % 3 == 0 else None,
+            actual_blocks=1 + i % 5 if i % 3 == 0 else None,
+            resolved_at=at,
+        )
+        for i, at in enumerate(edges)
+    )
+    rebuild_rollups()
+    ours = _assert_equal_to_the_domain(now)
     assert ours["90d"]["overall"]["resolved"] > 50  # the sample is not trivially empty
+    assert ours["1h"]["overall"]["resolved"] + ours["1h"]["overall"]["replaced"] > 0
 
 
-def _rounded(figures: dict) -> dict:
-    return {k: round(v, 9) if isinstance(v, float) else v for k, v in figures.items()}
+def test_coverage_from_the_rollup_equals_the_rows_for_any_window():
+    rng = random.Random(11)
+    for _ in range(200):
+        confirmed = rng.random() < 0.8
+        make_whale(
+            status=WhaleStatus.CONFIRMED if confirmed else WhaleStatus.PENDING,
+            confirmed_at=NOW - timedelta(minutes=rng.uniform(-90, 3 * 24 * 60)),
+            seen_in_mempool=rng.random() < 0.9,
+        )
+    make_whale(status=WhaleStatus.CONFIRMED, confirmed_at=None)  # block not known
+    rebuild_rollups()
+    for since in (
+        NOW - timedelta(days=1),
+        T0 - timedelta(days=2),  # on an hour boundary
+        NOW - timedelta(hours=5, microseconds=1),
+        NOW + timedelta(hours=3),
+    ):
+        assert domain_stats.rolled_up_coverage(since) == domain_stats.coverage(since), since
+    assert domain_stats.rolled_up_coverage(NOW - timedelta(days=2))["mined"] > 50
 
 
 def test_stats_payload_has_accuracy_coverage_and_source(frozen, api):
@@ -126,6 +185,7 @@ def test_stats_payload_has_accuracy_coverage_and_source(frozen, api):
         confirmed_at=NOW - timedelta(hours=2),
         seen_in_mempool=False,
     )
+    rebuild_rollups()
     body = api.get("/api/v1/stats/?days=1").json()
     assert body["coverage"] == {"mined": 2, "seen_first": 1, "coverage": 0.5}
     assert set(body["accuracy"]) == {"1h", "24h", "7d", "90d"}
@@ -144,18 +204,20 @@ def test_only_staff_see_the_ingest_source(api, staff, client_for):
     assert staff_view["source"] == "wss://user:pw@node.internal/ws"
 
 
-def test_settled_buckets_are_cached_and_recent_ones_are_live(frozen, api):
+def test_old_buckets_are_read_from_the_rollup_not_cached(frozen, api):
     make_whale(btc=100, first_seen_at=T0 - timedelta(days=1))
     make_whale(btc=100, first_seen_at=NOW - timedelta(minutes=1))
+    rebuild_rollups()
     first = api.get("/api/v1/stats/?days=2").json()["volumes"]
     assert [b["count"] for b in first] == [1, 1]
-    # late arrivals: yesterday is settled (cached for a while), today is read every time
+    # a late change to a long-settled day shows at once: nothing is cached
     make_whale(btc=100, first_seen_at=T0 - timedelta(days=1))
     make_whale(btc=100, first_seen_at=NOW - timedelta(minutes=1))
+    rebuild_rollups()
     second = api.get("/api/v1/stats/?days=2").json()["volumes"]
-    assert [b["count"] for b in second] == [1, 2]
+    assert [b["count"] for b in second] == [2, 2]
     hourly = api.get("/api/v1/stats/?days=2&bucket=hour").json()["volumes"]
-    assert sum(b["count"] for b in hourly) == 4  # other buckets, other cache entries
+    assert sum(b["count"] for b in hourly) == 4
 
 
 def test_beat_refreshes_the_accuracy_figures_requests_read(frozen, api, settings):
@@ -168,6 +230,7 @@ def test_beat_refreshes_the_accuracy_figures_requests_read(frozen, api, settings
     whale = make_whale()
     refresh_api_accuracy()
     _predictions(whale, NOW, count=50)
+    rebuild_rollups()
     cached = api.get("/api/v1/stats/").json()["accuracy"]
     assert cached["90d"]["overall"]["resolved"] == 0  # as of the last refresh
     refresh_api_accuracy()

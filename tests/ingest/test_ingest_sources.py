@@ -137,6 +137,11 @@ async def test_synthetic_source_speed_and_frames():
     assert len(frames) == 30
 
 
+def test_synthetic_source_spec_takes_a_whale_cadence():
+    source = open_source("synthetic:?seed=2&tx_per_s=20&whale_every_s=2.5&speed=0")
+    assert source.generator.whale_every_s == 2.5
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
@@ -147,6 +152,8 @@ async def test_synthetic_source_speed_and_frames():
         ("synthetic:?colour=blue", "unknown parameter"),
         ("synthetic:seed=1", "only a query"),
         ("synthetic:?whale_ratio=2", "whale_ratio"),
+        ("synthetic:?whale_every_s=0", "whale_every_s must be > 0"),
+        ("synthetic:?whale_every_s=often", "must be float"),
         ("wss://", "not a WebSocket URL"),
     ],
 )

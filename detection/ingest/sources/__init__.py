@@ -38,6 +38,7 @@ _SYNTHETIC_PARAMS: dict[str, type] = {
     "seed": int,
     "tx_per_s": float,
     "whale_ratio": float,
+    "whale_every_s": float,
     "speed": float,
     "block_interval": float,
     "rbf_ratio": float,

@@ -8,7 +8,8 @@ whales still pending with ``{"track-txs":[...]}`` in chunks of at most 100 txids
 Keepalive: protocol-level pings (``ping_interval``) plus the application ping
 ``{"action":"ping"}`` every 30 s, which the server answers with ``{"pong":true}``.
 Reconnects use exponential backoff: ``base_delay`` (1 s) doubling up to ``max_delay`` (30 s), each
-delay scaled by a random factor in [1 - jitter, 1 + jitter] (±20 %); the schedule restarts after a
+delay scaled by a random factor in [1 - jitter, 1 + jitter] (±20 %) and never above ``max_delay``,
+so a source is retried at most 30 s after it comes back; the schedule restarts after a
 connection that delivered frames. ``max_size=None``: a ``mined`` list or a backlog of ``added``
 txs easily exceeds websockets' default 1 MiB.
 """
@@ -48,10 +49,12 @@ def backoff_delay(
     jitter: float = 0.2,
     rng: random.Random | None = None,
 ) -> float:
-    """Delay before reconnect number ``attempt`` (0-based): base * 2**attempt capped, ±jitter."""
+    """Delay before reconnect number ``attempt`` (0-based): base * 2**attempt, ±jitter, at most
+    ``cap``. The cap bounds the jittered delay, not the nominal one: a source that comes back
+    after a long outage is reconnected to within ``cap`` seconds (30 s), never 36."""
     nominal = min(cap, base * (2 ** min(attempt, 30)))
     factor = 1.0 + (rng or random).uniform(-jitter, jitter)
-    return nominal * factor
+    return min(cap, nominal * factor)
 
 
 def _dumps(message: object) -> str:

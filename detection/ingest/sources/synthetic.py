@@ -1,7 +1,12 @@
 """Synthetic mempool.space stream: realistic frames that go through the real parser.
 
-``synthetic:[?seed=N&tx_per_s=N&whale_ratio=N&speed=N&block_interval=S&rbf_ratio=N&cpfp_ratio=N
-&frames=N]`` — deterministic for a given seed (frame content, not wall-clock receive times).
+``synthetic:[?seed=N&tx_per_s=N&whale_ratio=N&whale_every_s=S&speed=N&block_interval=S&rbf_ratio=N
+&cpfp_ratio=N&frames=N]`` — deterministic for a given seed (frame content, not wall-clock receive times).
+
+``whale_every_s=S`` (for benchmarks) puts exactly one whale
+per S simulated seconds (in the frame of the second it falls due) instead of drawing whales at
+random, and ``whale_ratio`` is ignored: a benchmark then knows how many whales to expect and
+when, whatever the seed. (An RBF replacement of a whale keeps its value, so it is a whale too.)
 
 One ``mempool-transactions`` frame per simulated second (like mempool.space's ~1 s cadence) with
 Poisson(``tx_per_s``) new txs. Distributions:
@@ -64,9 +69,12 @@ class SyntheticMempool:
         start_height: int = 900_000,
         start_time: int = 1_750_000_000,
         address_reuse: float = 0.7,
+        whale_every_s: float | None = None,
     ) -> None:
         if tx_per_s <= 0 or not 0 <= whale_ratio <= 1 or block_interval <= 0:
             raise ValueError("tx_per_s and block_interval must be > 0, whale_ratio in [0, 1]")
+        if whale_every_s is not None and whale_every_s <= 0:
+            raise ValueError("whale_every_s must be > 0")
         self.rng = random.Random(seed)
         self.tx_per_s = tx_per_s
         self.whale_ratio = whale_ratio
@@ -88,6 +96,10 @@ class SyntheticMempool:
         self.counts = {"txs": 0, "whales": 0, "replacements": 0, "cpfp": 0, "blocks": 0}
         self.addresses: list[tuple[bool, str, str]] = []
         self.address_reuse = address_reuse
+        self.whale_every_s = whale_every_s
+        # With a fixed cadence, random draws must not add whales the cadence did not ask for.
+        self._random_whale_ratio = 0.0 if whale_every_s is not None else whale_ratio
+        self.next_whale_at = whale_every_s or 0.0
 
     # -- primitives -------------------------------------------------------------------------
 
@@ -150,11 +162,14 @@ class SyntheticMempool:
         values[0] += total - sum(values)
         return values
 
+    def _whale_value(self) -> int:
+        btc = min(100.0 * self.rng.paretovariate(1.5), 50_000.0)
+        return max(int(btc * SATS_PER_BTC), 100 * SATS_PER_BTC)
+
     def _value(self) -> tuple[int, bool]:
         rng = self.rng
-        if rng.random() < self.whale_ratio:
-            btc = min(100.0 * rng.paretovariate(1.5), 50_000.0)
-            return max(int(btc * SATS_PER_BTC), 100 * SATS_PER_BTC), True
+        if rng.random() < self._random_whale_ratio:
+            return self._whale_value(), True
         while True:
             btc = rng.lognormvariate(math.log(0.02), 2.2)
             if btc < 100.0:
@@ -250,6 +265,13 @@ class SyntheticMempool:
             if tx["txid"] in self.records and (predicate is None or predicate(tx)):
                 return tx
         return None
+
+    def _cpfp_candidate(self, tx: dict[str, Any]) -> bool:
+        if tx["effectiveFeePerVsize"] >= 15.0:
+            return False
+        # A child of a whale carries most of its value on, so it is a whale too: with a fixed
+        # cadence that would be a whale the cadence did not ask for.
+        return self.whale_every_s is None or tx["vout"][0]["value"] < 100 * SATS_PER_BTC
 
     def _replacement(self, old: dict[str, Any]) -> dict[str, Any]:
         factor = self.rng.uniform(1.1, 2.0)
@@ -377,7 +399,7 @@ class SyntheticMempool:
                         self.counts["replacements"] += 1
                         continue
                 elif roll < self.rbf_ratio + self.cpfp_ratio:
-                    parent = self._pick_recent(lambda tx: tx["effectiveFeePerVsize"] < 15.0)
+                    parent = self._pick_recent(self._cpfp_candidate)
                     if parent is not None:
                         child = self._cpfp_child(parent)
                         self._admit(child)
@@ -395,6 +417,13 @@ class SyntheticMempool:
                 self._admit(tx)
                 added.append(tx)
                 self.counts["whales"] += whale
+            if self.whale_every_s is not None:
+                while self.t >= self.next_whale_at:
+                    self.next_whale_at += self.whale_every_s
+                    whale_tx = self._build(self._whale_value(), self._fee_rate())
+                    self._admit(whale_tx)
+                    added.append(whale_tx)
+                    self.counts["whales"] += 1
             frame: dict[str, Any] = {
                 "mempool-transactions": {
                     "sequence": self._next_sequence(),

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from detection.domain.urgency import FeeSpikeDetector
-from detection.ingest.runner import IngestRunner
+from detection.ingest.runner import IngestRunner, PendingWhale
 from detection.ingest.sources import open_source
 from detection.ingest.sources.replay import Recorder
 from detection.ingest.state import MemoryPolicy
@@ -34,6 +34,50 @@ HEARTBEAT_SECONDS = 5.0
 # Written on every stop (WHALE_VAR_DIR): where the stream was, so an operator (or a later resync)
 # knows what the last run had handled.
 POSITION_FILE = "ingest-state.json"
+# Whales untouched for longer are not followed again after a restart (bitcoind's mempool
+# expiry). Judged by the row's last change, our own clock: firstSeen is the source's word and
+# may be anything (a replayed or synthetic stream's clock, a whale seen long before).
+RESTORE_MAX_AGE_DAYS = 14
+RESTORE_LIMIT = 20_000
+
+
+def pending_whales_from_database(source: str) -> list[PendingWhale]:
+    """The whales this source left pending, from the record of truth (the database).
+
+    Not from the position file: a crashed or killed ingest writes none, and the database also
+    knows the whales whose events were still queued when the file was written.
+    """
+    from datetime import timedelta
+
+    from django.db.models import Max
+    from django.utils import timezone
+
+    from detection.models import WhaleEvent, WhaleStatus, WhaleTransaction
+
+    since = timezone.now() - timedelta(days=RESTORE_MAX_AGE_DAYS)
+    whales = list(
+        WhaleTransaction.objects.filter(
+            status=WhaleStatus.PENDING, source=source[:200], updated_at__gte=since
+        )
+        .select_related("chain")
+        .order_by("-first_seen_at")[:RESTORE_LIMIT]
+    )
+    roots = {whale.chain_root.pk for whale in whales}
+    last_seq = dict(
+        WhaleEvent.objects.filter(chain_id__in=roots)
+        .values_list("chain_id")
+        .annotate(Max("sequence"))
+        .values_list("chain_id", "sequence__max")
+    )
+    return [
+        PendingWhale(
+            chain_txid=whale.chain_root.txid,
+            txid=whale.txid,
+            last_seq=last_seq.get(whale.chain_root.pk) or 0,
+            effective_rate=whale.best_fee_rate,
+        )
+        for whale in whales
+    ]
 
 
 def save_position(path: Path, runner: IngestRunner, final: dict[str, Any]) -> dict[str, Any]:
@@ -158,6 +202,7 @@ class Command(BaseCommand):
             max_seconds=max_seconds,
         )
         runner_ref[0] = runner
+        self._restore_pending(runner, spec)
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         position_path = settings.VAR_DIR / POSITION_FILE
         self._report_previous_position(position_path)
@@ -187,6 +232,22 @@ class Command(BaseCommand):
             f"sequence {position['last_sequence']}, {len(position['pending_whales'])} pending "
             "whales)"
         )
+
+    def _restore_pending(self, runner: IngestRunner, spec: str) -> None:
+        from django.db import DatabaseError, connection
+
+        try:
+            pending = pending_whales_from_database(spec)
+        except DatabaseError as exc:
+            # Reading the source matters more: start without them, and say which are orphaned.
+            log.error("could not load the pending whales from the database (%s); whales left "
+                      "pending by the previous run will not be followed", exc)  # fmt: skip
+            return
+        finally:
+            connection.close()  # the ingest holds no database connection while it runs
+        restored = runner.restore_pending(pending)
+        if restored:
+            self.stdout.write(f"ingest: following {restored} whales still pending from before")
 
     def _start_metrics_server(self) -> None:
         port = settings.WHALE_INGEST_METRICS_PORT
