@@ -166,11 +166,15 @@ def check_url(url: str) -> tuple[str, str, int]:
         if reason:
             raise ValueError(f"URL points at a {reason}; webhooks go to public addresses only.")
         if probe != host.strip("[]"):
-            raise ValueError("Write an IP address host in plain dotted form (like 203.0.113.7).")
+            raise ValueError(
+                "Write an IP address host in plain dotted form (four numbers, like 8.8.8.8)."
+            )
     elif _is_loopback_name(probe) and not allow_loopback:
         raise ValueError("URL points at this machine (localhost); use a public address.")
     elif _looks_numeric(probe):
-        raise ValueError("Write an IP address host in plain dotted form (like 203.0.113.7).")
+        raise ValueError(
+            "Write an IP address host in plain dotted form (four numbers, like 8.8.8.8)."
+        )
     return parts.scheme, host, port
 
 

@@ -13,7 +13,8 @@
 What runs (as production runs it: Procfile, deploy/systemd), each with its log in
 ``stack.workdir/logs/<name>.log`` (the work directory is printed at start):
 
-``redis``      a private redis-server on a free port (broker, channel layer, cache)
+``redis``      a private redis-server on a free port (broker, channel layer, cache), with
+               the append-only file on as in production
 ``web``        Daphne with the systemd unit's options
 ``worker``     ``celery worker --concurrency=N`` (``workers=2`` runs ``worker``, ``worker-2``)
 ``beat``       ``celery beat``
@@ -380,10 +381,13 @@ class Stack:
                 str(self.ports["redis"]),
                 "--bind",
                 "127.0.0.1",
+                # As docs/OPERATIONS.md configures production: queued tasks survive a restart.
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes",
+                "--appendfsync",
+                "everysec",
                 "--dir",
                 str(self.workdir),
             ],

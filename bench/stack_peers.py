@@ -21,7 +21,9 @@ feed
     is "whale" or "replacement" on "added", ``by`` the replacing txid on "replaced" and
     ``height`` the block on "mined". HTTP on the same port: ``GET /control/drop[?mode=abort]``
     closes (or aborts, like a network fault) every connection; ``GET /control/stats`` answers
-    JSON counts.
+    JSON counts. ``GET /api/tx/<txid>`` answers, like mempool.space's REST API, the Esplora JSON
+    of a whale or replacing tx the feed sent (as it was sent), 404 for any other txid: the
+    ingest fetches there the replacements a ``tracked-txs`` answer names only by txid.
 receiver
     An HTTP webhook receiver that verifies Standard Webhooks signatures with the
     ``standardwebhooks`` package (one secret per endpoint path, from --secrets) and records every
@@ -88,7 +90,26 @@ class Feed:
         self.connections: set[Any] = set()
         # txid -> {"state": pending|replaced|mined|removed, "by": txid, "height": n}
         self.tracked: dict[str, dict[str, Any]] = {}
-        self.stats = {"frames": 0, "whales": 0, "connections": 0, "drops": 0, "bytes": 0}
+        # txid -> Esplora JSON as sent, for /api/tx/<txid>; oldest forgotten past REST_KEEP.
+        self.sent_txs: dict[str, bytes] = {}
+        self.stats = {
+            "frames": 0,
+            "whales": 0,
+            "connections": 0,
+            "drops": 0,
+            "bytes": 0,
+            "rest_hits": 0,
+            "rest_misses": 0,
+        }
+
+    REST_KEEP = 200_000
+
+    def keep_tx(self, tx: dict[str, Any]) -> None:
+        import orjson
+
+        self.sent_txs[tx["txid"]] = orjson.dumps(tx)
+        if len(self.sent_txs) > self.REST_KEEP:
+            del self.sent_txs[next(iter(self.sent_txs))]
 
     # The fates of whales, from the frame about to go out.
     def note(self, frame: dict[str, Any], clients: int, at: float) -> None:
@@ -98,6 +119,7 @@ class Feed:
         for entry in delta.get("replaced", ()):
             old, new = entry["replaced"], entry["by"]
             replacing.add(new["txid"])
+            self.keep_tx(new)
             state = self.tracked.get(old)
             if state is not None and state["state"] == "pending":
                 state.update(state="replaced", by=new["txid"])
@@ -125,6 +147,7 @@ class Feed:
                 continue
             value = sum(o["value"] for o in tx["vout"])
             if value >= self.floor:
+                self.keep_tx(tx)
                 self.tracked[tx["txid"]] = {"state": "pending"}
                 self.stats["whales"] += 1
                 self.record.write(
@@ -188,6 +211,8 @@ class Feed:
 
     def process_request(self, connection, request):
         parts = urlsplit(request.path)
+        if parts.path.startswith("/api/tx/"):
+            return self.rest_tx(connection, parts.path.removeprefix("/api/tx/"))
         if not parts.path.startswith("/control/"):
             return None
         if parts.path == "/control/drop":
@@ -205,6 +230,17 @@ class Feed:
             body = dict(self.stats, clients=len(self.connections), tracking=len(self.tracking))
             return connection.respond(HTTPStatus.OK, json.dumps(body) + "\n")
         return connection.respond(HTTPStatus.NOT_FOUND, "unknown control\n")
+
+    def rest_tx(self, connection, txid: str):
+        body = self.sent_txs.get(txid)
+        if body is None:
+            self.stats["rest_misses"] += 1
+            return connection.respond(HTTPStatus.NOT_FOUND, "Transaction not found")
+        self.stats["rest_hits"] += 1
+        response = connection.respond(HTTPStatus.OK, body.decode())
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json"
+        return response
 
     async def run(self) -> None:
         import orjson

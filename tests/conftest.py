@@ -12,7 +12,7 @@ from whaleproject.redis_client import get_redis
 # random search behind `make fuzz`. Tests that pin max_examples themselves keep their own figure.
 settings.register_profile(
     "ci",
-    max_examples=20,
+    max_examples=15,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],

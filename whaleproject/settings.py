@@ -155,9 +155,12 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
-# Redis redelivers an unacknowledged task after this long. It must outlast every countdown and
-# ETA the project uses (the longest is a one-hour retry), or a waiting task runs twice.
-CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", 2 * 3600, minimum=5)
+# Redis redelivers an unacknowledged task after this long: it is how a task held by a worker
+# killed outright (SIGKILL, OOM) comes back, so shorter is better. It must outlast the longest
+# countdown (300 s: alerts.delivery.MAX_COUNTDOWN and the tasks' retry_backoff_max) plus the
+# hard time limit (300 s), or a waiting task runs twice (harmless: recording and deliveries are
+# idempotent, but wasteful).
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", 900, minimum=5)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
     # Sweep for tasks a dead worker held every 10 s (kombu's default scans only every 100 s).

@@ -310,10 +310,11 @@ class WhaleTracker:
         if chain is None:
             return
         self.removal_pending.pop(old, None)
-        if new in self.pending:
-            # The replacing tx was already followed as its own whale: the older chain wins,
-            # the newer one is folded into it.
-            self.pending.pop(new)
+        # The replacing tx may already be followed as its own whale: the older chain wins,
+        # the newer one is folded into it (and lends its tx when the caller has none).
+        folded = self.pending.pop(new, None)
+        if whale is None and folded is not None:
+            whale = folded.whale
         changes: dict[str, list[Any]] = {}
         old_fee = chain.whale.fee if chain.whale else None
         old_rate = chain.effective_rate

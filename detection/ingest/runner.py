@@ -92,6 +92,8 @@ class Stats:
     events_overflowed: int = 0
     events_unflushed: int = 0
     processing_errors: int = 0
+    # Replacements named by a resync answer, fetched over REST: "fetched" or a failure reason.
+    replacement_fetches: dict[str, int] = field(default_factory=dict)
     projection_ms: float | None = None
     projections: int = 0
     tip_height: int | None = None
@@ -400,6 +402,7 @@ class IngestRunner:
         stats.connected = self.source.connected
         stats.disconnected_since = self.source.disconnected_since
         stats.reconnects = self.source.reconnects
+        stats.replacement_fetches = dict(getattr(self.source, "replacement_fetches", None) or {})
         stats.sequence_gaps = parser.sequence_gaps
         stats.sequence_missed = parser.sequence_missed
         stats.malformed_frames = parser.malformed_frames

@@ -9,7 +9,7 @@ Every response must be a non-5xx that matches the schema: status code, content t
 body. The one allowed 5xx is the health endpoint's documented 503: in this suite workers, beat and
 the ingest are down, which is what it is for (it has its own tests).
 
-Bounded for CI: SCHEMATHESIS_MAX_EXAMPLES per operation (default 8, derandomised so every run
+Bounded for CI: SCHEMATHESIS_MAX_EXAMPLES per operation (default 6, derandomised so every run
 sees the same cases). Under HYPOTHESIS_PROFILE=fuzz (`make fuzz`) the default is 300 and the
 examples are random.
 """
@@ -40,7 +40,7 @@ from tests.api.conftest import bearer, make_whale
 from tests.conftest import closed_port
 
 FUZZING = os.environ.get("HYPOTHESIS_PROFILE") == "fuzz"
-MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", 300 if FUZZING else 8))
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", 300 if FUZZING else 6))
 ALL_PATHS = r"^/api/v1/"
 HEALTH = "/api/v1/health/"
 

@@ -88,9 +88,27 @@ def load_gbt() -> tuple[dict[str, tuple[int, int, float, int]], dict[str, list[s
     return records, parents, load(GBT / "target-template.json")
 
 
+class Collector:
+    """An event sink that keeps what the runner published, to wait on."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+
+    async def __call__(self, event: dict) -> None:
+        self.events.append(event)
+
+    async def wait(self, count: int, timeout: float = 5.0) -> list[dict]:
+        async with asyncio.timeout(timeout):
+            while len(self.events) < count:
+                await asyncio.sleep(0.01)
+        return self.events
+
+
 class MempoolServer:
     """A real WebSocket server on 127.0.0.1 that records what clients send and lets the test
-    push frames and drop connections."""
+    push frames and drop connections. On the same port, like mempool.space, it answers
+    ``GET /api/tx/<txid>`` from ``rest_txs`` (404 otherwise; with ``rest_hang`` set it never
+    answers until the server stops)."""
 
     def __init__(self) -> None:
         self.received: list[list[str]] = []  # per connection, raw text messages in order
@@ -98,6 +116,10 @@ class MempoolServer:
         self.connected = asyncio.Event()
         self._server: Any = None
         self.port = 0
+        self.rest_txs: dict[str, dict[str, Any] | str] = {}  # a str is served as-is (bad JSON)
+        self.rest_requests: list[str] = []  # request paths, in order
+        self.rest_hang = False
+        self._stopping = asyncio.Event()
 
     @property
     def url(self) -> str:
@@ -114,11 +136,32 @@ class MempoolServer:
                 if orjson.loads(message) == {"action": "ping"}:
                     await ws.send('{"pong":true}')
 
+    async def _process_request(self, connection: ServerConnection, request: Any) -> Any:
+        if not request.path.startswith("/api/tx/"):
+            return None
+        self.rest_requests.append(request.path)
+        if self.rest_hang:
+            await self._stopping.wait()
+        tx = self.rest_txs.get(request.path.removeprefix("/api/tx/"))
+        if tx is None:
+            return connection.respond(404, "Transaction not found")
+        response = connection.respond(200, tx if isinstance(tx, str) else json.dumps(tx))
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json"
+        return response
+
     async def start(self) -> None:
-        self._server = await serve(self._handler, "127.0.0.1", 0, max_size=None)
+        self._server = await serve(
+            self._handler,
+            "127.0.0.1",
+            0,
+            max_size=None,
+            process_request=self._process_request,
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        self._stopping.set()
         self._server.close()
         await self._server.wait_closed()
 

@@ -11,6 +11,7 @@ import orjson
 import pytest
 from ingest_support import (
     MEMPOOL,
+    Collector,
     MempoolServer,
     as_unconfirmed,
     closed_local_port,
@@ -32,20 +33,6 @@ BLOCK_277647 = {"id": HASH_277647, "height": 277_647, "timestamp": 1_388_400_000
 def live(server: MempoolServer, **options) -> LiveSource:
     options.setdefault("base_delay", 0.05)
     return LiveSource(server.url, use_env_proxy=False, **options)
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.events: list[dict] = []
-
-    async def __call__(self, event: dict) -> None:
-        self.events.append(event)
-
-    async def wait(self, count: int, timeout: float = 5.0) -> list[dict]:
-        async with asyncio.timeout(timeout):
-            while len(self.events) < count:
-                await asyncio.sleep(0.01)
-        return self.events
 
 
 def start(runner: IngestRunner) -> asyncio.Task:

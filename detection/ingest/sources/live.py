@@ -12,6 +12,17 @@ delay scaled by a random factor in [1 - jitter, 1 + jitter] (±20 %) and never a
 so a source is retried at most 30 s after it comes back; the schedule restarts after a
 connection that delivered frames. ``max_size=None``: a ``mined`` list or a backlog of ``added``
 txs easily exceeds websockets' default 1 MiB.
+
+A ``tracked-txs`` answer names a replacement (``replacedBy``) without the replacing transaction.
+When that txid is not pending already, the source fetches it from the same server's REST API
+(``GET <scheme>://<host>/api/tx/<txid>``, Esplora JSON with prevouts; ``ws`` -> ``http``,
+``wss`` -> ``https``) and yields, just before the answer, a synthetic frame
+``{"mempool-transactions": {"replaced": [{"replaced": old, "by": tx}]}}``: the same shape a live
+RBF delta has, so the parser, the lifecycle and a recording/replay need nothing special. The
+fetches of one answer run in worker threads, concurrently, within ``rest_timeout`` seconds in
+all (the socket keeps buffering meanwhile); a failure (timeout, HTTP error, bad JSON, another tx)
+is counted by reason in ``replacement_fetches`` and the answer goes through as before (a
+"replaced" event without the transaction).
 """
 
 from __future__ import annotations
@@ -21,7 +32,11 @@ import contextlib
 import logging
 import random
 import time
+import urllib.error
+import urllib.request
+from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -39,6 +54,8 @@ SUBSCRIPTIONS: tuple[dict[str, object], ...] = (
 PING_MESSAGE = {"action": "ping"}
 TRACK_TXS_CHUNK = 100  # the server closes the connection above 100 txids per message
 MAX_MESSAGES_PER_10S = 100  # server-side inbound rate limit; resync paces itself below it
+REST_MAX_BYTES = 16 * 2**20  # a 4 MWU tx with prevouts is a few MiB of JSON; more is not a tx
+REST_MAX_PER_ANSWER = 32  # bounds the threads one resync answer can occupy
 
 
 def backoff_delay(
@@ -55,6 +72,34 @@ def backoff_delay(
     nominal = min(cap, base * (2 ** min(attempt, 30)))
     factor = 1.0 + (rng or random).uniform(-jitter, jitter)
     return min(cap, nominal * factor)
+
+
+def rest_base(spec: str) -> str:
+    """The REST API root of the server behind a WebSocket URL, on the same host and port
+    only (the fetched txids come from the server, so they never choose where to connect):
+    ``wss://host/testnet/api/v1/ws`` -> ``https://host/testnet/api``."""
+    parts = urlsplit(spec)
+    scheme = "https" if parts.scheme == "wss" else "http"
+    netloc = parts.netloc.rpartition("@")[2]  # credentials are for the socket, never re-sent
+    path = parts.path.rstrip("/")
+    prefix = path[: -len("/api/v1/ws")] if path.endswith("/api/v1/ws") else ""
+    return f"{scheme}://{netloc}{prefix}/api"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # A redirect could lead off the configured host; it surfaces as an HTTP error instead.
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _is_txid(value: object) -> bool:
+    if type(value) is not str or len(value) != 64:
+        return False
+    try:
+        int(value, 16)
+    except ValueError:
+        return False
+    return True
 
 
 def _dumps(message: object) -> str:
@@ -76,6 +121,8 @@ class LiveSource:
         open_timeout: float = 10.0,
         use_env_proxy: bool = True,
         rng: random.Random | None = None,
+        fetch_replacements: bool = True,
+        rest_timeout: float = 3.0,
     ) -> None:
         parts = urlsplit(spec)
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
@@ -100,6 +147,15 @@ class LiveSource:
         self.messages_sent = 0
         self.last_error: str | None = None
         self.delays: list[float] = []  # backoff delays actually slept, for inspection
+        self.fetch_replacements = fetch_replacements
+        self.rest_timeout = rest_timeout
+        self.rest_base = rest_base(spec)
+        handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
+        if not use_env_proxy:
+            handlers.append(urllib.request.ProxyHandler({}))
+        self._opener = urllib.request.build_opener(*handlers)
+        # "fetched" plus one key per failure reason ("timeout", "http_404", "bad_json", ...).
+        self.replacement_fetches: Counter[str] = Counter()
 
     # -- status -----------------------------------------------------------------------------
 
@@ -148,7 +204,12 @@ class LiveSource:
                     try:
                         async for message in ws:
                             got_frames = True
-                            yield time.time(), message
+                            received_at = time.time()
+                            if self.fetch_replacements:
+                                synthetic = await self._replacements_frame(message)
+                                if synthetic is not None:
+                                    yield received_at, synthetic
+                            yield received_at, message
                     finally:
                         pinger.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
@@ -193,6 +254,100 @@ class LiveSource:
                 await asyncio.sleep(pace)
         if txids:
             log.info("resynchronising %d pending whales in %d message(s)", len(txids), len(chunks))
+
+    # -- replacements named by a resync answer ----------------------------------------------
+
+    async def _replacements_frame(self, message: str | bytes) -> str | None:
+        """The synthetic RBF delta for the unknown replacements a ``tracked-txs`` answer names,
+        or None (not such an answer, nothing unknown, or every fetch failed)."""
+        if ("replacedBy" if isinstance(message, str) else b"replacedBy") not in message:
+            return None
+        try:
+            return await self._fetch_replacements(message)
+        except Exception:  # noqa: BLE001 - an enrichment must never stop the reader
+            self.replacement_fetches["error"] += 1
+            log.exception("fetching the replacements of a resync answer failed")
+            return None
+
+    async def _fetch_replacements(self, message: str | bytes) -> str | None:
+        try:
+            tracked = orjson.loads(message).get("tracked-txs")
+        except (orjson.JSONDecodeError, AttributeError):
+            return None  # the parser counts it
+        if type(tracked) is not dict:
+            return None
+        known = set(self._pending_provider()) if self._pending_provider else set()
+        wanted: dict[str, str] = {}  # replacing txid -> replaced txid
+        for old, info in tracked.items():
+            new = info.get("replacedBy") if type(info) is dict else None
+            # Only a chain still pending continues; a stale answer must not start a new one.
+            if old in known and _is_txid(new) and new not in known and new not in wanted:
+                wanted[new] = old
+        if not wanted:
+            return None
+        if len(wanted) > REST_MAX_PER_ANSWER:
+            skipped = len(wanted) - REST_MAX_PER_ANSWER
+            self.replacement_fetches["too_many"] += skipped
+            log.warning(
+                "resync named %d unknown replacements; %d not fetched", len(wanted), skipped
+            )
+            wanted = dict(list(wanted.items())[:REST_MAX_PER_ANSWER])
+        tasks = {asyncio.create_task(self._fetch_tx(new)): new for new in wanted}
+        done, late = await asyncio.wait(tasks, timeout=self.rest_timeout + 0.5)
+        for task in late:
+            task.cancel()
+            self._fetch_failed(tasks[task], "timeout")
+        entries = []
+        for task in done:
+            tx = task.result()
+            if tx is not None:
+                entries.append({"replaced": wanted[tasks[task]], "by": tx})
+        if not entries:
+            return None
+        return _dumps({"mempool-transactions": {"replaced": entries}})
+
+    async def _fetch_tx(self, txid: str) -> dict[str, Any] | None:
+        url = f"{self.rest_base}/tx/{txid}"
+        try:
+            body = await asyncio.to_thread(self._http_get, url)
+        except urllib.error.HTTPError as exc:
+            return self._fetch_failed(txid, f"http_{exc.code}")
+        except urllib.error.URLError as exc:
+            timed_out = isinstance(exc.reason, TimeoutError)
+            return self._fetch_failed(txid, "timeout" if timed_out else "unreachable", exc.reason)
+        except TimeoutError:
+            return self._fetch_failed(txid, "timeout")
+        except (OSError, ValueError) as exc:  # http.client errors are OSError/ValueError kin
+            return self._fetch_failed(txid, "unreachable", exc)
+        if body is None:
+            return self._fetch_failed(txid, "too_large")
+        try:
+            tx = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return self._fetch_failed(txid, "bad_json")
+        if type(tx) is not dict or tx.get("txid") != txid:
+            return self._fetch_failed(txid, "wrong_tx")
+        self.replacement_fetches["fetched"] += 1
+        return tx
+
+    def _http_get(self, url: str) -> bytes | None:
+        # The scheme is http(s) by construction (rest_base); the txid is checked hex.
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
+        with self._opener.open(request, timeout=self.rest_timeout) as response:
+            body = response.read(REST_MAX_BYTES + 1)
+        return None if len(body) > REST_MAX_BYTES else body
+
+    def _fetch_failed(self, txid: str, reason: str, detail: object = None) -> None:
+        self.replacement_fetches[reason] += 1
+        log.warning(
+            "replacement %s named by a resync answer not fetched from %s (%s%s); its "
+            '"replaced" event goes out without the transaction',
+            txid,
+            self.rest_base,
+            reason,
+            f": {detail}" if detail is not None else "",
+        )
+        return None
 
     async def _app_pings(self, ws: ClientConnection) -> None:
         with contextlib.suppress(WebSocketException, OSError):

@@ -1,0 +1,140 @@
+"""A replacement named only by txid in a resync answer (``tracked-txs`` ``replacedBy``) is fetched
+from the same server's REST API (``GET /api/tx/<txid>``), so the "replaced" event carries it.
+Real local server (WebSocket and HTTP on one port, like mempool.space), no mocks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+import pytest
+from ingest_support import Collector, MempoolServer, as_unconfirmed, mempool_frame, whales_277647
+
+from detection.ingest.runner import IngestRunner
+from detection.ingest.sources import LiveSource
+from detection.ingest.sources.live import rest_base
+
+HASH_277647 = "0000000000000000054a714e580b16c583701712ab91060e92dbde6eb1e052a8"
+BLOCK_277647 = {"id": HASH_277647, "height": 277_647, "timestamp": 1_388_400_000}
+NEW = "ee" * 32
+
+
+def replacement_of(whale: dict) -> dict:
+    """An RBF replacement of ``whale``: same inputs, a higher fee taken from the change."""
+    tx = dict(whale, txid=NEW, fee=whale["fee"] + 12_345)
+    vout = [dict(o) for o in whale["vout"]]
+    vout[-1]["value"] -= 12_345
+    tx["vout"] = vout
+    return tx
+
+
+async def follow_then_reconnect(
+    server: MempoolServer, **options
+) -> tuple[LiveSource, IngestRunner, Collector, asyncio.Task, dict]:
+    """A whale seen on the first connection, then the connection dropped: the client resyncs."""
+    options.setdefault("base_delay", 0.05)
+    source = LiveSource(server.url, use_env_proxy=False, **options)
+    sink = Collector()
+    runner = IngestRunner(source, sink, rss_reader=None)
+    task = asyncio.create_task(runner.run())
+    await server.wait_messages(0, 2)
+    whale = as_unconfirmed(whales_277647()[0])
+    await server.send(mempool_frame(1, added=[whale]))
+    await sink.wait(1)
+    await server.current.close()
+    messages = await server.wait_messages(1, 3)
+    assert orjson.loads(messages[2]) == {"track-txs": [whale["txid"]]}
+    return source, runner, sink, task, whale
+
+
+async def confirm_new_and_stop(
+    server: MempoolServer, runner: IngestRunner, sink: Collector, task: asyncio.Task, count: int
+) -> list[dict]:
+    """The replacement confirms: the chain goes on, so the reader is alive and in step."""
+    await server.send({"block": BLOCK_277647, **mempool_frame(2, mined=[NEW])})
+    events = await sink.wait(count)
+    runner.stop()
+    await task
+    return events
+
+
+async def test_resync_replacement_is_fetched_and_carried(mempool_server: MempoolServer):
+    source, runner, sink, task, whale = await follow_then_reconnect(mempool_server)
+    new_tx = replacement_of(whale)
+    mempool_server.rest_txs[NEW] = new_tx
+    await mempool_server.send({"tracked-txs": {whale["txid"]: {"replacedBy": NEW}}})
+    events = await confirm_new_and_stop(mempool_server, runner, sink, task, 3)
+    assert [e["kind"] for e in events] == ["seen", "replaced", "confirmed"]
+    replaced = events[1]
+    assert replaced["replaced_txid"] == whale["txid"] and replaced["replacing_txid"] == NEW
+    assert replaced["tx"]["txid"] == NEW
+    assert sum(o[0] for o in replaced["tx"]["outputs"]) == sum(o["value"] for o in new_tx["vout"])
+    assert sum(o[0] for o in replaced["tx"]["outputs"]) == 10_302_775_338 - 12_345
+    assert replaced["tx"]["fee"] == 50_000 + 12_345
+    assert replaced["changes"]["fee"] == [50_000, 62_345]
+    assert [i[3] for i in replaced["tx"]["inputs"]] == [
+        v["prevout"]["value"] if v.get("prevout") else None for v in new_tx["vin"]
+    ]
+    assert events[2]["txid"] == NEW and events[2]["chain_txid"] == whale["txid"]
+    assert events[2]["tx"]["txid"] == NEW
+    assert mempool_server.rest_requests == [f"/api/tx/{NEW}"]
+    assert dict(source.replacement_fetches) == {"fetched": 1}
+    assert runner.snapshot()["replacement_fetches"] == {"fetched": 1}
+
+
+@pytest.mark.parametrize(
+    ("serve", "reason"),
+    [("missing", "http_404"), ("hang", "timeout"), ("garbage", "bad_json"), ("other", "wrong_tx")],
+)
+async def test_failed_fetch_keeps_the_old_behaviour(
+    mempool_server: MempoolServer, serve: str, reason: str
+):
+    source, runner, sink, task, whale = await follow_then_reconnect(
+        mempool_server, rest_timeout=0.5
+    )
+    if serve == "hang":
+        mempool_server.rest_hang = True
+    elif serve == "garbage":
+        mempool_server.rest_txs[NEW] = '{"txid": "' + NEW
+    elif serve == "other":
+        mempool_server.rest_txs[NEW] = dict(replacement_of(whale), txid="dd" * 32)
+    sent_at = time.monotonic()
+    await mempool_server.send({"tracked-txs": {whale["txid"]: {"replacedBy": NEW}}})
+    await sink.wait(2)
+    assert time.monotonic() - sent_at < 2.5  # the reader waited about rest_timeout, no more
+    events = await confirm_new_and_stop(mempool_server, runner, sink, task, 3)
+    assert [e["kind"] for e in events] == ["seen", "replaced", "confirmed"]
+    assert events[1]["replacing_txid"] == NEW and events[1]["tx"] is None
+    assert events[2]["txid"] == NEW and events[2]["chain_txid"] == whale["txid"]
+    assert mempool_server.rest_requests == [f"/api/tx/{NEW}"]
+    assert dict(source.replacement_fetches) == {reason: 1}
+    assert runner.snapshot()["replacement_fetches"] == {reason: 1}
+    assert runner.stats.processing_errors == 0
+
+
+async def test_known_replacement_is_not_fetched_and_keeps_its_tx(mempool_server: MempoolServer):
+    source = LiveSource(mempool_server.url, use_env_proxy=False, base_delay=0.05)
+    sink = Collector()
+    runner = IngestRunner(source, sink, rss_reader=None)
+    task = asyncio.create_task(runner.run())
+    await mempool_server.wait_messages(0, 2)
+    whale = as_unconfirmed(whales_277647()[0])
+    new_tx = replacement_of(whale)
+    await mempool_server.send(mempool_frame(1, added=[whale, new_tx]))
+    await sink.wait(2)
+    await mempool_server.current.close()
+    await mempool_server.wait_messages(1, 3)
+    await mempool_server.send({"tracked-txs": {whale["txid"]: {"replacedBy": NEW}}})
+    events = await confirm_new_and_stop(mempool_server, runner, sink, task, 4)
+    assert [e["kind"] for e in events] == ["seen", "seen", "replaced", "confirmed"]
+    assert events[2]["tx"]["txid"] == NEW and events[2]["chain_txid"] == whale["txid"]
+    assert mempool_server.rest_requests == []
+    assert not source.replacement_fetches
+
+
+def test_rest_base_stays_on_the_websocket_host():
+    assert rest_base("wss://mempool.space/api/v1/ws") == "https://mempool.space/api"
+    assert rest_base("wss://mempool.space/testnet/api/v1/ws") == "https://mempool.space/testnet/api"
+    assert rest_base("ws://user:pw@127.0.0.1:8999/api/v1/ws") == "http://127.0.0.1:8999/api"
+    assert rest_base("ws://[::1]:8999/ws") == "http://[::1]:8999/api"
