@@ -16,8 +16,8 @@ help:
 	@echo "make demo    the same, offline, replaying the bundled recording"
 	@echo "make test    set up and run the whole test suite (PostgreSQL + Redis)"
 	@echo "make lint    ruff and the migrations check"
-	@echo "make fuzz    the property and schema tests with thousands of random examples (~15 min)"
-	@echo "make bench   run every benchmark (about an hour) and publish the figures in docs/"
+	@echo "make fuzz    the property and schema tests with thousands of random examples (20-25 min)"
+	@echo "make bench   run every benchmark (about 40 min) and publish the figures in docs/"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
