@@ -434,7 +434,7 @@ class DeliveryPagination(CursorPagination):
             raise exceptions.ValidationError({"cursor": ["Invalid cursor."]}) from None
 
 
-CHANNELS = ["email", "webhook"]
+CHANNELS = ["email", "webhook", "telegram", "discord", "slack"]
 DELIVERY_FILTERS = [
     OpenApiParameter("status", OpenApiTypes.STR, enum=DeliveryStatus.values),
     OpenApiParameter("channel", OpenApiTypes.STR, enum=CHANNELS),
