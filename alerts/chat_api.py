@@ -134,7 +134,7 @@ class ChatEndpointViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
         responses={
             201: TELEGRAM_LINK,
             401: UNAUTHENTICATED,
-            503: OpenApiResponse(ErrorSerializer, description="Telegram is not set up"),
+            409: OpenApiResponse(ErrorSerializer, description="Telegram is not set up here"),
         },
     )
     @action(detail=False, methods=["post"], url_path="telegram-link")
@@ -145,6 +145,6 @@ class ChatEndpointViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
             deep_link = telegram_bot.deep_link(link)
         except telegram_bot.TelegramNotConfigured as exc:
             link.delete()
-            return error_response("telegram_unavailable", str(exc), 503)
+            return error_response("telegram_unavailable", str(exc), status.HTTP_409_CONFLICT)
         expires_at = link.created_at + TELEGRAM_LINK_TTL
         return Response({"deep_link": deep_link, "expires_at": expires_at}, status=201)

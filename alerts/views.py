@@ -184,7 +184,7 @@ def webhook_delete(request, public_id):
 @login_required
 def delivery_list(request):
     deliveries = Delivery.objects.filter(owner=request.user).select_related(
-        "endpoint", "subscription", "event"
+        "endpoint", "chat", "subscription", "event"
     )
     status = request.GET.get("status", "")
     if status in DeliveryStatus.values:
@@ -203,7 +203,7 @@ def delivery_list(request):
 @login_required
 def delivery_detail(request, public_id):
     delivery = get_object_or_404(
-        Delivery.objects.select_related("endpoint", "subscription", "event__alert_fanout"),
+        Delivery.objects.select_related("endpoint", "chat", "subscription", "event__alert_fanout"),
         public_id=public_id,
         owner=request.user,
     )
