@@ -275,7 +275,9 @@ def _apply_outcome(delivery, attempt, outcome: Outcome, now: datetime) -> float 
         delivery.delivered_at = now
         delivery.next_attempt_at = None
     else:
-        if outcome.retryable and delivery.kind != DeliveryKind.TEST:
+        if outcome.paced and outcome.retry_after is not None:
+            delay = min(outcome.retry_after, MAX_COUNTDOWN)
+        elif outcome.retryable and delivery.kind != DeliveryKind.TEST:
             delay = retry_delay(delivery.attempts, outcome.retry_after)
         if delay is None:
             delivery.status = DeliveryStatus.DEAD

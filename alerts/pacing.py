@@ -5,7 +5,8 @@ second per incoming webhook; Discord a few per second per webhook. Before a send
 a slot: the earliest time at or after now when the target's own gap has passed and the current
 one-second window still has room under the service's global limit. Booking is one Lua script,
 so two workers never take the same slot. A short wait is slept in the sending thread; a long one
-is returned so the delivery is retried later instead of holding a worker.
+is returned and the delivery waits in the outbox for exactly that long (Outcome.paced: it does
+not climb the failure schedule), instead of holding a worker.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ SERVICE_PACE = {
     "slack": (1.0, 0),
     "discord": (0.5, 0),
 }
-# Waits up to this long are slept in the sending thread; longer ones reschedule the delivery.
-MAX_SLEEP = 5.0
+# Waits up to this long are slept in the sending thread (one chat's 1 s gap); longer ones put the
+# delivery back for exactly that long, so a busy chat or a full second never holds a worker.
+MAX_SLEEP = 1.0
 
 
 @dataclass

@@ -20,6 +20,9 @@ class Outcome:
     retry_after: float | None = None
     # Non-empty: the endpoint must stop receiving, for this reason (410 Gone).
     disable_endpoint: str = ""
+    # Not sent because our own pacing had no slot (alerts.pacing): try again after retry_after
+    # seconds exactly, without climbing the failure schedule.
+    paced: bool = False
 
 
 class Transport:

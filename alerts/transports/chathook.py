@@ -28,6 +28,7 @@ class ChatHookTransport(Transport):
                 ok=False,
                 error=f"paced: no free slot for this hook for {slot.wait:.1f} s",
                 retry_after=slot.wait,
+                paced=True,
             )
         started = time.monotonic()
         try:

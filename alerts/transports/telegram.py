@@ -65,6 +65,7 @@ class TelegramTransport(Transport):
                 ok=False,
                 error=f"paced: Telegram's send limit leaves no slot for {slot.wait:.1f} s",
                 retry_after=slot.wait,
+                paced=True,
             )
         params = send_message_params(chat.telegram_chat_id, self.delivery.body)
         try:
