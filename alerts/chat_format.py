@@ -15,10 +15,12 @@ Optional payload fields, used when present (issue 15 adds them):
 from __future__ import annotations
 
 import html
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlsplit
 
 # A digest names at most this many events; the rest are counted.
 DIGEST_LINES = 15
@@ -220,8 +222,20 @@ def telegram_html(message: ChatMessage) -> str:
     return text
 
 
+def linkable_by_telegram(url: str) -> bool:
+    """Telegram refuses a whole message whose button links to localhost or a private address
+    (400 BUTTON_URL_INVALID), so a portal on such an address sends no button."""
+    host = (urlsplit(url).hostname or "").lower()
+    if not host or host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        return False
+    try:
+        return ipaddress.ip_address(host).is_global
+    except ValueError:
+        return "." in host
+
+
 def telegram_keyboard(message: ChatMessage) -> dict[str, Any] | None:
-    if not message.url:
+    if not message.url or not linkable_by_telegram(message.url):
         return None
     return {"inline_keyboard": [[{"text": "View", "url": message.url}]]}
 

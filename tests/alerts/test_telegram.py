@@ -9,10 +9,10 @@ import random
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from alerts import telegram_bot
+from alerts.chat_format import ChatMessage, telegram_keyboard
 from alerts.delivery import send_delivery
 from alerts.fanout import fan_out
 from alerts.models import ChatEndpoint, Delivery, DeliveryStatus, TelegramLink
@@ -43,8 +43,9 @@ def link_chat(owner, bot_api, chat_id, capture) -> ChatEndpoint:
 
 @pytest.mark.django_db
 def test_deep_link_links_the_chat_and_alerts_arrive_in_order(
-    alice, whales, bot_api, django_capture_on_commit_callbacks
+    alice, whales, bot_api, django_capture_on_commit_callbacks, settings
 ):
+    settings.SITE_URL = "https://whales.example.org"
     chat_id = new_chat_id()
     chat = link_chat(alice, bot_api, chat_id, django_capture_on_commit_callbacks)
     assert chat.service == "telegram" and chat.active and chat.label == "Alice"
@@ -87,7 +88,7 @@ def test_deep_link_links_the_chat_and_alerts_arrive_in_order(
     ]
     # The exact bytes of the first alert: compact JSON, HTML parse mode, a View button.
     first = sends[0]
-    url = f"{settings.SITE_URL}/whales/{tx.txid}/"
+    url = f"https://whales.example.org/whales/{tx.txid}/"
     expected = {
         "chat_id": chat_id,
         "text": texts[0],
@@ -210,3 +211,15 @@ def test_403_blocked_unlinks_the_chat_and_emails_the_owner(alice, whales, bot_ap
         )
         == 0
     )
+
+
+def test_no_view_button_while_the_portal_is_on_a_private_address():
+    for url, button in [
+        ("http://127.0.0.1:8000/whales/ab/", False),
+        ("http://localhost:8000/whales/ab/", False),
+        ("http://10.0.0.5/whales/ab/", False),
+        ("http://whales.lan.local/whales/ab/", False),
+        ("https://whales.example.org/whales/ab/", True),
+    ]:
+        keyboard = telegram_keyboard(ChatMessage(headline="x", url=url))
+        assert (keyboard is not None) is button, url
