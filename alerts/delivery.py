@@ -390,6 +390,8 @@ def _chats_bookkeeping(deliveries, outcomes, now: datetime) -> None:
             continue
         if outcome.disable_endpoint:  # the service says the chat or hook is gone: tests too
             disable_chat(chat, outcome.disable_endpoint)
+        if outcome.moved_to_chat_id is not None:
+            _move_telegram_chat(chat, outcome.moved_to_chat_id)
         if delivery.kind != DeliveryKind.TEST:
             ChatEndpoint.objects.filter(pk=chat.pk).update(
                 consecutive_failures=F("consecutive_failures") + 1, last_failure_at=now
@@ -398,6 +400,15 @@ def _chats_bookkeeping(deliveries, outcomes, now: datetime) -> None:
         ChatEndpoint.objects.filter(pk__in=refresh).update(
             consecutive_failures=0, last_success_at=now
         )
+
+
+def _move_telegram_chat(chat: ChatEndpoint, new_id: int) -> None:
+    """Follow a group to its new supergroup id; if the owner already linked that id, the old
+    row is turned off instead (its subscriptions keep the linked one)."""
+    if ChatEndpoint.objects.filter(owner_id=chat.owner_id, telegram_chat_id=new_id).exists():
+        disable_chat(chat, f"the group moved to chat {new_id}, which is linked already")
+        return
+    ChatEndpoint.objects.filter(pk=chat.pk).update(telegram_chat_id=new_id)
 
 
 def disable_chat(chat: ChatEndpoint, reason: str) -> bool:

@@ -35,6 +35,8 @@ class BotAnswer:
     error_code: int | None = None
     description: str = ""
     retry_after: float | None = None
+    # A group that became a supergroup has a new chat id (400 with parameters.migrate_to_chat_id).
+    migrate_to_chat_id: int | None = None
     duration: float = 0.0
     excerpt: str = ""
 
@@ -83,6 +85,7 @@ def call(method: str, params: dict[str, Any], *, timeout: float | None = None) -
         envelope = {}
     parameters = envelope.get("parameters") or {}
     retry_after = parameters.get("retry_after")
+    migrate_to = parameters.get("migrate_to_chat_id")
     return BotAnswer(
         status=status,
         ok=bool(envelope.get("ok")) and 200 <= status < 300,
@@ -90,6 +93,7 @@ def call(method: str, params: dict[str, Any], *, timeout: float | None = None) -
         error_code=envelope.get("error_code"),
         description=str(envelope.get("description") or ""),
         retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
+        migrate_to_chat_id=migrate_to if isinstance(migrate_to, int) else None,
         duration=duration,
         excerpt=excerpt,
     )

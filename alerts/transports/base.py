@@ -23,6 +23,8 @@ class Outcome:
     # Not sent because our own pacing had no slot (alerts.pacing): try again after retry_after
     # seconds exactly, without climbing the failure schedule.
     paced: bool = False
+    # Telegram: the chat now lives under this id (a group upgraded to a supergroup).
+    moved_to_chat_id: int | None = None
 
 
 class Transport:

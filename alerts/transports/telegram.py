@@ -44,7 +44,10 @@ def judge(answer: telegram_api.BotAnswer) -> Outcome:
     code = answer.error_code or answer.status
     outcome.error = f"Telegram {code}: {answer.description}"[:500]
     lowered = answer.description.lower()
-    if code == 429:
+    if answer.migrate_to_chat_id is not None:
+        # The next try goes to the new id (Delivery.chat is updated by the bookkeeping).
+        outcome.moved_to_chat_id = answer.migrate_to_chat_id
+    elif code == 429:
         outcome.retry_after = answer.retry_after
     elif code == 403 or (code == 400 and any(gone in lowered for gone in GONE_CHAT)):
         outcome.retryable = False

@@ -281,3 +281,27 @@ def test_hourly_cap_gives_one_digest_per_channel(alice, whales, receiver, allow_
     for digest in digests:
         assert digest.payload["data"]["count"] == 2
         assert digest.payload["data"]["reason"] == "hourly limit"
+
+
+def test_redeliver_sends_the_same_bytes_again(
+    alice, whales, receiver, allow_loopback, client, django_capture_on_commit_callbacks
+):
+    chat = make_hook(alice, "slack", receiver.url)
+    delivery = one_alert(alice, whales, chat)
+    send_delivery(delivery.pk)
+    client.force_login(alice)
+    with django_capture_on_commit_callbacks() as queued:
+        response = client.post(f"/alerts/deliveries/{delivery.public_id}/redeliver/", follow=True)
+    assert "Queued for redelivery" in response.content.decode()
+    assert len(queued) == 1  # the send task, put on the broker after commit
+    Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    send_delivery(delivery.pk)
+    first, second = receiver.wait_for(2)
+    assert first.body == second.body
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.DELIVERED and delivery.attempts == 2
+
+    chat.active = False
+    chat.save()
+    refused = client.post(f"/alerts/deliveries/{delivery.public_id}/redeliver/", follow=True)
+    assert "The chat channel is off" in refused.content.decode()

@@ -223,3 +223,37 @@ def test_no_view_button_while_the_portal_is_on_a_private_address():
     ]:
         keyboard = telegram_keyboard(ChatMessage(headline="x", url=url))
         assert (keyboard is not None) is button, url
+
+
+@pytest.mark.django_db
+def test_a_group_upgraded_to_a_supergroup_is_followed(
+    alice, whales, bot_api, django_capture_on_commit_callbacks
+):
+    chat = link_chat(alice, bot_api, new_chat_id(), django_capture_on_commit_callbacks)
+    subscription = make_subscription(alice, email=False)
+    subscription.chats.set([chat])
+    fan_out(record("seen", whales[ZERO_FEE_927]).pk)
+    delivery = Delivery.objects.get()
+    new_id = -(10**12) - random.randint(1, 10**9)
+    bot_api.send_script.append(
+        (
+            400,
+            {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: group chat was upgraded to a supergroup chat",
+                "parameters": {"migrate_to_chat_id": new_id},
+            },
+        )
+    )
+    send_delivery(delivery.pk)
+    delivery.refresh_from_db()
+    chat.refresh_from_db()
+    assert delivery.status == DeliveryStatus.FAILED and chat.active
+    assert chat.telegram_chat_id == new_id
+
+    Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    send_delivery(delivery.pk)
+    assert bot_api.sent()[-1].params["chat_id"] == new_id
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.DELIVERED
