@@ -2,7 +2,7 @@
 drawn the way each client draws them, in Chromium. Screenshots go to tests/artifacts/; with
 UPDATE_DOCS_SCREENSHOT=1 also to docs/img/chat_alerts.png (used by docs/ALERTS.md).
 
-The drawing is a plain imitation of each client (bold, embed bar, Block Kit button), not the
+Emoji need a colour emoji font (Debian: fonts-noto-color-emoji). The drawing is a plain imitation of each client (bold, embed bar, Block Kit button), not the
 client itself; what it draws is exactly what was sent.
 """
 
