@@ -36,6 +36,7 @@ from alerts.forms import (
     MAX_SUBSCRIPTIONS_PER_USER,
 )
 from alerts.models import (
+    ChatEndpoint,
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
@@ -48,6 +49,22 @@ from detection.api import StrictQueryParamsMixin
 from detection.push import btc
 from detection.serializers import ErrorSerializer
 from whaleproject.api_errors import error_response
+
+
+class OwnedChatField(serializers.SlugRelatedField):
+    """A chat channel (Telegram chat, Discord or Slack hook) by public id, among the caller's."""
+
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="public_id", **kwargs)
+
+    def get_queryset(self):
+        return ChatEndpoint.objects.filter(owner=self.context["request"].user)
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError:
+            raise serializers.ValidationError(f"No chat channel with id {data!r}.") from None
 
 
 class OwnedEndpointField(serializers.SlugRelatedField):
@@ -98,6 +115,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
     )
     min_urgency = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
     webhooks = OwnedEndpointField(many=True, required=False)
+    chats = OwnedChatField(many=True, required=False)
     quiet_start = QuietTimeField(required=False, allow_null=True)
     quiet_end = QuietTimeField(required=False, allow_null=True)
 
@@ -115,6 +133,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "events",
             "email",
             "webhooks",
+            "chats",
             "quiet_start",
             "quiet_end",
             "max_per_hour",
@@ -151,13 +170,15 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         webhooks = attrs.get(
             "webhooks", list(self.instance.webhooks.all()) if self.instance else []
         )
-        if not email and not webhooks:
+        chats = attrs.get("chats", list(self.instance.chats.all()) if self.instance else [])
+        if not email and not webhooks and not chats:
             raise serializers.ValidationError(
-                "Choose email, at least one webhook endpoint, or both."
+                "Choose at least one channel: email, a webhook or a chat."
             )
         return attrs
 
     def _apply(self, subscription: Subscription, attrs: dict) -> list | None:
+        self._chats = attrs.pop("chats", None)
         webhooks = attrs.pop("webhooks", None)
         if "min_btc" in attrs:
             subscription.min_sats = sats_from_btc(attrs.pop("min_btc"))
@@ -184,6 +205,8 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         subscription.save()
         if webhooks:
             subscription.webhooks.set(webhooks)
+        if self._chats:
+            subscription.chats.set(self._chats)
         return subscription
 
     @transaction.atomic
@@ -192,6 +215,8 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         instance.save()
         if webhooks is not None:
             instance.webhooks.set(webhooks)
+        if self._chats is not None:
+            instance.chats.set(self._chats)
         return instance
 
 
@@ -281,6 +306,7 @@ class DeliverySerializer(serializers.ModelSerializer):
     event_id = serializers.SerializerMethodField()
     subscription = serializers.SerializerMethodField()
     endpoint = serializers.SerializerMethodField()
+    chat = serializers.SerializerMethodField()
     attempts = serializers.IntegerField(read_only=True)
 
     class Meta:
@@ -293,6 +319,7 @@ class DeliverySerializer(serializers.ModelSerializer):
             "event_id",
             "subscription",
             "endpoint",
+            "chat",
             "status",
             "attempts",
             "next_attempt_at",
@@ -312,6 +339,9 @@ class DeliverySerializer(serializers.ModelSerializer):
 
     def get_endpoint(self, delivery) -> str | None:
         return str(delivery.endpoint.public_id) if delivery.endpoint_id else None
+
+    def get_chat(self, delivery) -> str | None:
+        return str(delivery.chat.public_id) if delivery.chat_id else None
 
 
 class DeliveryDetailSerializer(DeliverySerializer):
@@ -369,7 +399,7 @@ class SubscriptionViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
     serializer_class = SubscriptionSerializer
 
     def get_queryset(self):
-        return super().get_queryset().prefetch_related("webhooks")
+        return super().get_queryset().prefetch_related("webhooks", "chats")
 
 
 @_crud_schema(WebhookEndpointSerializer, WebhookEndpointWithSecretSerializer)
@@ -434,7 +464,7 @@ class DeliveryPagination(CursorPagination):
             raise exceptions.ValidationError({"cursor": ["Invalid cursor."]}) from None
 
 
-CHANNELS = ["email", "webhook"]
+CHANNELS = ["email", "webhook", "telegram", "discord", "slack"]
 DELIVERY_FILTERS = [
     OpenApiParameter("status", OpenApiTypes.STR, enum=DeliveryStatus.values),
     OpenApiParameter("channel", OpenApiTypes.STR, enum=CHANNELS),
@@ -466,7 +496,7 @@ class DeliveryViewSet(StrictQueryParamsMixin, OwnedViewSetMixin, viewsets.ReadOn
     allowed_query_params = frozenset({"status", "channel", "cursor", "format"})
 
     def get_queryset(self):
-        deliveries = super().get_queryset().select_related("subscription", "endpoint")
+        deliveries = super().get_queryset().select_related("subscription", "endpoint", "chat")
         params = self.request.query_params
         # A filter value we do not know is refused, never ignored: `status=faild` must not
         # answer with every delivery, as if no filter had been asked for.

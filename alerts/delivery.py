@@ -24,8 +24,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from alerts.models import (
+    CHAT_CHANNELS,
     AttemptOutcome,
     Channel,
+    ChatEndpoint,
     Delivery,
     DeliveryAttempt,
     DeliveryKind,
@@ -133,7 +135,7 @@ def _claim(ids: list[int]) -> tuple[list[Delivery], list[DeliveryAttempt]]:
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
             .claimable(now=now, stranded_before=now - stranded_after())
             .filter(pk__in=ids)
-            .select_related("owner", "endpoint", "subscription", "event__alert_fanout")
+            .select_related("owner", "endpoint", "chat", "subscription", "event__alert_fanout")
             .order_by("pk")
         )
         if not deliveries:
@@ -186,6 +188,13 @@ def _refusal(delivery: Delivery) -> str:
     if delivery.channel == Channel.WEBHOOK and not delivery.endpoint.active:
         reason = delivery.endpoint.disabled_reason or "disabled by its owner"
         return f"not sent: the endpoint is disabled ({reason})"[:500]
+    if delivery.channel in CHAT_CHANNELS:
+        chat = delivery.chat
+        if not chat.active:
+            reason = chat.disabled_reason or "disabled by its owner"
+            return f"not sent: the {chat.get_service_display()} channel is off ({reason})"[:500]
+        if chat.is_muted():
+            return f"not sent: muted until {chat.muted_until:%Y-%m-%d %H:%M} UTC"
     return ""
 
 
@@ -229,6 +238,7 @@ def record(deliveries, attempts, outcomes) -> None:
         _save_rows(attempts, ATTEMPT_FIELDS)
         _save_rows(deliveries, DELIVERY_FIELDS)
         _endpoints_bookkeeping(deliveries, outcomes, now)
+        _chats_bookkeeping(deliveries, outcomes, now)
         for delivery_id, delay in countdowns:
             enqueue_on_commit([delivery_id], countdown=delay)
 
@@ -265,7 +275,9 @@ def _apply_outcome(delivery, attempt, outcome: Outcome, now: datetime) -> float 
         delivery.delivered_at = now
         delivery.next_attempt_at = None
     else:
-        if outcome.retryable and delivery.kind != DeliveryKind.TEST:
+        if outcome.paced and outcome.retry_after is not None:
+            delay = min(outcome.retry_after, MAX_COUNTDOWN)
+        elif outcome.retryable and delivery.kind != DeliveryKind.TEST:
             delay = retry_delay(delivery.attempts, outcome.retry_after)
         if delay is None:
             delivery.status = DeliveryStatus.DEAD
@@ -365,6 +377,81 @@ def _tell_owner_endpoint_disabled(endpoint_id: int) -> None:
         log.exception("could not e-mail the owner of endpoint %s", endpoint.public_id)
 
 
+def _chats_bookkeeping(deliveries, outcomes, now: datetime) -> None:
+    refresh = []
+    for delivery, outcome in zip(deliveries, outcomes, strict=True):
+        if delivery.channel not in CHAT_CHANNELS:
+            continue
+        chat = delivery.chat
+        if outcome.ok:
+            recent = chat.last_success_at and now - chat.last_success_at < timedelta(minutes=1)
+            if chat.consecutive_failures or not recent:
+                refresh.append(chat.pk)
+            continue
+        if outcome.disable_endpoint:  # the service says the chat or hook is gone: tests too
+            disable_chat(chat, outcome.disable_endpoint)
+        if outcome.moved_to_chat_id is not None:
+            _move_telegram_chat(chat, outcome.moved_to_chat_id)
+        if delivery.kind != DeliveryKind.TEST:
+            ChatEndpoint.objects.filter(pk=chat.pk).update(
+                consecutive_failures=F("consecutive_failures") + 1, last_failure_at=now
+            )
+    if refresh:
+        ChatEndpoint.objects.filter(pk__in=refresh).update(
+            consecutive_failures=0, last_success_at=now
+        )
+
+
+def _move_telegram_chat(chat: ChatEndpoint, new_id: int) -> None:
+    """Follow a group to its new supergroup id; if the owner already linked that id, the old
+    row is turned off instead (its subscriptions keep the linked one)."""
+    if ChatEndpoint.objects.filter(owner_id=chat.owner_id, telegram_chat_id=new_id).exists():
+        disable_chat(chat, f"the group moved to chat {new_id}, which is linked already")
+        return
+    ChatEndpoint.objects.filter(pk=chat.pk).update(telegram_chat_id=new_id)
+
+
+def disable_chat(chat: ChatEndpoint, reason: str) -> bool:
+    """Stop a chat channel (a Telegram chat is unlinked), give up what waits for it, and tell
+    its owner by e-mail (once); its page shows the reason."""
+    reason = reason[:500]
+    changed = ChatEndpoint.objects.filter(pk=chat.pk, active=True).update(
+        active=False, disabled_reason=reason
+    )
+    if not changed:
+        return False
+    Delivery.objects.filter(
+        chat=chat,
+        status__in=[DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.HELD],
+    ).update(
+        status=DeliveryStatus.DEAD,
+        next_attempt_at=None,
+        last_error=f"not sent: the channel was turned off ({reason})"[:500],
+    )
+    chat.active, chat.disabled_reason = False, reason
+    transaction.on_commit(lambda: _tell_owner_chat_disabled(chat.pk))
+    return True
+
+
+def _tell_owner_chat_disabled(chat_id: int) -> None:
+    chat = ChatEndpoint.objects.select_related("owner").get(pk=chat_id)
+    if not chat.owner.email:
+        return
+    context = {
+        "chat": chat,
+        "chat_url": settings.SITE_URL + reverse("alerts:chat-detail", args=[chat.public_id]),
+    }
+    try:
+        send_mail(
+            subject=f"Whale Watch: your {chat.get_service_display()} alerts were turned off",
+            message=render_to_string("alerts/email/chat_disabled.txt", context),
+            from_email=None,
+            recipient_list=[chat.owner.email],
+        )
+    except Exception:
+        log.exception("could not e-mail the owner of chat channel %s", chat.public_id)
+
+
 def redeliver(delivery: Delivery) -> bool:
     """Send a finished (or waiting) delivery again now, with the same webhook-id."""
     changed = Delivery.objects.filter(
@@ -380,25 +467,28 @@ def redeliver(delivery: Delivery) -> bool:
     return bool(changed)
 
 
-def create_test_delivery(endpoint: WebhookEndpoint) -> Delivery:
+def create_test_delivery(endpoint: WebhookEndpoint | ChatEndpoint) -> Delivery:
     import uuid
 
     from alerts.payloads import sample_payload
 
     payload = sample_payload()
+    if isinstance(endpoint, ChatEndpoint):
+        target = {"channel": endpoint.service, "chat": endpoint}
+    else:
+        target = {"channel": Channel.WEBHOOK, "endpoint": endpoint}
     return Delivery.objects.create(
         kind=DeliveryKind.TEST,
         message_id=f"test_{uuid.uuid4().hex}",
         owner=endpoint.owner,
-        channel=Channel.WEBHOOK,
-        endpoint=endpoint,
+        **target,
         payload=payload,
         status=DeliveryStatus.PENDING,
         next_attempt_at=timezone.now(),
     )
 
 
-def send_test_now(endpoint: WebhookEndpoint) -> Delivery:
+def send_test_now(endpoint: WebhookEndpoint | ChatEndpoint) -> Delivery:
     """The "send test event" button: one immediate try, no retries, so the user sees a result."""
     delivery = create_test_delivery(endpoint)
     send_delivery(delivery.pk)

@@ -7,8 +7,9 @@ detection calls fan_out(event_id) after the event's row has committed. In one tr
 3. decides, per subscription, whether to send now or hold: quiet hours hold until they end,
    and a subscription past its hourly limit holds until its hour is up; the sweeper then sends
    what was held as one digest;
-4. bulk-inserts one Delivery per channel (one e-mail per person, one webhook per endpoint,
-   whatever number of their subscriptions matched), ignoring conflicts;
+4. bulk-inserts one Delivery per channel (one e-mail per person, one webhook per endpoint, one
+   message per Telegram chat or Discord/Slack hook, whatever number of their subscriptions
+   matched), ignoring conflicts; a muted chat gets nothing;
 5. queues the ready deliveries once the transaction has committed: healthy endpoints and
    e-mail in small batches (one task each), an endpoint that has been failing alone, so a slow
    receiver holds up nobody else's alert.
@@ -78,11 +79,13 @@ def fan_out(event_id: int) -> int:
         if not subscriptions:
             return 0
         endpoints, failing = _active_endpoints(subscriptions)
+        chats = _active_chats(subscriptions, now)
         held_until = _hold_times(subscriptions, now)
 
         rows: list[Delivery] = []
         emailed: set[int] = set()
         webhooked: set[int] = set()
+        chatted: set[int] = set()
         for subscription in subscriptions:
             until = held_until.get(subscription.pk)
             common = {
@@ -109,6 +112,10 @@ def fan_out(event_id: int) -> int:
                     rows.append(
                         Delivery(channel=Channel.WEBHOOK, endpoint_id=endpoint_id, **common)
                     )
+            for chat_id, service in chats.get(subscription.pk, ()):
+                if chat_id not in chatted:
+                    chatted.add(chat_id)
+                    rows.append(Delivery(channel=service, chat_id=chat_id, **common))
 
         Delivery.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
         ready = {
@@ -140,6 +147,23 @@ def _active_endpoints(subscriptions) -> tuple[dict[int, list[int]], set[int]]:
         if failures:
             failing.add(endpoint_id)
     return endpoints, failing
+
+
+def _active_chats(subscriptions, now: datetime) -> dict[int, list[tuple[int, str]]]:
+    """Each subscription's chat channels that are on and not muted: (chat id, service)."""
+    from alerts.models import Subscription
+
+    links = (
+        Subscription.chats.through.objects.filter(
+            subscription_id__in=[s.pk for s in subscriptions], chatendpoint__active=True
+        )
+        .exclude(chatendpoint__muted_until__gt=now)
+        .values_list("subscription_id", "chatendpoint_id", "chatendpoint__service")
+    )
+    chats: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for subscription_id, chat_id, service in links.order_by("chatendpoint_id"):
+        chats[subscription_id].append((chat_id, service))
+    return chats
 
 
 def _hold_times(subscriptions, now: datetime) -> dict[int, datetime]:

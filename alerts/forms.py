@@ -10,6 +10,8 @@ from django.core.exceptions import ValidationError
 
 from alerts.models import (
     ALERT_KINDS,
+    Channel,
+    ChatEndpoint,
     Subscription,
     WebhookEndpoint,
     btc_from_sats,
@@ -27,6 +29,7 @@ FLOW_CHOICES = [
 KIND_CHOICES = [(str(kind), EventKind(kind).label) for kind in ALERT_KINDS]
 MAX_SUBSCRIPTIONS_PER_USER = 50
 MAX_ENDPOINTS_PER_USER = 20
+MAX_CHATS_PER_USER = 20
 
 
 class SubscriptionForm(forms.ModelForm):
@@ -68,6 +71,12 @@ class SubscriptionForm(forms.ModelForm):
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )
+    chats = forms.ModelMultipleChoiceField(
+        label="Chats (Telegram, Discord, Slack)",
+        queryset=ChatEndpoint.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
 
     class Meta:
         model = Subscription
@@ -77,6 +86,7 @@ class SubscriptionForm(forms.ModelForm):
             "min_urgency",
             "email",
             "webhooks",
+            "chats",
             "quiet_start",
             "quiet_end",
             "max_per_hour",
@@ -111,6 +121,7 @@ class SubscriptionForm(forms.ModelForm):
         "kinds",
         "email",
         "webhooks",
+        "chats",
         "quiet_start",
         "quiet_end",
         "max_per_hour",
@@ -121,6 +132,7 @@ class SubscriptionForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.instance.owner = owner
         self.fields["webhooks"].queryset = WebhookEndpoint.objects.filter(owner=owner)
+        self.fields["chats"].queryset = ChatEndpoint.objects.filter(owner=owner, active=True)
         # The floor itself is enforced by Subscription.clean; this is the browser's hint.
         self.fields["min_btc"].widget.attrs["min"] = str(settings.WHALE_MIN_BTC)
         self.fields["min_urgency"].widget.attrs.update({"min": 0, "max": 1, "step": "0.01"})
@@ -150,8 +162,8 @@ class SubscriptionForm(forms.ModelForm):
             raise ValidationError(
                 f"You can have at most {MAX_SUBSCRIPTIONS_PER_USER} subscriptions."
             )
-        if not cleaned.get("email") and not cleaned.get("webhooks"):
-            raise ValidationError("Choose e-mail, at least one webhook endpoint, or both.")
+        if not cleaned.get("email") and not cleaned.get("webhooks") and not cleaned.get("chats"):
+            raise ValidationError("Choose at least one channel: e-mail, a webhook or a chat.")
         return cleaned
 
     def _post_clean(self):
@@ -204,6 +216,47 @@ class WebhookEndpointForm(forms.ModelForm):
         ):
             raise ValidationError(f"You can have at most {MAX_ENDPOINTS_PER_USER} endpoints.")
         return cleaned
+
+
+class ChatHookForm(forms.ModelForm):
+    """A Discord or Slack incoming webhook; the URL passes the same guard as webhooks."""
+
+    class Meta:
+        model = ChatEndpoint
+        fields = ["url", "label"]
+        labels = {"url": "Incoming-webhook URL", "label": "Name"}
+        help_texts = {
+            "url": "Paste the URL the service gave you. Keep it private: it lets anyone post.",
+            "label": "Optional, e.g. the channel's name.",
+        }
+        widgets = {"url": forms.URLInput()}
+
+    def __init__(self, *args, owner, service, **kwargs):
+        self.owner = owner
+        super().__init__(*args, **kwargs)
+        self.instance.owner = owner
+        self.instance.service = service
+        placeholder = {
+            Channel.DISCORD: "https://discord.com/api/webhooks/…",
+            Channel.SLACK: "https://hooks.slack.com/services/…",
+        }.get(service, "")
+        self.fields["url"].widget.attrs["placeholder"] = placeholder
+
+    def clean(self):
+        cleaned = super().clean()
+        if (
+            not self.instance.pk
+            and ChatEndpoint.objects.filter(owner=self.owner).count() >= MAX_CHATS_PER_USER
+        ):
+            raise ValidationError(f"You can have at most {MAX_CHATS_PER_USER} chat channels.")
+        return cleaned
+
+
+class ChatLabelForm(forms.ModelForm):
+    class Meta:
+        model = ChatEndpoint
+        fields = ["label"]
+        labels = {"label": "Name"}
 
 
 class EndpointStateForm(forms.Form):

@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from alerts.chat_format import when
 from detection.push import event_summary
 
 FLOW_LABELS = {
@@ -110,17 +111,6 @@ def route(whale: dict[str, Any]) -> str:
     if source:
         return f" from {source}"
     return ""
-
-
-def when(prediction: dict[str, Any] | None) -> str:
-    if not prediction:
-        return ""
-    if prediction.get("may_not_confirm_soon"):
-        return "may not confirm soon"
-    block = prediction.get("projected_block")
-    if block is None:
-        return ""
-    return "next block" if block == 0 else f"in ~{block + 1} blocks"
 
 
 def headline(data: dict[str, Any]) -> str:

@@ -89,7 +89,9 @@ def release_held(now: datetime) -> tuple[int, int]:
         )
         groups: dict[tuple, list[Delivery]] = defaultdict(list)
         for row in due:
-            groups[(row.subscription_id, row.channel, row.endpoint_id, row.owner_id)].append(row)
+            groups[
+                (row.subscription_id, row.channel, row.endpoint_id, row.chat_id, row.owner_id)
+            ].append(row)
         ready: list[int] = []
         for rows in groups.values():
             if len(rows) == 1:
@@ -112,6 +114,7 @@ def release_held(now: datetime) -> tuple[int, int]:
                 subscription=first.subscription,
                 channel=first.channel,
                 endpoint_id=first.endpoint_id,
+                chat_id=first.chat_id,
                 payload=payloads.digest_payload([r.body for r in rows], first.subscription, reason),
                 status=DeliveryStatus.PENDING,
                 next_attempt_at=now,

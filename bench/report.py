@@ -26,6 +26,7 @@ DOCS = {
         "ingest_memory",
         "api_latency",
         "alert_fanout",
+        "chat_fanout",
         "ws_fanout",
         "e2e_latency",
     ),

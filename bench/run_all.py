@@ -30,6 +30,7 @@ BENCHMARKS = (
     "ingest_memory",
     "api_latency",
     "alert_fanout",
+    "chat_fanout",
     "ws_fanout",
     "e2e_latency",
     "soak",

@@ -381,6 +381,25 @@ if WHALE_DELIVERY_STRANDED_SECONDS <= WHALE_OUTBOUND_TOTAL_TIMEOUT:
     raise ImproperlyConfigured(
         "WHALE_DELIVERY_STRANDED_SECONDS must be longer than WHALE_OUTBOUND_TOTAL_TIMEOUT"
     )
+# --- Chat alert channels (alerts/transports/telegram.py, discord.py, slack.py) ---------------
+# The Telegram bot that sends alerts and links chats (from @BotFather); empty = no Telegram.
+TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN", "")
+# The Bot API server: Telegram's, or a self-hosted telegram-bot-api (operator-trusted, so it is
+# not put through the webhook SSRF guard).
+TELEGRAM_API_URL = env.url(
+    "TELEGRAM_API_URL", "https://api.telegram.org", schemes=("http", "https")
+).rstrip("/")
+# Telegram allows a bot about 30 messages a second in all; stay under it.
+TELEGRAM_MESSAGES_PER_SECOND = env.int("TELEGRAM_MESSAGES_PER_SECOND", 25, minimum=1, maximum=30)
+# getUpdates long-poll: seconds Telegram holds each request open while no message comes.
+TELEGRAM_POLL_TIMEOUT = env.int("TELEGRAM_POLL_TIMEOUT", 25, minimum=0, maximum=50)
+if TELEGRAM_BOT_TOKEN:
+    CELERY_BEAT_SCHEDULE["alerts-telegram-updates"] = {
+        "task": "alerts.poll_telegram",
+        # Each run long-polls for up to ~a minute, so one run follows the other.
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    }
 CELERY_BEAT_SCHEDULE["alerts-sweep"] = {
     "task": "alerts.sweep_deliveries",
     "schedule": 60.0,
