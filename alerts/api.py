@@ -44,9 +44,9 @@ from alerts.models import (
     sats_from_btc,
 )
 from alerts.views import redeliver_problem
-from detection.api import StrictQueryParamsMixin
+from detection.api.serializers import ErrorSerializer
+from detection.api.views import StrictQueryParamsMixin
 from detection.push import btc
-from detection.serializers import ErrorSerializer
 from whaleproject.api_errors import error_response
 
 

@@ -318,8 +318,8 @@ def main() -> None:
     from rest_framework.test import APIClient
     from rest_framework_simplejwt.tokens import RefreshToken
 
-    from detection.api_pagination import FORWARD, _encode
-    from detection.api_stats import ACCURACY_CACHE_KEY, refresh_accuracy_cache
+    from detection.api.pagination import FORWARD, _encode
+    from detection.api.stats import ACCURACY_CACHE_KEY, refresh_accuracy_cache
     from detection.stats import rebuild_rollups
 
     results = Results("api", "REST API latency")

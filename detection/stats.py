@@ -55,14 +55,14 @@ def accuracy_windows(now: float | None = None) -> dict[str, accuracy.WindowStats
 
 
 def cached_accuracy_windows(now: datetime | None = None) -> dict[str, accuracy.WindowStats]:
-    """The same windows from beat's cached SQL aggregate (detection.api_stats).
+    """The same windows from beat's cached SQL aggregate (detection.api.stats).
 
     Pages and /metrics read these: `accuracy_windows` walks 90 days of predictions in Python,
     which is exact and fine for the five-minute alarm but seconds of work per request at scale.
     """
     from django.utils import timezone
 
-    from detection.api_stats import cached_accuracy_windows as cached_figures
+    from detection.api.stats import cached_accuracy_windows as cached_figures
 
     def band(name: str, figures: dict) -> accuracy.BandStats:
         fields = ("resolved", "hits", "hit_rate", "mean_abs_error", "replaced", "dropped")

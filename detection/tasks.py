@@ -62,6 +62,6 @@ def flush_expired_tokens() -> None:
 @shared_task(name="detection.refresh_api_accuracy", ignore_result=True)
 def refresh_api_accuracy() -> None:
     """Every minute (beat): the API's accuracy windows into the cache, off the request path."""
-    from detection.api_stats import refresh_accuracy_cache
+    from detection.api.stats import refresh_accuracy_cache
 
     refresh_accuracy_cache()

@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from detection import stats
-from detection.api_stats import accuracy_windows
+from detection.api.stats import accuracy_windows
 from detection.models import (
     AddressLabel,
     Block,

@@ -244,7 +244,7 @@ class WhaleDetailSerializer(WhaleSerializer):
         read_only_fields = fields
 
 
-# --- stats (documentation shapes; the payload is built in detection.api_stats) ----------------
+# --- stats (documentation shapes; the payload is built in detection.api.stats) ----------------
 
 
 class FlowTotalsSerializer(serializers.Serializer):
