@@ -53,7 +53,7 @@ demo-data: install
 
 test: install
 	./deploy/dev-services.sh postgres redis
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=10
 
 # The same property tests `make test` runs small and derandomised, here long and random. A run
 # takes far more than the suite's per-test timeout, so that is lifted.
