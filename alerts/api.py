@@ -32,9 +32,8 @@ from alerts import delivery as engine
 from alerts.forms import (
     FLOW_CHOICES,
     KIND_CHOICES,
-    MAX_ENDPOINTS_PER_USER,
-    MAX_SUBSCRIPTIONS_PER_USER,
 )
+from alerts.http import check_url
 from alerts.models import (
     Delivery,
     DeliveryAttempt,
@@ -46,7 +45,7 @@ from alerts.models import (
 from alerts.views import redeliver_problem
 from detection.api.serializers import ErrorSerializer
 from detection.api.views import StrictQueryParamsMixin
-from detection.push import btc
+from detection.summary import btc
 from whaleproject.api_errors import error_response
 
 
@@ -139,22 +138,14 @@ class SubscriptionSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs):
         request = self.context["request"]
-        if (
-            self.instance is None
-            and Subscription.objects.filter(owner=request.user).count()
-            >= MAX_SUBSCRIPTIONS_PER_USER
-        ):
-            raise serializers.ValidationError(
-                f"You can have at most {MAX_SUBSCRIPTIONS_PER_USER} subscriptions."
-            )
+        problem = Subscription.limit_problem(request.user) if self.instance is None else None
         email = attrs.get("email", self.instance.email if self.instance else True)
         webhooks = attrs.get(
             "webhooks", list(self.instance.webhooks.all()) if self.instance else []
         )
-        if not email and not webhooks:
-            raise serializers.ValidationError(
-                "Choose email, at least one webhook endpoint, or both."
-            )
+        problem = problem or Subscription.channel_problem(email, webhooks)
+        if problem:
+            raise serializers.ValidationError(problem)
         return attrs
 
     def _apply(self, subscription: Subscription, attrs: dict) -> list | None:
@@ -220,8 +211,6 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
         ]
 
     def validate_url(self, value: str) -> str:
-        from alerts.http import check_url
-
         try:
             check_url(value)
         except ValueError as exc:
@@ -230,13 +219,9 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs):
         request = self.context["request"]
-        if (
-            self.instance is None
-            and WebhookEndpoint.objects.filter(owner=request.user).count() >= MAX_ENDPOINTS_PER_USER
-        ):
-            raise serializers.ValidationError(
-                f"You can have at most {MAX_ENDPOINTS_PER_USER} endpoints."
-            )
+        problem = WebhookEndpoint.limit_problem(request.user) if self.instance is None else None
+        if problem:
+            raise serializers.ValidationError(problem)
         return attrs
 
     def create(self, validated_data):

@@ -17,16 +17,8 @@ from alerts.models import (
 )
 from detection.models import EventKind, Flow
 
-FLOW_CHOICES = [
-    ("exchange_inflow", "Exchange inflow"),
-    ("exchange_outflow", "Exchange outflow"),
-    ("inter_exchange", "Inter-exchange"),
-    ("exchange_internal", "Exchange internal"),
-    ("unknown", "Unlabelled"),
-]
+FLOW_CHOICES = Flow.choices
 KIND_CHOICES = [(str(kind), EventKind(kind).label) for kind in ALERT_KINDS]
-MAX_SUBSCRIPTIONS_PER_USER = 50
-MAX_ENDPOINTS_PER_USER = 20
 
 
 class SubscriptionForm(forms.ModelForm):
@@ -143,15 +135,12 @@ class SubscriptionForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if (
-            not self.instance.pk
-            and Subscription.objects.filter(owner=self.owner).count() >= MAX_SUBSCRIPTIONS_PER_USER
-        ):
-            raise ValidationError(
-                f"You can have at most {MAX_SUBSCRIPTIONS_PER_USER} subscriptions."
-            )
-        if not cleaned.get("email") and not cleaned.get("webhooks"):
-            raise ValidationError("Choose e-mail, at least one webhook endpoint, or both.")
+        problem = None if self.instance.pk else Subscription.limit_problem(self.owner)
+        problem = problem or Subscription.channel_problem(
+            cleaned.get("email"), cleaned.get("webhooks")
+        )
+        if problem:
+            raise ValidationError(problem)
         return cleaned
 
     def _post_clean(self):
@@ -198,11 +187,9 @@ class WebhookEndpointForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if (
-            not self.instance.pk
-            and WebhookEndpoint.objects.filter(owner=self.owner).count() >= MAX_ENDPOINTS_PER_USER
-        ):
-            raise ValidationError(f"You can have at most {MAX_ENDPOINTS_PER_USER} endpoints.")
+        problem = None if self.instance.pk else WebhookEndpoint.limit_problem(self.owner)
+        if problem:
+            raise ValidationError(problem)
         return cleaned
 
 

@@ -21,6 +21,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from alerts.http import check_url
+from alerts.payloads import for_subscription
 from detection.models import EventKind, Flow
 from detection.txshape import SATS_PER_BTC
 
@@ -92,6 +94,7 @@ class SubscriptionQuerySet(models.QuerySet):
         An unknown urgency (no fee known) only matches subscriptions without a minimum: we do
         not guess that a whale is urgent.
         """
+        # The entity rule of detection.models.entity_is: an exact name, in any case.
         entity_match = Q(entities="")
         for entity in {e for e in entities if e}:
             entity_match |= Q(entities__icontains=f"|{entity}|")
@@ -107,6 +110,12 @@ class SubscriptionQuerySet(models.QuerySet):
             min_sats__lte=value_sats,
             **{f"notify_{kind}": True},
         )
+
+
+# How many subscriptions and endpoints one user may keep; the form and the REST API both ask the
+# models below (limit_problem), so the rule and its words live here only.
+MAX_SUBSCRIPTIONS_PER_USER = 50
+MAX_ENDPOINTS_PER_USER = 20
 
 
 class Subscription(models.Model):
@@ -176,6 +185,20 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.owner})"
+
+    @staticmethod
+    def limit_problem(owner) -> str | None:
+        """Why `owner` may not add one more subscription, or None."""
+        if Subscription.objects.filter(owner=owner).count() >= MAX_SUBSCRIPTIONS_PER_USER:
+            return f"You can have at most {MAX_SUBSCRIPTIONS_PER_USER} subscriptions."
+        return None
+
+    @staticmethod
+    def channel_problem(email: bool, webhooks) -> str | None:
+        """Why a subscription with these channels cannot be saved, or None."""
+        if not email and not webhooks:
+            return "Choose e-mail, at least one webhook endpoint, or both."
+        return None
 
     # --- presentation helpers -------------------------------------------------------------
 
@@ -290,9 +313,14 @@ class WebhookEndpoint(models.Model):
     def __repr__(self) -> str:  # never the secret
         return f"<WebhookEndpoint {self.public_id} {self.url}>"
 
-    def clean(self) -> None:
-        from alerts.http import check_url
+    @staticmethod
+    def limit_problem(owner) -> str | None:
+        """Why `owner` may not add one more endpoint, or None."""
+        if WebhookEndpoint.objects.filter(owner=owner).count() >= MAX_ENDPOINTS_PER_USER:
+            return f"You can have at most {MAX_ENDPOINTS_PER_USER} endpoints."
+        return None
 
+    def clean(self) -> None:
         try:
             check_url(self.url)
         except ValueError as exc:
@@ -471,8 +499,6 @@ class Delivery(models.Model):
         """The message as sent: the same on every retry."""
         if self.payload or self.event_id is None:
             return self.payload
-        from alerts.payloads import for_subscription
-
         base = self.event.alert_fanout.payload
         return for_subscription(base, self.subscription) if self.subscription_id else base
 

@@ -7,6 +7,8 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from alerts import delivery, sweeper
+
 log = logging.getLogger(__name__)
 
 
@@ -21,9 +23,7 @@ log = logging.getLogger(__name__)
     max_retries=20,
 )
 def send_delivery(delivery_id: int) -> None:
-    from alerts.delivery import send_delivery as send
-
-    send(delivery_id)
+    delivery.send_delivery(delivery_id)
 
 
 @shared_task(
@@ -36,15 +36,11 @@ def send_delivery(delivery_id: int) -> None:
 )
 def send_deliveries(delivery_ids: list[int]) -> None:
     """A small batch, sent in parallel; a retried batch skips what was already sent."""
-    from alerts.delivery import send_deliveries as send
-
-    send(delivery_ids)
+    delivery.send_deliveries(delivery_ids)
 
 
 @shared_task(name="alerts.sweep_deliveries", ignore_result=True)
 def sweep_deliveries() -> None:
-    from alerts.sweeper import sweep
-
-    result = sweep()
+    result = sweeper.sweep()
     if result.fanned_out or result.released or result.requeued:
         log.info("alert sweep: %s", result)

@@ -18,7 +18,9 @@ from django.db.models.functions import Coalesce
 
 from dashboard.feed_filters import apply_filters
 from detection.models import WhaleEvent, WhaleStatus, WhaleTransaction
-from detection.push import WHALE_FEED_GROUP, whale_summary
+from detection.push import WHALE_FEED_GROUP
+from detection.summary import whale_summary
+from whaleproject.health import read_ingest_heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +67,6 @@ def feed_whales(filters: dict[str, Any]) -> tuple[list[dict], list[dict]]:
 
 
 def snapshot_message(filters: dict[str, Any], *, with_whales: bool = True) -> dict[str, Any]:
-    from whaleproject.health import read_ingest_heartbeat
-
     pending, recent = feed_whales(filters) if with_whales else ([], [])
     try:
         ingest = read_ingest_heartbeat()

@@ -54,31 +54,6 @@ def accuracy_windows(now: float | None = None) -> dict[str, accuracy.WindowStats
     return accuracy.rolling_windows(resolved_outcomes(since), now)
 
 
-def cached_accuracy_windows(now: datetime | None = None) -> dict[str, accuracy.WindowStats]:
-    """The same windows from beat's cached SQL aggregate (detection.api.stats).
-
-    Pages and /metrics read these: `accuracy_windows` walks 90 days of predictions in Python,
-    which is exact and fine for the five-minute alarm but seconds of work per request at scale.
-    """
-    from django.utils import timezone
-
-    from detection.api.stats import cached_accuracy_windows as cached_figures
-
-    def band(name: str, figures: dict) -> accuracy.BandStats:
-        fields = ("resolved", "hits", "hit_rate", "mean_abs_error", "replaced", "dropped")
-        return accuracy.BandStats(band=name, **{field: figures[field] for field in fields})
-
-    return {
-        name: accuracy.WindowStats(
-            window=name,
-            seconds=window["seconds"],
-            overall=band(accuracy.ALL_BANDS, window["overall"]),
-            by_band={key: band(key, figures) for key, figures in window["by_band"].items()},
-        )
-        for name, window in cached_figures(now or timezone.now()).items()
-    }
-
-
 def coverage(since: datetime | None = None) -> dict[str, float | int | None]:
     """Share of whales mined (since `since`) that were seen in the mempool first.
 

@@ -49,9 +49,11 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # detection, then the apps above it. Their detection.signals receivers run in this order: the
+    # dashboard push (display) before alert fan-out, so a slow fan-out never delays the live feed.
     "detection",
-    "alerts",
     "dashboard",
+    "alerts",
 ]
 
 MIDDLEWARE = [

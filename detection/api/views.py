@@ -31,8 +31,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 from detection.api import stats as api_stats
 from detection.api.csv import CsvRenderer, whales_csv_response
 from detection.api.filters import BTC_PATTERN, WhaleFilter
-from detection.api.pagination import NewestFirstCursorPagination
-from detection.api.pagination import _decode as decode_cursor
+from detection.api.pagination import NewestFirstCursorPagination, decode_cursor
 from detection.api.serializers import (
     ErrorSerializer,
     StatsSerializer,
