@@ -10,7 +10,7 @@ from django.db import InterfaceError, OperationalError
 from detection.api.stats import refresh_accuracy_cache
 from detection.recording import BadPayload, record_event
 from detection.retention import purge_history
-from detection.stats import check_accuracy_alarm
+from detection.stats import check_accuracy_alarm, rebuild_recent_rollups
 
 log = logging.getLogger(__name__)
 
@@ -60,3 +60,19 @@ def flush_expired_tokens() -> None:
 def refresh_api_accuracy() -> None:
     """Every minute (beat): the API's accuracy windows into the cache, off the request path."""
     refresh_accuracy_cache()
+
+
+# Rollups are kept by recording; an edit in the admin or in SQL goes around it. Beat rebuilds
+# this many recent hours so such an edit heals by itself (older hours: rebuild_stats_rollups).
+RECENT_ROLLUP_HOURS = 3
+
+
+@shared_task(name="detection.rebuild_recent_rollups", ignore_result=True)
+def rebuild_recent_stats_rollups() -> None:
+    volumes, outcomes = rebuild_recent_rollups(RECENT_ROLLUP_HOURS)
+    log.info(
+        "rebuilt the last %s h of rollups: %s volume, %s outcome row(s)",
+        RECENT_ROLLUP_HOURS,
+        volumes,
+        outcomes,
+    )

@@ -182,6 +182,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "flush-expired-tokens": {"task": "detection.flush_expired_tokens", "schedule": 24 * 3600.0},
     # The API's accuracy windows aggregate 90 days of predictions: computed here, not per request.
     "refresh-api-accuracy": {"task": "detection.refresh_api_accuracy", "schedule": 60.0},
+    # Heals the stats rollups of the last hours after a hand edit of whale or prediction rows.
+    "rebuild-recent-rollups": {"task": "detection.rebuild_recent_rollups", "schedule": 900.0},
 }
 
 # --- Auth and accounts ------------------------------------------------------------------------
