@@ -68,6 +68,13 @@ def group_send(group: str, message: dict[str, Any]) -> None:
         _layer_loop.run(layer.group_send(group, message), PUSH_TIMEOUT_SECONDS)
 
 
+async def agroup_send(group: str, message: dict[str, Any]) -> None:
+    """group_send for code already running on an event loop (the ingest's heartbeat)."""
+    layer = get_channel_layer()
+    if layer is not None:
+        await layer.group_send(group, message)
+
+
 def push_event(event_id: int) -> None:
     event = WhaleEvent.objects.select_related("whale", "whale__chain", "whale__replaced_by").get(
         pk=event_id
