@@ -339,6 +339,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "WhaleStatusEnum": "detection.models.WhaleStatus",
         "EventKindEnum": "detection.models.EventKind",
+        "FlowEnum": "detection.models.Flow",
         "DeliveryStatusEnum": "alerts.models.DeliveryStatus",
         "DeliveryKindEnum": "alerts.models.DeliveryKind",
     },
