@@ -32,9 +32,8 @@ from alerts import delivery as engine
 from alerts.forms import (
     FLOW_CHOICES,
     KIND_CHOICES,
-    MAX_ENDPOINTS_PER_USER,
-    MAX_SUBSCRIPTIONS_PER_USER,
 )
+from alerts.http import check_url
 from alerts.models import (
     ChatEndpoint,
     Delivery,
@@ -45,9 +44,9 @@ from alerts.models import (
     sats_from_btc,
 )
 from alerts.views import redeliver_problem
-from detection.api import StrictQueryParamsMixin
-from detection.push import btc
-from detection.serializers import ErrorSerializer
+from detection.api.serializers import ErrorSerializer
+from detection.api.views import StrictQueryParamsMixin
+from detection.summary import btc
 from whaleproject.api_errors import error_response
 
 
@@ -158,23 +157,15 @@ class SubscriptionSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs):
         request = self.context["request"]
-        if (
-            self.instance is None
-            and Subscription.objects.filter(owner=request.user).count()
-            >= MAX_SUBSCRIPTIONS_PER_USER
-        ):
-            raise serializers.ValidationError(
-                f"You can have at most {MAX_SUBSCRIPTIONS_PER_USER} subscriptions."
-            )
+        problem = Subscription.limit_problem(request.user) if self.instance is None else None
         email = attrs.get("email", self.instance.email if self.instance else True)
         webhooks = attrs.get(
             "webhooks", list(self.instance.webhooks.all()) if self.instance else []
         )
         chats = attrs.get("chats", list(self.instance.chats.all()) if self.instance else [])
-        if not email and not webhooks and not chats:
-            raise serializers.ValidationError(
-                "Choose at least one channel: email, a webhook or a chat."
-            )
+        problem = problem or Subscription.channel_problem(email, webhooks, chats)
+        if problem:
+            raise serializers.ValidationError(problem)
         return attrs
 
     def _apply(self, subscription: Subscription, attrs: dict) -> list | None:
@@ -245,8 +236,6 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
         ]
 
     def validate_url(self, value: str) -> str:
-        from alerts.http import check_url
-
         try:
             check_url(value)
         except ValueError as exc:
@@ -255,13 +244,9 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs):
         request = self.context["request"]
-        if (
-            self.instance is None
-            and WebhookEndpoint.objects.filter(owner=request.user).count() >= MAX_ENDPOINTS_PER_USER
-        ):
-            raise serializers.ValidationError(
-                f"You can have at most {MAX_ENDPOINTS_PER_USER} endpoints."
-            )
+        problem = WebhookEndpoint.limit_problem(request.user) if self.instance is None else None
+        if problem:
+            raise serializers.ValidationError(problem)
         return attrs
 
     def create(self, validated_data):

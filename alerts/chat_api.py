@@ -17,10 +17,9 @@ from alerts.api import (
     OwnedViewSetMixin,
     _crud_schema,
 )
-from alerts.forms import MAX_CHATS_PER_USER
 from alerts.http import check_url
 from alerts.models import TELEGRAM_LINK_TTL, Channel, ChatEndpoint
-from detection.serializers import ErrorSerializer
+from detection.api.serializers import ErrorSerializer
 from whaleproject.api_errors import error_response
 
 HOOK_SERVICES = (Channel.DISCORD.value, Channel.SLACK.value)
@@ -75,10 +74,9 @@ class ChatEndpointSerializer(serializers.ModelSerializer):
     def validate(self, attrs):
         if self.instance is None:
             owner = self.context["request"].user
-            if ChatEndpoint.objects.filter(owner=owner).count() >= MAX_CHATS_PER_USER:
-                raise serializers.ValidationError(
-                    f"You can have at most {MAX_CHATS_PER_USER} chat channels."
-                )
+            problem = ChatEndpoint.limit_problem(owner)
+            if problem:
+                raise serializers.ValidationError(problem)
             if not attrs.get("url"):
                 raise serializers.ValidationError({"url": ["The incoming-webhook URL."]})
         elif "url" in attrs and self.instance.service == Channel.TELEGRAM:

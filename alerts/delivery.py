@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
@@ -34,7 +35,9 @@ from alerts.models import (
     DeliveryStatus,
     WebhookEndpoint,
 )
+from alerts.payloads import sample_payload
 from alerts.transports import Outcome, transport_for
+from whaleproject.celery import app
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,9 @@ MAX_COUNTDOWN = 300
 # each way) is paid once per batch. Small, so one slow receiver delays few others; endpoints that
 # are failing are sent one per task anyway (see fan_out).
 SEND_BATCH = 10
+# The send tasks of alerts.tasks, by name.
+SEND_ONE = "alerts.send_delivery"
+SEND_BATCH_TASK = "alerts.send_deliveries"
 # A receiver may ask for a pause (Retry-After) but not hold a delivery for ever.
 MAX_RETRY_AFTER = 24 * 3600
 # An endpoint that has failed without a single success for this long is disabled.
@@ -72,9 +78,6 @@ def retry_delay(attempts_made: int, retry_after: float | None = None) -> float |
 
 def enqueue(delivery_ids, countdown: float | None = None, batch_size: int = SEND_BATCH) -> None:
     """Put send tasks on the broker. Call it from transaction.on_commit, never inside one."""
-    from alerts.tasks import send_deliveries, send_delivery
-    from whaleproject.celery import app
-
     if countdown is not None and countdown > MAX_COUNTDOWN:
         raise ValueError(f"countdown {countdown} s is longer than {MAX_COUNTDOWN} s")
     ids = list(delivery_ids)
@@ -83,10 +86,11 @@ def enqueue(delivery_ids, countdown: float | None = None, batch_size: int = SEND
     with app.producer_or_acquire() as producer:
         for start in range(0, len(ids), batch_size):
             batch = ids[start : start + batch_size]
+            # By task name: alerts.tasks imports this module, not the other way round.
             if len(batch) == 1:
-                send_delivery.apply_async(tuple(batch), countdown=countdown, producer=producer)
+                app.send_task(SEND_ONE, tuple(batch), countdown=countdown, producer=producer)
             else:
-                send_deliveries.apply_async((batch,), countdown=countdown, producer=producer)
+                app.send_task(SEND_BATCH_TASK, (batch,), countdown=countdown, producer=producer)
 
 
 def enqueue_on_commit(
@@ -468,10 +472,6 @@ def redeliver(delivery: Delivery) -> bool:
 
 
 def create_test_delivery(endpoint: WebhookEndpoint | ChatEndpoint) -> Delivery:
-    import uuid
-
-    from alerts.payloads import sample_payload
-
     payload = sample_payload()
     if isinstance(endpoint, ChatEndpoint):
         target = {"channel": endpoint.service, "chat": endpoint}

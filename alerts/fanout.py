@@ -1,6 +1,7 @@
 """The one door from whale events to alert delivery.
 
-detection calls fan_out(event_id) after the event's row has committed. In one transaction it:
+alerts.receivers calls fan_out(event_id) when detection announces a committed event
+(detection.signals.whale_event_committed). In one transaction it:
 
 1. claims the event (an EventFanOut row; a second fan-out of the same event stops here);
 2. finds the subscriptions that want it, in one indexed query;
@@ -25,24 +26,23 @@ from django.db.models import Count, Min
 from django.utils import timezone
 
 from alerts import payloads
+from alerts.delivery import enqueue_on_commit
+from alerts.models import (
+    ALERT_KINDS,
+    Channel,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    EventFanOut,
+    Subscription,
+)
+from detection.models import WhaleEvent
 
 HOUR = timedelta(hours=1)
 
 
 def fan_out(event_id: int) -> int:
     """Create the deliveries for one committed whale event; returns how many were created."""
-    from alerts.delivery import enqueue_on_commit
-    from alerts.models import (
-        ALERT_KINDS,
-        Channel,
-        Delivery,
-        DeliveryKind,
-        DeliveryStatus,
-        EventFanOut,
-        Subscription,
-    )
-    from detection.models import WhaleEvent
-
     event = (
         WhaleEvent.objects.select_related("whale", "whale__chain", "whale__replaced_by")
         .filter(pk=event_id)
@@ -135,8 +135,6 @@ def fan_out(event_id: int) -> int:
 
 def _active_endpoints(subscriptions) -> tuple[dict[int, list[int]], set[int]]:
     """Each subscription's active endpoints, and which of those are failing at the moment."""
-    from alerts.models import Subscription
-
     links = Subscription.webhooks.through.objects.filter(
         subscription_id__in=[s.pk for s in subscriptions], webhookendpoint__active=True
     ).values_list("subscription_id", "webhookendpoint_id", "webhookendpoint__consecutive_failures")
@@ -151,8 +149,6 @@ def _active_endpoints(subscriptions) -> tuple[dict[int, list[int]], set[int]]:
 
 def _active_chats(subscriptions, now: datetime) -> dict[int, list[tuple[int, str]]]:
     """Each subscription's chat channels that are on and not muted: (chat id, service)."""
-    from alerts.models import Subscription
-
     links = (
         Subscription.chats.through.objects.filter(
             subscription_id__in=[s.pk for s in subscriptions], chatendpoint__active=True
@@ -172,8 +168,6 @@ def _hold_times(subscriptions, now: datetime) -> dict[int, datetime]:
     Quiet hours come first. Then the noise limit: a subscription that already sent
     max_per_hour alerts in the last hour holds until an hour after the first of them.
     """
-    from alerts.models import Delivery, DeliveryKind, DeliveryStatus, Subscription
-
     held: dict[int, datetime] = {}
     for subscription in subscriptions:
         until = subscription.quiet_until(now)

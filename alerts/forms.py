@@ -19,17 +19,8 @@ from alerts.models import (
 )
 from detection.models import EventKind, Flow
 
-FLOW_CHOICES = [
-    ("exchange_inflow", "Exchange inflow"),
-    ("exchange_outflow", "Exchange outflow"),
-    ("inter_exchange", "Inter-exchange"),
-    ("exchange_internal", "Exchange internal"),
-    ("unknown", "Unlabelled"),
-]
+FLOW_CHOICES = Flow.choices
 KIND_CHOICES = [(str(kind), EventKind(kind).label) for kind in ALERT_KINDS]
-MAX_SUBSCRIPTIONS_PER_USER = 50
-MAX_ENDPOINTS_PER_USER = 20
-MAX_CHATS_PER_USER = 20
 
 
 class SubscriptionForm(forms.ModelForm):
@@ -155,15 +146,12 @@ class SubscriptionForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if (
-            not self.instance.pk
-            and Subscription.objects.filter(owner=self.owner).count() >= MAX_SUBSCRIPTIONS_PER_USER
-        ):
-            raise ValidationError(
-                f"You can have at most {MAX_SUBSCRIPTIONS_PER_USER} subscriptions."
-            )
-        if not cleaned.get("email") and not cleaned.get("webhooks") and not cleaned.get("chats"):
-            raise ValidationError("Choose at least one channel: e-mail, a webhook or a chat.")
+        problem = None if self.instance.pk else Subscription.limit_problem(self.owner)
+        problem = problem or Subscription.channel_problem(
+            cleaned.get("email"), cleaned.get("webhooks"), cleaned.get("chats")
+        )
+        if problem:
+            raise ValidationError(problem)
         return cleaned
 
     def _post_clean(self):
@@ -210,11 +198,9 @@ class WebhookEndpointForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if (
-            not self.instance.pk
-            and WebhookEndpoint.objects.filter(owner=self.owner).count() >= MAX_ENDPOINTS_PER_USER
-        ):
-            raise ValidationError(f"You can have at most {MAX_ENDPOINTS_PER_USER} endpoints.")
+        problem = None if self.instance.pk else WebhookEndpoint.limit_problem(self.owner)
+        if problem:
+            raise ValidationError(problem)
         return cleaned
 
 
@@ -244,11 +230,9 @@ class ChatHookForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if (
-            not self.instance.pk
-            and ChatEndpoint.objects.filter(owner=self.owner).count() >= MAX_CHATS_PER_USER
-        ):
-            raise ValidationError(f"You can have at most {MAX_CHATS_PER_USER} chat channels.")
+        problem = None if self.instance.pk else ChatEndpoint.limit_problem(self.owner)
+        if problem:
+            raise ValidationError(problem)
         return cleaned
 
 

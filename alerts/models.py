@@ -21,6 +21,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from alerts.http import check_url
+from alerts.payloads import for_subscription
 from detection.models import EventKind, Flow
 from detection.txshape import SATS_PER_BTC
 
@@ -92,6 +94,7 @@ class SubscriptionQuerySet(models.QuerySet):
         An unknown urgency (no fee known) only matches subscriptions without a minimum: we do
         not guess that a whale is urgent.
         """
+        # The entity rule of detection.models.entity_is: an exact name, in any case.
         entity_match = Q(entities="")
         for entity in {e for e in entities if e}:
             entity_match |= Q(entities__icontains=f"|{entity}|")
@@ -107,6 +110,13 @@ class SubscriptionQuerySet(models.QuerySet):
             min_sats__lte=value_sats,
             **{f"notify_{kind}": True},
         )
+
+
+# How many subscriptions and endpoints one user may keep; the form and the REST API both ask the
+# models below (limit_problem), so the rule and its words live here only.
+MAX_SUBSCRIPTIONS_PER_USER = 50
+MAX_ENDPOINTS_PER_USER = 20
+MAX_CHATS_PER_USER = 20
 
 
 class Subscription(models.Model):
@@ -177,6 +187,20 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.owner})"
+
+    @staticmethod
+    def limit_problem(owner) -> str | None:
+        """Why `owner` may not add one more subscription, or None."""
+        if Subscription.objects.filter(owner=owner).count() >= MAX_SUBSCRIPTIONS_PER_USER:
+            return f"You can have at most {MAX_SUBSCRIPTIONS_PER_USER} subscriptions."
+        return None
+
+    @staticmethod
+    def channel_problem(email: bool, webhooks, chats=()) -> str | None:
+        """Why a subscription with these channels cannot be saved, or None."""
+        if not email and not webhooks and not chats:
+            return "Choose at least one channel: e-mail, a webhook or a chat."
+        return None
 
     # --- presentation helpers -------------------------------------------------------------
 
@@ -291,9 +315,14 @@ class WebhookEndpoint(models.Model):
     def __repr__(self) -> str:  # never the secret
         return f"<WebhookEndpoint {self.public_id} {self.url}>"
 
-    def clean(self) -> None:
-        from alerts.http import check_url
+    @staticmethod
+    def limit_problem(owner) -> str | None:
+        """Why `owner` may not add one more endpoint, or None."""
+        if WebhookEndpoint.objects.filter(owner=owner).count() >= MAX_ENDPOINTS_PER_USER:
+            return f"You can have at most {MAX_ENDPOINTS_PER_USER} endpoints."
+        return None
 
+    def clean(self) -> None:
         try:
             check_url(self.url)
         except ValueError as exc:
@@ -494,8 +523,6 @@ class Delivery(models.Model):
         """The message as sent: the same on every retry."""
         if self.payload or self.event_id is None:
             return self.payload
-        from alerts.payloads import for_subscription
-
         base = self.event.alert_fanout.payload
         return for_subscription(base, self.subscription) if self.subscription_id else base
 
@@ -619,6 +646,13 @@ class ChatEndpoint(models.Model):
     def __repr__(self) -> str:  # never the webhook URL (it carries the hook's token)
         return f"<ChatEndpoint {self.public_id} {self.service}>"
 
+    @staticmethod
+    def limit_problem(owner) -> str | None:
+        """Why `owner` may not add one more chat channel, or None."""
+        if ChatEndpoint.objects.filter(owner=owner).count() >= MAX_CHATS_PER_USER:
+            return f"You can have at most {MAX_CHATS_PER_USER} chat channels."
+        return None
+
     @property
     def display_name(self) -> str:
         if self.label:
@@ -636,8 +670,6 @@ class ChatEndpoint(models.Model):
         return f"{head}/{tail[:4]}…" if head and len(tail) > 8 else self.url
 
     def clean(self) -> None:
-        from alerts.http import check_url
-
         if self.service in (Channel.DISCORD, Channel.SLACK):
             try:
                 check_url(self.url)

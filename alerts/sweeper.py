@@ -33,6 +33,7 @@ from alerts.models import (
     DeliveryKind,
     DeliveryStatus,
 )
+from detection.models import WhaleEvent
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,6 @@ def sweep(now: datetime | None = None) -> SweepResult:
 
 
 def catch_up_fan_outs(now: datetime) -> int:
-    from detection.models import WhaleEvent
-
     missed = WhaleEvent.objects.filter(
         created_at__gt=now - CATCH_UP_WINDOW,
         created_at__lt=now - CATCH_UP_GRACE,

@@ -8,7 +8,7 @@ import time
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from alerts import telegram_api, telegram_bot
+from alerts import delivery, sweeper, telegram_api, telegram_bot
 from whaleproject.redis_client import get_redis, key
 
 log = logging.getLogger(__name__)
@@ -25,9 +25,7 @@ log = logging.getLogger(__name__)
     max_retries=20,
 )
 def send_delivery(delivery_id: int) -> None:
-    from alerts.delivery import send_delivery as send
-
-    send(delivery_id)
+    delivery.send_delivery(delivery_id)
 
 
 @shared_task(
@@ -40,16 +38,12 @@ def send_delivery(delivery_id: int) -> None:
 )
 def send_deliveries(delivery_ids: list[int]) -> None:
     """A small batch, sent in parallel; a retried batch skips what was already sent."""
-    from alerts.delivery import send_deliveries as send
-
-    send(delivery_ids)
+    delivery.send_deliveries(delivery_ids)
 
 
 @shared_task(name="alerts.sweep_deliveries", ignore_result=True)
 def sweep_deliveries() -> None:
-    from alerts.sweeper import sweep
-
-    result = sweep()
+    result = sweeper.sweep()
     if result.fanned_out or result.released or result.requeued:
         log.info("alert sweep: %s", result)
 

@@ -3,16 +3,15 @@
 `record_event(payload)` is what the Celery task calls. It is idempotent: the event row is unique
 by its ingest id and by (chain, kind, sequence), and a redelivered payload finds the row and does
 nothing. Status changes are conditional on the observation time, because two workers may run a
-whale's events out of order. After commit, the new event is pushed to the dashboard group and
-handed to alert fan-out.
+whale's events out of order. After commit, detection.signals.whale_event_committed announces the
+new event (the dashboard pushes it, alerts fan it out).
 
-The payload contract is documented in detection.ingest.lifecycle.
+The payload contract is detection.ingest.events (fields documented in detection.ingest.lifecycle).
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -26,6 +25,7 @@ from django.db import IntegrityError, transaction
 from detection import labels as label_store
 from detection import stats as rollup
 from detection.domain import accuracy, flow, urgency
+from detection.ingest.events import BadEvent, check_event
 from detection.models import (
     Block,
     EventKind,
@@ -39,6 +39,7 @@ from detection.models import (
     WhaleStatus,
     WhaleTransaction,
 )
+from detection.signals import whale_event_committed
 from detection.txshape import WhaleTx
 from whaleproject.metrics import observe_detection_latency
 
@@ -68,14 +69,9 @@ def _optional_time(value: Any) -> datetime | None:
 
 def record_event(payload: dict[str, Any]) -> RecordResult:
     try:
-        kind = payload["kind"]
-        txid = payload["txid"]
-        event_uid = uuid.UUID(str(payload["event_id"]))
-        sequence = int(payload.get("seq", 0))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BadPayload(f"missing or bad field: {exc}") from None
-    if kind not in EventKind.values:
-        raise BadPayload(f"unknown event kind {kind!r}")
+        kind, txid, event_uid, sequence = check_event(payload)
+    except BadEvent as exc:
+        raise BadPayload(str(exc)) from None
     if WhaleEvent.objects.filter(uid=event_uid).exists():
         return RecordResult(None, False, "duplicate event id")
 
@@ -616,13 +612,5 @@ def _outcome_of(prediction: Prediction | dict[str, Any]):
 
 
 def _after_commit(event_id: int) -> None:
-    from alerts.fanout import fan_out
-    from detection.push import push_event
-
-    try:
-        push_event(event_id)
-    except Exception:
-        # The dashboard is display only and re-reads the database on reconnect; a lost push must
-        # not stop alert fan-out.
-        log.exception("dashboard push failed for event %s", event_id)
-    fan_out(event_id)
+    # The dashboard push, then alert fan-out (detection.signals; receivers in INSTALLED_APPS order).
+    whale_event_committed.send(sender=WhaleEvent, event_id=event_id)

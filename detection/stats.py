@@ -54,31 +54,6 @@ def accuracy_windows(now: float | None = None) -> dict[str, accuracy.WindowStats
     return accuracy.rolling_windows(resolved_outcomes(since), now)
 
 
-def cached_accuracy_windows(now: datetime | None = None) -> dict[str, accuracy.WindowStats]:
-    """The same windows from beat's cached SQL aggregate (detection.api_stats).
-
-    Pages and /metrics read these: `accuracy_windows` walks 90 days of predictions in Python,
-    which is exact and fine for the five-minute alarm but seconds of work per request at scale.
-    """
-    from django.utils import timezone
-
-    from detection.api_stats import cached_accuracy_windows as cached_figures
-
-    def band(name: str, figures: dict) -> accuracy.BandStats:
-        fields = ("resolved", "hits", "hit_rate", "mean_abs_error", "replaced", "dropped")
-        return accuracy.BandStats(band=name, **{field: figures[field] for field in fields})
-
-    return {
-        name: accuracy.WindowStats(
-            window=name,
-            seconds=window["seconds"],
-            overall=band(accuracy.ALL_BANDS, window["overall"]),
-            by_band={key: band(key, figures) for key, figures in window["by_band"].items()},
-        )
-        for name, window in cached_figures(now or timezone.now()).items()
-    }
-
-
 def coverage(since: datetime | None = None) -> dict[str, float | int | None]:
     """Share of whales mined (since `since`) that were seen in the mempool first.
 
@@ -288,14 +263,21 @@ def outcome_sums(predictions) -> dict[OutcomeKey, tuple[int, int, int, int, int]
 
 
 def rebuild_rollups(
-    whales=None, predictions=None, volume_model=None, outcome_model=None, coverage_model=None
+    whales=None,
+    predictions=None,
+    volume_model=None,
+    outcome_model=None,
+    coverage_model=None,
+    *,
+    since: datetime | None = None,
 ) -> tuple[int, int]:
-    """Recompute both rollups from the raw rows (the migration's backfill; also for repairs).
+    """Recompute the rollups from the raw rows (the migration's backfill; also for repairs).
 
-    Takes the models as arguments so the migration can pass its historical ones. Returns the
-    number of volume and outcome rows written. On PostgreSQL the whale and prediction tables are
-    locked against writes (reads go on) from the first read to the commit, so an event recorded
-    meanwhile waits instead of being lost from the sums; workers may keep running.
+    Takes the models as arguments so the migration can pass its historical ones. With `since`,
+    only the hours from `since`'s own hour on are rebuilt (beat's recent-hours repair). Returns
+    the number of volume and outcome rows written. On PostgreSQL the whale and prediction tables
+    are locked against writes (reads go on) from the first read to the commit, so an event
+    recorded meanwhile waits instead of being lost from the sums; workers may keep running.
     """
     whales = WhaleTransaction.objects.all() if whales is None else whales
     predictions = Prediction.objects.all() if predictions is None else predictions
@@ -310,12 +292,12 @@ def rebuild_rollups(
                     for model in (whales.model, predictions.model)
                 )
                 cursor.execute(f"LOCK TABLE {tables} IN SHARE MODE")
-        volumes = volume_sums(whales)
-        outcomes = outcome_sums(predictions)
-        coverage_rows = coverage_sums(whales)
-        volume_model.objects.all().delete()
-        outcome_model.objects.all().delete()
-        coverage_model.objects.all().delete()
+        first_hour = None if since is None else hour_of(since)
+        volumes = volume_sums(_from_hour(whales, "first_seen_at", first_hour))
+        outcomes = outcome_sums(_from_hour(predictions, "resolved_at", first_hour))
+        coverage_rows = coverage_sums(_from_hour(whales, "confirmed_at", first_hour))
+        for model in (volume_model, outcome_model, coverage_model):
+            _from_hour(model.objects.all(), "hour", first_hour).delete()
         coverage_model.objects.bulk_create(
             [
                 coverage_model(hour=hour, mined=mined, seen_first=seen_first)
@@ -342,3 +324,13 @@ def rebuild_rollups(
             batch_size=2000,
         )
     return len(volumes), len(outcomes)
+
+
+def _from_hour(queryset, field: str, first_hour: datetime | None):
+    return queryset if first_hour is None else queryset.filter(**{f"{field}__gte": first_hour})
+
+
+def rebuild_recent_rollups(hours: int, now: datetime | None = None) -> tuple[int, int]:
+    """Rebuild the last `hours` hours (and the current one), so a hand edit heals on its own."""
+    now = now or datetime.now(tz=UTC)
+    return rebuild_rollups(since=now - timedelta(hours=hours))

@@ -49,9 +49,11 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # detection, then the apps above it. Their detection.signals receivers run in this order: the
+    # dashboard push (display) before alert fan-out, so a slow fan-out never delays the live feed.
     "detection",
-    "alerts",
     "dashboard",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -180,6 +182,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "flush-expired-tokens": {"task": "detection.flush_expired_tokens", "schedule": 24 * 3600.0},
     # The API's accuracy windows aggregate 90 days of predictions: computed here, not per request.
     "refresh-api-accuracy": {"task": "detection.refresh_api_accuracy", "schedule": 60.0},
+    # Heals the stats rollups of the last hours after a hand edit of whale or prediction rows.
+    "rebuild-recent-rollups": {"task": "detection.rebuild_recent_rollups", "schedule": 900.0},
 }
 
 # --- Auth and accounts ------------------------------------------------------------------------
@@ -190,6 +194,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Tests only (pyproject's pytest env sets it): MD5 makes each test user cost microseconds instead
+# of PBKDF2's 0.35 s. Never set it in production: MD5 is no way to store a password.
+if env.bool("WHALE_TEST_FAST_PASSWORD_HASHER", False):
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -331,6 +339,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "WhaleStatusEnum": "detection.models.WhaleStatus",
         "EventKindEnum": "detection.models.EventKind",
+        "FlowEnum": "detection.models.Flow",
         "DeliveryStatusEnum": "alerts.models.DeliveryStatus",
         "DeliveryKindEnum": "alerts.models.DeliveryKind",
     },

@@ -1,6 +1,7 @@
 """Whale lifecycle: turns parsed frames into events for whales only.
 
-This module's event dict is **the contract with the Celery task consumer**. Every event is a plain
+This module's event dict is **the contract with the Celery task consumer** (typed and checked in
+detection.ingest.events, by both sides). Every event is a plain
 JSON-able dict with all of these keys (null when not relevant):
 
 ``event_id``         str, uuid4 made once when the event is created (stable across retries:
@@ -50,6 +51,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from detection.ingest.events import WhaleEventPayload, check_event
 from detection.ingest.projection import Projection
 from detection.ingest.protocol import BlockInfo, ParsedFrame, TxRecord
 from detection.txshape import WhaleTx
@@ -478,7 +480,7 @@ class WhaleTracker:
         self.events_made += 1
         if projection is None and kind in ("updated", "confirmed", "reorged", "dropped"):
             projection = self.projection_for(chain) if chain.status == PENDING else None
-        return {
+        event: WhaleEventPayload = {
             "event_id": str(uuid.uuid4()),
             "kind": kind,
             "txid": chain.txid,
@@ -495,6 +497,8 @@ class WhaleTracker:
             "changes": changes or {},
             "projection": projection,
         }
+        check_event(event)  # the consumer's own check: a bad event stops here, not in a worker
+        return event
 
 
 def _block_json(block: BlockInfo | None) -> dict[str, Any]:

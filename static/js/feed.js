@@ -274,13 +274,8 @@
     return true;
   }
 
-  const FLOW_LABELS = {
-    exchange_inflow: "Exchange inflow",
-    exchange_outflow: "Exchange outflow",
-    inter_exchange: "Inter-exchange",
-    exchange_internal: "Exchange internal",
-    unknown: "Unknown",
-  };
+  // Flow.choices from the server (base.html), so the words are the pages' words.
+  const FLOW_LABELS = JSON.parse(document.getElementById("flow-labels")?.textContent || "{}");
   const flowLabel = (flow) => FLOW_LABELS[flow] || "Unknown";
   const bandOf = (p) => (p && p.band) || "unscored";
   const urgencyPercent = (p) =>

@@ -10,7 +10,7 @@ import pytest
 import time_machine
 
 from detection import stats as domain_stats
-from detection.api_stats import accuracy_windows
+from detection.api.stats import accuracy_windows
 from detection.models import Flow, Prediction, WhaleStatus
 from detection.stats import rebuild_rollups
 from tests.api.conftest import SATS, T0, error_of, make_whale

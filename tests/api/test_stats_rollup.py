@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from detection import stats
-from detection.api_stats import accuracy_windows
+from detection.api.stats import accuracy_windows
 from detection.models import (
     AddressLabel,
     Block,
@@ -38,6 +38,7 @@ from detection.models import (
 )
 from detection.recording import record_event
 from detection.retention import purge_history
+from detection.tasks import rebuild_recent_stats_rollups
 from tests.records.helpers import event, load_esplora, projection
 
 pytestmark = pytest.mark.django_db
@@ -322,6 +323,26 @@ def test_rebuild_command_repairs_rollups_after_a_hand_edit(exchange_labels):
     assert_rollups_match_the_rows()
     volumes = len(rollup_rows(WhaleHourlyVolume))
     assert out.getvalue().startswith(f"rebuilt {volumes} volume, ")
+
+
+def test_beat_rebuilds_the_recent_hours_and_leaves_older_ones(exchange_labels):
+    apply("seen", 0, 0, 0, BASE - timedelta(hours=6), 0)
+    apply("seen", 1, 1, 0, BASE, 0)
+    stale = rollup_rows(WhaleHourlyVolume)
+    # Hand edits of both whales: only the recent one is within beat's reach.
+    WhaleTransaction.objects.update(value=F("value") + 5)
+
+    with time_machine.travel(BASE + timedelta(minutes=30), tick=False):
+        rebuild_recent_stats_rollups()
+
+    def split(rows):
+        recent = {key: sums for key, sums in rows.items() if key[0] >= stats.hour_of(BASE)}
+        return recent, {key: sums for key, sums in rows.items() if key not in recent}
+
+    rebuilt_recent, rebuilt_older = split(rollup_rows(WhaleHourlyVolume))
+    fresh_recent, fresh_older = split(stats.volume_sums(WhaleTransaction.objects.all()))
+    assert rebuilt_recent == fresh_recent and rebuilt_recent
+    assert rebuilt_older == split(stale)[1] != fresh_older
 
 
 def test_stats_request_reads_what_recording_just_wrote(exchange_labels, api):

@@ -1,7 +1,8 @@
 """The ingest process: one mempool source → whale lifecycle events → Celery.
 
 Thin: the pipeline is detection.ingest (no Django). This command wires it to the settings, the
-Celery task, the heartbeat in Redis and the dashboard's status push, and stops gracefully on
+Celery task, the heartbeat in Redis and detection.signals.ingest_heartbeat (the dashboard's
+status push), and stops gracefully on
 SIGINT/SIGTERM (the frame in hand is finished and buffered events are flushed to the broker).
 """
 
@@ -13,17 +14,23 @@ import logging
 import os
 import signal
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Max
+from django.utils import timezone
 
 from detection.domain.urgency import FeeSpikeDetector
 from detection.ingest.runner import IngestRunner, PendingWhale
 from detection.ingest.sources import open_source
 from detection.ingest.sources.replay import Recorder
 from detection.ingest.state import MemoryPolicy
+from detection.models import WhaleEvent, WhaleStatus, WhaleTransaction
+from detection.signals import ingest_heartbeat
+from detection.tasks import record_whale_event
 from detection.txshape import SATS_PER_BTC
 from whaleproject import metrics
 from whaleproject.health import write_ingest_heartbeat
@@ -47,13 +54,6 @@ def pending_whales_from_database(source: str) -> list[PendingWhale]:
     Not from the position file: a crashed or killed ingest writes none, and the database also
     knows the whales whose events were still queued when the file was written.
     """
-    from datetime import timedelta
-
-    from django.db.models import Max
-    from django.utils import timezone
-
-    from detection.models import WhaleEvent, WhaleStatus, WhaleTransaction
-
     since = timezone.now() - timedelta(days=RESTORE_MAX_AGE_DAYS)
     whales = list(
         WhaleTransaction.objects.filter(
@@ -115,8 +115,6 @@ class EventPublisher:
             self.spikes.add(at, rate)
 
     def __call__(self, event: dict) -> None:
-        from detection.tasks import record_whale_event
-
         projection = event.get("projection")
         if projection:
             self.observe_next_block_rate(
@@ -148,9 +146,7 @@ class Heartbeat:
         except Exception:
             log.warning("could not write the ingest heartbeat (Redis down?)", exc_info=True)
         try:
-            from dashboard.live import publish_ingest_status
-
-            publish_ingest_status(stats)
+            ingest_heartbeat.send(sender=Heartbeat, status=stats)
         except Exception:
             log.warning("could not push ingest status to dashboards", exc_info=True)
 

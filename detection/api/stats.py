@@ -32,7 +32,7 @@ from django.utils import timezone
 from detection import stats
 from detection.domain import accuracy
 from detection.models import Flow, Prediction, PredictionHourlyOutcome, WhaleHourlyVolume
-from detection.push import btc
+from detection.summary import btc
 from whaleproject.health import check_ingest
 
 BUCKET_SIZES = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
