@@ -6,7 +6,9 @@ under a name no other test folder uses.)"""
 from __future__ import annotations
 
 import asyncio
+import bz2
 import contextlib
+import functools
 import json
 import socket
 import struct
@@ -36,6 +38,35 @@ def whales_277647() -> list[dict[str, Any]]:
 
 def whales_702861() -> list[dict[str, Any]]:
     return load(BLOCKS / "whales_block_702861.esplora_txs_no_prevouts.json")
+
+
+BLOCK_277647 = "0000000000000000054a714e580b16c583701712ab91060e92dbde6eb1e052a8"
+BLOCK_702861 = "000000000000000000000c835b2adcaedc20fdf6ee440009c249452c726dafae"
+
+
+@functools.cache
+def raw_block_277647() -> bytes:
+    """The real block 277647's bytes (btcd's file is in blk*.dat framing: magic + length)."""
+    framed = bz2.decompress((BLOCKS / "btcd_block_277647.dat.bz2").read_bytes())
+    assert framed[:4] == bytes.fromhex("f9beb4d9")
+    length = int.from_bytes(framed[4:8], "little")
+    assert len(framed) == 8 + length
+    return framed[8:]
+
+
+@functools.cache
+def raw_block_702861() -> bytes:
+    return bz2.decompress((BLOCKS / "mainnet_block_702861.raw.bz2").read_bytes())
+
+
+@functools.cache
+def esplora_txs_277647() -> list[dict[str, Any]]:
+    """All 213 txs of block 277647, Esplora JSON with prevouts (coinbase first)."""
+    return json.loads(bz2.decompress((BLOCKS / "block_277647.esplora_txs.json.bz2").read_bytes()))
+
+
+def txids_277647() -> list[str]:
+    return load(BLOCKS / "block_277647.txids.json")
 
 
 def mempool_frame(
