@@ -118,6 +118,7 @@ class WhaleTracker:
         self.reorgs = 0
         self.events_made = 0
         self.unattributed_tx_replaced = 0
+        self.block_only_whales = 0  # whales first learnt of from a block scan
 
     # -- public -----------------------------------------------------------------------------
 
@@ -193,6 +194,35 @@ class WhaleTracker:
         events: list[Event] = []
         self._expire_removals(now, events)
         return events
+
+    def block_scanned(
+        self,
+        block: BlockInfo,
+        known: Iterable[str],
+        unseen: dict[str, WhaleTx],
+        at: float,
+    ) -> list[Event]:
+        """The whales a block scan found in ``block``: pending ones are confirmed there, and a
+        whale never seen before starts a chain whose first event is "confirmed" (recorded with
+        ``seen_in_mempool = false``). A scan of a block no longer on our chain changes nothing."""
+        events: list[Event] = []
+        if self.hashes.get(block.height, block.hash) != block.hash:
+            return events
+        self._confirm([t for t in known if t in self.pending], block, at, events)
+        for txid, whale in unseen.items():
+            if txid in self.pending:
+                self._confirm([txid], block, at, events)
+                continue
+            if txid in self.confirmed:
+                continue
+            chain = Chain(chain_txid=txid, txid=txid, whale=whale, status=CONFIRMED, block=block)
+            self.confirmed[txid] = chain
+            self.block_only_whales += 1
+            events.append(self._event(chain, "confirmed", at, block=_block_json(block)))
+        return events
+
+    def is_known(self, txid: str) -> bool:
+        return txid in self.pending or txid in self.confirmed
 
     # -- projection -------------------------------------------------------------------------
 

@@ -34,9 +34,15 @@ from typing import Any
 
 import orjson
 
+from detection.ingest.blockscan import BlockFollower, BlockScan, BlockScanner
 from detection.ingest.lifecycle import Chain, Event, WhaleTracker
 from detection.ingest.projection import Projection, project
-from detection.ingest.protocol import DEFAULT_WHALE_MIN_SATS, FrameParser
+from detection.ingest.protocol import (
+    DEFAULT_WHALE_MIN_SATS,
+    BlockInfo,
+    FrameParser,
+    whale_from_esplora,
+)
 from detection.ingest.sources.base import FrameSource
 from detection.ingest.sources.replay import Recorder
 from detection.ingest.state import MemoryPolicy, MempoolState
@@ -94,6 +100,10 @@ class Stats:
     processing_errors: int = 0
     # Replacements named by a resync answer, fetched over REST: "fetched" or a failure reason.
     replacement_fetches: dict[str, int] = field(default_factory=dict)
+    # REST calls to the source: {"requests": {endpoint: n}, "failures": {endpoint: {reason: n}}}.
+    rest: dict[str, Any] = field(default_factory=dict)
+    # Block scans (BlockFollower's ScanStats plus "bad_txs", "queued"); empty when off.
+    block_scans: dict[str, Any] = field(default_factory=dict)
     projection_ms: float | None = None
     projections: int = 0
     tip_height: int | None = None
@@ -155,6 +165,10 @@ class FramePipeline:
         self.whales = 0
         self.last_frame_at: float | None = None
         self._last_projection_at = float("-inf")
+        # For block scans (IngestRunner): blocks the frames named, taken by the runner, and the
+        # mined txids we held when each block came (by hash; "" when the hash came later).
+        self.new_blocks: list[tuple[BlockInfo, bool]] = []  # (block, announced live)
+        self.mined_known: dict[str, frozenset[str]] = {}
 
     def process(self, received_at: float, raw: str | bytes) -> tuple[list[Event], bool]:
         """Handle one raw frame; returns (events, whether it was a JSON object frame)."""
@@ -165,6 +179,18 @@ class FramePipeline:
             return [], False
         self.txs += len(frame.added)
         self.whales += len(frame.whales)
+        if frame.mined:
+            # Their output sums were known before the block: a block scan need not fetch them.
+            txs = self.state.txs
+            self.mined_known[frame.block.hash if frame.block else ""] = frozenset(
+                t for t in frame.mined if t in txs
+            )
+            while len(self.mined_known) > 16:
+                del self.mined_known[next(iter(self.mined_known))]
+        if frame.blocks or frame.block is not None:
+            self.new_blocks.extend((block, False) for block in frame.blocks)
+            if frame.block is not None:
+                self.new_blocks.append((frame.block, True))
         self.state.apply(frame)
         now = time.monotonic()
         # Projection at most once per interval, and only when someone needs it (a whale is
@@ -216,6 +242,11 @@ class IngestRunner:
         flush_timeout: float = 10.0,
         max_seconds: float | None = None,
         removal_grace_s: float = 10.0,
+        block_scanner: BlockScanner | None = None,
+        last_scanned_block: tuple[int, str] | None = None,
+        on_block_scanned: Callable[[int, str], Any] | None = None,
+        catch_up_max_blocks: int = 12,
+        scan_retry_base: float = 2.0,
     ) -> None:
         self.source = source
         self.publish = publish
@@ -251,6 +282,19 @@ class IngestRunner:
         self._stop = asyncio.Event()
         self._reader_done = False
         self._last_overflow_log = float("-inf")
+        # Block scans (issue 13): every whale of every block, in a task of its own.
+        self.blocks: BlockFollower | None = None
+        if block_scanner is not None:
+            self.blocks = BlockFollower(
+                block_scanner,
+                is_known=self.tracker.is_known,
+                apply=self._apply_block_scan,
+                on_scanned=on_block_scanned,
+                last_scanned=last_scanned_block,
+                catch_up_max=catch_up_max_blocks,
+                retry_base=scan_retry_base,
+            )
+        self.block_scan_bad_txs = 0
 
     def restore_pending(self, whales: list[PendingWhale]) -> int:
         """Follow whales an earlier run saw and left pending (call before ``run()``).
@@ -300,6 +344,36 @@ class IngestRunner:
         self.stats.rss_mb = round(rss, 1)
         self.stats.memory_level = self.state.update_memory(rss, now).value
 
+    # -- block scans ------------------------------------------------------------------------
+
+    def _offer_blocks(self) -> None:
+        pipeline = self.pipeline
+        if not pipeline.new_blocks:
+            return
+        blocks, pipeline.new_blocks = pipeline.new_blocks, []
+        if self.blocks is not None:
+            self.blocks.offer(blocks, pipeline.mined_known)
+
+    def _apply_block_scan(self, block: BlockInfo, scan: BlockScan) -> None:
+        unseen = {}
+        for txid, tx in scan.unseen.items():
+            try:
+                weight = tx["weight"]
+                if type(weight) is not int or weight <= 0:
+                    raise ValueError("bad weight")
+                fee = tx.get("fee")
+                unseen[txid] = whale_from_esplora(
+                    tx,
+                    fee=fee if type(fee) is int and fee >= 0 else None,
+                    weight=weight,
+                    vsize=(weight + 3) // 4,
+                    effective_rate=None,
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                self.block_scan_bad_txs += 1
+                log.warning("block %s: whale %s not usable (%s)", block.hash, txid, exc)
+        self._enqueue(self.tracker.block_scanned(block, scan.known, unseen, time.time()))
+
     # -- event buffer -----------------------------------------------------------------------
 
     def _enqueue(self, events: list[Event]) -> None:
@@ -344,6 +418,7 @@ class IngestRunner:
                 log.exception("processing a mempool frame failed")
                 continue
             self._enqueue(events)
+            self._offer_blocks()
             if self._stop.is_set():
                 break
             # A source with frames already buffered never suspends; let the publisher and the
@@ -412,6 +487,15 @@ class IngestRunner:
         stats.queue_depth = len(self._buffer)
         stats.shed_txs = self.state.shed_total
         stats.tip_height = self.tracker.tip.height if self.tracker.tip else None
+        rest = getattr(self.source, "rest", None)
+        if rest is not None:
+            stats.rest = rest.snapshot()
+        if self.blocks is not None:
+            stats.block_scans = {
+                **asdict(self.blocks.stats),
+                "bad_txs": self.block_scan_bad_txs,
+                "queued": self.blocks.queued,
+            }
         return stats.snapshot()
 
     def stop(self) -> None:
@@ -427,6 +511,11 @@ class IngestRunner:
             if self.heartbeat is not None
             else None
         )
+        scanning = (
+            asyncio.create_task(self.blocks.run(), name="ingest-block-scans")
+            if self.blocks is not None
+            else None
+        )
         stop_wait = asyncio.create_task(self._stop.wait())
         try:
             await asyncio.wait(
@@ -435,6 +524,10 @@ class IngestRunner:
         finally:
             self._stop.set()
             stop_wait.cancel()
+            if scanning is not None:
+                scanning.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await scanning
             await self.source.close()
             if not reader.done():
                 # The source may be idle (no frame to end the loop on): the frame in hand was

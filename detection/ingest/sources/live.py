@@ -32,8 +32,6 @@ import contextlib
 import logging
 import random
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -43,6 +41,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidURI, WebSocketException
 
+from detection.ingest.rest import RestClient, RestError, fetch_tx, rest_base
 from detection.ingest.sources.base import Frame, PendingProvider
 
 log = logging.getLogger(__name__)
@@ -54,7 +53,6 @@ SUBSCRIPTIONS: tuple[dict[str, object], ...] = (
 PING_MESSAGE = {"action": "ping"}
 TRACK_TXS_CHUNK = 100  # the server closes the connection above 100 txids per message
 MAX_MESSAGES_PER_10S = 100  # server-side inbound rate limit; resync paces itself below it
-REST_MAX_BYTES = 16 * 2**20  # a 4 MWU tx with prevouts is a few MiB of JSON; more is not a tx
 REST_MAX_PER_ANSWER = 32  # bounds the threads one resync answer can occupy
 
 
@@ -72,24 +70,6 @@ def backoff_delay(
     nominal = min(cap, base * (2 ** min(attempt, 30)))
     factor = 1.0 + (rng or random).uniform(-jitter, jitter)
     return min(cap, nominal * factor)
-
-
-def rest_base(spec: str) -> str:
-    """The REST API root of the server behind a WebSocket URL, on the same host and port
-    only (the fetched txids come from the server, so they never choose where to connect):
-    ``wss://host/testnet/api/v1/ws`` -> ``https://host/testnet/api``."""
-    parts = urlsplit(spec)
-    scheme = "https" if parts.scheme == "wss" else "http"
-    netloc = parts.netloc.rpartition("@")[2]  # credentials are for the socket, never re-sent
-    path = parts.path.rstrip("/")
-    prefix = path[: -len("/api/v1/ws")] if path.endswith("/api/v1/ws") else ""
-    return f"{scheme}://{netloc}{prefix}/api"
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # A redirect could lead off the configured host; it surfaces as an HTTP error instead.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
 
 
 def _is_txid(value: object) -> bool:
@@ -150,10 +130,9 @@ class LiveSource:
         self.fetch_replacements = fetch_replacements
         self.rest_timeout = rest_timeout
         self.rest_base = rest_base(spec)
-        handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
-        if not use_env_proxy:
-            handlers.append(urllib.request.ProxyHandler({}))
-        self._opener = urllib.request.build_opener(*handlers)
+        # The source's REST API (replacements here, block scans in detection.ingest.blockscan):
+        # one client, one set of counters.
+        self.rest = RestClient(self.rest_base, timeout=rest_timeout, use_env_proxy=use_env_proxy)
         # "fetched" plus one key per failure reason ("timeout", "http_404", "bad_json", ...).
         self.replacement_fetches: Counter[str] = Counter()
 
@@ -307,35 +286,13 @@ class LiveSource:
         return _dumps({"mempool-transactions": {"replaced": entries}})
 
     async def _fetch_tx(self, txid: str) -> dict[str, Any] | None:
-        url = f"{self.rest_base}/tx/{txid}"
+        # No retries: the answer is waited for (bounded by rest_timeout) before it goes on.
         try:
-            body = await asyncio.to_thread(self._http_get, url)
-        except urllib.error.HTTPError as exc:
-            return self._fetch_failed(txid, f"http_{exc.code}")
-        except urllib.error.URLError as exc:
-            timed_out = isinstance(exc.reason, TimeoutError)
-            return self._fetch_failed(txid, "timeout" if timed_out else "unreachable", exc.reason)
-        except TimeoutError:
-            return self._fetch_failed(txid, "timeout")
-        except (OSError, ValueError) as exc:  # http.client errors are OSError/ValueError kin
-            return self._fetch_failed(txid, "unreachable", exc)
-        if body is None:
-            return self._fetch_failed(txid, "too_large")
-        try:
-            tx = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return self._fetch_failed(txid, "bad_json")
-        if type(tx) is not dict or tx.get("txid") != txid:
-            return self._fetch_failed(txid, "wrong_tx")
+            tx = await fetch_tx(self.rest, txid, retries=0)
+        except RestError as exc:
+            return self._fetch_failed(txid, exc.reason, exc.detail)
         self.replacement_fetches["fetched"] += 1
         return tx
-
-    def _http_get(self, url: str) -> bytes | None:
-        # The scheme is http(s) by construction (rest_base); the txid is checked hex.
-        request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
-        with self._opener.open(request, timeout=self.rest_timeout) as response:
-            body = response.read(REST_MAX_BYTES + 1)
-        return None if len(body) > REST_MAX_BYTES else body
 
     def _fetch_failed(self, txid: str, reason: str, detail: object = None) -> None:
         self.replacement_fetches[reason] += 1
