@@ -263,7 +263,7 @@ class BlockFollower:
         *,
         is_known: Callable[[str], bool],
         apply: Callable[[BlockInfo, BlockScan], None],
-        on_scanned: Callable[[int, str], Any] | None = None,
+        on_scanned: Callable[[BlockInfo], Any] | None = None,
         last_scanned: tuple[int, str] | None = None,
         catch_up_max: int = 12,
         retry_base: float = 2.0,
@@ -352,7 +352,7 @@ class BlockFollower:
             return
         try:
             # A database write: in a worker thread, never on the loop the reader runs on.
-            await asyncio.to_thread(self.on_scanned, block.height, block.hash)
+            await asyncio.to_thread(self.on_scanned, block)
         except Exception:
             log.exception("could not save the last scanned block %d %s", block.height, block.hash)
 

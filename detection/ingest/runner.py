@@ -244,7 +244,7 @@ class IngestRunner:
         removal_grace_s: float = 10.0,
         block_scanner: BlockScanner | None = None,
         last_scanned_block: tuple[int, str] | None = None,
-        on_block_scanned: Callable[[int, str], Any] | None = None,
+        on_block_scanned: Callable[[BlockInfo], Any] | None = None,
         catch_up_max_blocks: int = 12,
         scan_retry_base: float = 2.0,
     ) -> None:

@@ -231,11 +231,11 @@ async def test_block_mined_while_disconnected_is_scanned_on_reconnect(
     """The next connection's `blocks` list already has the block; no `mined` frame comes."""
     block = serve_277647(mempool_server)
     seen = whales_277647()[2]
-    saved: list[tuple[int, str]] = []
+    saved: list = []
     source, runner, sink = await start_runner(
         mempool_server,
         last_scanned_block=(277646, PREVIOUS_277647),
-        on_block_scanned=lambda height, block_hash: saved.append((height, block_hash)),
+        on_block_scanned=saved.append,
     )
     task = asyncio.create_task(runner.run())
     await mempool_server.wait_messages(0, 2)
@@ -254,7 +254,7 @@ async def test_block_mined_while_disconnected_is_scanned_on_reconnect(
     assert all(e["block"]["height"] == 277647 for e in confirmed.values())
     assert confirmed[seen["txid"]]["seq"] == 2  # the seen whale's chain continues
     assert all(e["seq"] == 1 for t, e in confirmed.items() if t != seen["txid"])
-    assert saved == [(277647, BLOCK_277647)]
+    assert [(b.height, b.hash, b.time) for b in saved] == [(277647, BLOCK_277647, 1388367102)]
     # The seen whale was not fetched again: only the two it had never seen.
     assert sorted(p for p in mempool_server.rest_requests if p.startswith("/api/tx/")) == sorted(
         f"/api/tx/{t}" for t in WHALES_277647 if t != seen["txid"]

@@ -18,8 +18,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
+from detection.block_scans import last_scanned_block, save_scanned_block
 from detection.domain.urgency import FeeSpikeDetector
+from detection.ingest.blockscan import BlockScanner
 from detection.ingest.runner import IngestRunner, PendingWhale
 from detection.ingest.sources import open_source
 from detection.ingest.sources.replay import Recorder
@@ -200,6 +203,7 @@ class Command(BaseCommand):
             ),
             overflow_path=settings.VAR_DIR / "ingest-overflow.jsonl",
             max_seconds=max_seconds,
+            **self._block_scan_options(frame_source),
         )
         runner_ref[0] = runner
         self._restore_pending(runner, spec)
@@ -232,6 +236,26 @@ class Command(BaseCommand):
             f"sequence {position['last_sequence']}, {len(position['pending_whales'])} pending "
             "whales)"
         )
+
+    def _block_scan_options(self, frame_source) -> dict[str, Any]:
+        """Block scans need the source's REST API: live sources only, unless turned off."""
+        rest = getattr(frame_source, "rest", None)
+        if rest is None or not settings.WHALE_BLOCK_SCAN:
+            return {}
+        try:
+            last = last_scanned_block()
+        except DatabaseError as exc:
+            log.error("could not read the last scanned block (%s); blocks missed before this "
+                      "start are not scanned", exc)  # fmt: skip
+            last = None
+        if last is not None:
+            self.stdout.write(f"ingest: block scans continue after block {last[0]} {last[1]}")
+        return {
+            "block_scanner": BlockScanner(rest, round(settings.WHALE_MIN_BTC * SATS_PER_BTC)),
+            "last_scanned_block": last,
+            "on_block_scanned": save_scanned_block,
+            "catch_up_max_blocks": settings.WHALE_CATCH_UP_MAX_BLOCKS,
+        }
 
     def _restore_pending(self, runner: IngestRunner, spec: str) -> None:
         from django.db import DatabaseError, connection

@@ -1,0 +1,106 @@
+"""A whale only ever in a block: scanned from a real local mempool server, recorded through the
+same path as every event, alerted, and counted by the coverage figure (issue 13)."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from alerts.fanout import fan_out
+from alerts.models import Delivery, Subscription, sats_from_btc
+from detection import stats
+from detection.block_scans import last_scanned_block, save_scanned_block
+from detection.ingest.blockscan import BlockScanner
+from detection.ingest.protocol import BlockInfo
+from detection.ingest.runner import IngestRunner
+from detection.ingest.sources.live import LiveSource
+from detection.models import Block, WhaleEvent, WhaleStatus, WhaleTransaction
+from detection.recording import record_event
+from tests.ingest.ingest_support import (
+    BLOCK_277647,
+    Collector,
+    MempoolServer,
+    RestBlock,
+    as_unconfirmed,
+    esplora_txs_277647,
+    mempool_frame,
+    raw_block_277647,
+    whales_277647,
+)
+
+# Transactional: the position is saved and read in worker threads, as the ingest does.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PREVIOUS_277647 = "0000000000000000c86826ab2fbe4639ec413004955a36e77c2267988579e653"
+CONSOLIDATION_100 = "d385205568e5420bc73b190ede001678730d42744d0716d2c5c2b6467cf73082"
+
+
+async def ingest_block_277647() -> tuple[list[dict], list[BlockInfo]]:
+    server = MempoolServer()
+    await server.start()
+    block = RestBlock(raw_block_277647(), 277647, esplora_txs_277647())
+    server.rest_blocks[block.hash] = block
+    server.rest_txs.update({tx["txid"]: tx for tx in whales_277647()})
+    try:
+        source = LiveSource(server.url, use_env_proxy=False, base_delay=0.05)
+        sink = Collector()
+        scanned: list[BlockInfo] = []
+        runner = IngestRunner(
+            source,
+            sink,
+            rss_reader=None,
+            block_scanner=BlockScanner(source.rest, 100 * 100_000_000),
+            on_block_scanned=scanned.append,
+        )
+        task = asyncio.create_task(runner.run())
+        await server.wait_messages(0, 2)
+        await server.send({"blocks": [{"id": PREVIOUS_277647, "height": 277646}]})
+        seen = as_unconfirmed(next(t for t in whales_277647() if t["txid"] == CONSOLIDATION_100))
+        await server.send(mempool_frame(1, added=[seen]))
+        await sink.wait(1)
+        # mempool.space lists in `mined` the txs of the block it held: only the one we saw.
+        frame = mempool_frame(2, mined=[CONSOLIDATION_100], removed=[])
+        await server.send({"block": block.ws_block(), **frame})
+        await sink.wait(4)
+        runner.stop()
+        await task
+        return sink.events, scanned
+    finally:
+        await server.stop()
+
+
+def in_thread(function, *args):
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(function, *args).result()
+
+
+def test_block_only_whales_are_recorded_unseen_alerted_and_lower_coverage(alice):
+    Subscription.objects.create(owner=alice, name="all", min_sats=sats_from_btc(100), email=True)
+    events, scanned = asyncio.run(ingest_block_277647())
+    assert [e["kind"] for e in events] == ["seen", "confirmed", "confirmed", "confirmed"]
+    for payload in events:
+        result = record_event(payload)
+        assert result.created, result.reason
+    assert record_event(events[-1]).created is False  # a redelivery records nothing twice
+    rows = {w.txid: w for w in WhaleTransaction.objects.all()}
+    assert len(rows) == 3
+    for txid, whale in rows.items():
+        assert whale.status == WhaleStatus.CONFIRMED
+        assert whale.confirmed_height == 277647
+        assert whale.seen_in_mempool is (txid == CONSOLIDATION_100)
+        assert whale.has_prevouts  # fetched from /api/tx: input side known
+    assert rows["5143ba5524d21b646de5cd5a1ab6ee7b7823a59c87a347d3b5339e9f977e7dcd"].value == (
+        92_700_000_000
+    )
+    assert stats.coverage() == {"mined": 3, "seen_first": 1, "coverage": pytest.approx(1 / 3)}
+    for event in WhaleEvent.objects.filter(kind="confirmed"):
+        fan_out(event.pk)
+    alerted = set(Delivery.objects.values_list("event__whale__txid", flat=True))
+    assert alerted == set(rows)
+    # The position a restarted ingest continues from.
+    for block in scanned:
+        in_thread(save_scanned_block, block)
+    assert in_thread(last_scanned_block) == (277647, BLOCK_277647)
+    assert Block.objects.get(hash=BLOCK_277647).scanned_at is not None
