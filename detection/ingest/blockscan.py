@@ -57,6 +57,7 @@ class BlockScan:
     known: list[str] = field(default_factory=list)
     requests: int = 0
     without_prevouts: int = 0  # unseen whales recorded from the block alone
+    txids: list[str] = field(default_factory=list)  # every tx of the block
 
 
 def _output_sum(tx: dict[str, Any]) -> int | None:
@@ -124,7 +125,7 @@ class BlockScanner:
                 raise BlockScanFailed("bad_shape")
             if value >= self.whale_min_sats:
                 candidates.append(txid)
-        scan = BlockScan(block_hash, "summary")
+        scan = BlockScan(block_hash, "summary", txids=[entry["txid"] for entry in entries])
         for txid in candidates:
             if is_known(txid):
                 scan.known.append(txid)
@@ -150,7 +151,7 @@ class BlockScanner:
         except BlockParseError as exc:
             self.rest.count_failure(endpoint, exc.reason, exc.detail or None)
             raise BlockScanFailed(exc.reason) from None
-        scan = BlockScan(block_hash, "raw")
+        scan = BlockScan(block_hash, "raw", txids=[tx.txid for tx in block.txs])
         for tx in block.whales(self.whale_min_sats):
             if is_known(tx.txid):
                 scan.known.append(tx.txid)
@@ -178,7 +179,7 @@ class BlockScanner:
         if type(txids) is not list or not txids or not all(is_hex_id(t) for t in txids):
             self.rest.count_failure(endpoint, "bad_shape")
             raise BlockScanFailed("bad_shape")
-        scan = BlockScan(block_hash, "txids")
+        scan = BlockScan(block_hash, "txids", txids=txids)
         known_values = set(mined_known)
         starts: set[int] = set()
         for index, txid in enumerate(txids):

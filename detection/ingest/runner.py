@@ -295,6 +295,7 @@ class IngestRunner:
                 retry_base=scan_retry_base,
             )
         self.block_scan_bad_txs = 0
+        self.ghosts_cleared = 0  # mempool txs forgotten because a block scan found them mined
 
     def restore_pending(self, whales: list[PendingWhale]) -> int:
         """Follow whales an earlier run saw and left pending (call before ``run()``).
@@ -373,6 +374,7 @@ class IngestRunner:
                 self.block_scan_bad_txs += 1
                 log.warning("block %s: whale %s not usable (%s)", block.hash, txid, exc)
         self._enqueue(self.tracker.block_scanned(block, scan.known, unseen, time.time()))
+        self.ghosts_cleared += self.state.discard_mined(scan.txids)
 
     # -- event buffer -----------------------------------------------------------------------
 
@@ -494,6 +496,7 @@ class IngestRunner:
             stats.block_scans = {
                 **asdict(self.blocks.stats),
                 "bad_txs": self.block_scan_bad_txs,
+                "ghosts_cleared": self.ghosts_cleared,
                 "queued": self.blocks.queued,
             }
         return stats.snapshot()

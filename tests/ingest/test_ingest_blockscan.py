@@ -240,8 +240,10 @@ async def test_block_mined_while_disconnected_is_scanned_on_reconnect(
     task = asyncio.create_task(runner.run())
     await mempool_server.wait_messages(0, 2)
     await mempool_server.send({"blocks": [previous_block()]})
-    await mempool_server.send(mempool_frame(1, added=[as_unconfirmed(seen)]))
+    small = esplora_txs_277647()[1]  # not a whale; mined in the same block
+    await mempool_server.send(mempool_frame(1, added=[as_unconfirmed(seen), as_unconfirmed(small)]))
     await sink.wait(1)
+    assert small["txid"] in runner.state and seen["txid"] in runner.state
     await mempool_server.current.close()  # the block is mined while we are away
     await mempool_server.wait_messages(1, 3)  # want, track-mempool, track-txs
     await mempool_server.send({"blocks": [previous_block(), ws_block(block)]})
@@ -255,6 +257,9 @@ async def test_block_mined_while_disconnected_is_scanned_on_reconnect(
     assert confirmed[seen["txid"]]["seq"] == 2  # the seen whale's chain continues
     assert all(e["seq"] == 1 for t, e in confirmed.items() if t != seen["txid"])
     assert [(b.height, b.hash, b.time) for b in saved] == [(277647, BLOCK_277647, 1388367102)]
+    # No ghosts: what the block mined is gone from the mempool model.
+    assert small["txid"] not in runner.state and seen["txid"] not in runner.state
+    assert runner.snapshot()["block_scans"]["ghosts_cleared"] == 2
     # The seen whale was not fetched again: only the two it had never seen.
     assert sorted(p for p in mempool_server.rest_requests if p.startswith("/api/tx/")) == sorted(
         f"/api/tx/{t}" for t in WHALES_277647 if t != seen["txid"]
