@@ -32,9 +32,10 @@ JSON-able dict with all of these keys (null when not relevant):
 Kinds: ``seen`` (first sighting), ``updated`` (CPFP / fee / projected block changed),
 ``replaced`` (RBF: the chain continues with the replacing txid), ``dropped`` (removed from the
 mempool for a non-block reason and no replacement learnt within ``removal_grace_s``: mempool.space
-may announce a replacement after the removal), ``confirmed`` (in ``mined`` with the block frame, or
-``txConfirmed`` / ``tracked-txs`` confirmed), ``reorged`` (its block was orphaned: back to
-pending; a later "confirmed" follows when it is mined again).
+may announce a replacement after the removal), ``confirmed`` (in ``mined`` with the block frame,
+``txConfirmed``, a ``tracked-txs`` "confirmed" in a frame that carries the block, a block scan or
+a REST check by the resync: ``detection.ingest.blockscan`` / ``resync``), ``reorged`` (its block
+was orphaned: back to pending; a later "confirmed" follows when it is mined again).
 
 Block heights and hashes of the last ``history`` heights are kept to spot reorgs: a different hash
 at a height already seen orphans that block and every later one.
@@ -96,13 +97,11 @@ class WhaleTracker:
         clock: Callable[[], float] = time.time,
         removal_grace_s: float = 10.0,
         history: int = 20,
-        block_context_s: float = 30.0,
     ) -> None:
         self.source = source
         self.clock = clock
         self.removal_grace_s = removal_grace_s
         self.history = history
-        self.block_context_s = block_context_s
         self.pending: dict[str, Chain] = {}  # current txid -> chain
         self.confirmed: dict[str, Chain] = {}  # txid -> chain, kept for `history` heights
         self.removal_pending: dict[str, float] = {}  # txid -> when `removed` was seen
@@ -119,6 +118,10 @@ class WhaleTracker:
         self.events_made = 0
         self.unattributed_tx_replaced = 0
         self.block_only_whales = 0  # whales first learnt of from a block scan
+        # Resync (detection.ingest.resync): pending txids a tracked-txs answer vouched for since
+        # the last (re)connect, and "confirmed" answers not trusted (no block in the frame).
+        self.resync_mentions: set[str] = set()
+        self.untrusted_confirmations = 0
 
     # -- public -----------------------------------------------------------------------------
 
@@ -154,9 +157,18 @@ class WhaleTracker:
                 self._set_rate(chain, rate, "cpfp", at, events)
         for txid, info in frame.tracked.items():
             if info.replaced_by is not None:
+                self.resync_mentions.add(txid)
                 self._replace(txid, info.replaced_by, None, None, at, events)
             elif info.confirmed:
-                self._confirm([txid], self._block_context(frame), at, events)
+                # Trusted only beside the block it was mined in: servers before v3.4 answer
+                # "confirmed" for any txid they no longer hold (evicted ones too). Otherwise
+                # the resync checks it over REST (detection.ingest.resync).
+                if frame.block is not None:
+                    self._confirm([txid], frame.block, at, events)
+                else:
+                    self.untrusted_confirmations += 1
+            else:
+                self.resync_mentions.add(txid)  # still in the server's mempool
         if frame.removed:
             for txid in frame.removed:
                 if txid in self.pending:
@@ -219,6 +231,30 @@ class WhaleTracker:
             self.confirmed[txid] = chain
             self.block_only_whales += 1
             events.append(self._event(chain, "confirmed", at, block=_block_json(block)))
+        return events
+
+    def resolve_confirmed(self, txid: str, block: BlockInfo, at: float) -> list[Event]:
+        """A resync check found a pending whale mined in ``block``."""
+        events: list[Event] = []
+        self._confirm([txid], block, at, events)
+        return events
+
+    def resolve_replaced(
+        self, txid: str, new_txid: str, whale: WhaleTx | None, at: float
+    ) -> list[Event]:
+        """A resync check found a pending whale's first input spent by ``new_txid``."""
+        events: list[Event] = []
+        self._replace(txid, new_txid, whale, None, at, events)
+        return events
+
+    def resolve_dropped(self, txid: str, at: float, reason: str = "removed") -> list[Event]:
+        """A pending whale the server no longer has and nothing spends: dropped."""
+        events: list[Event] = []
+        self.removal_pending.pop(txid, None)
+        chain = self.pending.pop(txid, None)
+        if chain is not None:
+            chain.status = "dropped"
+            events.append(self._event(chain, "dropped", at, reasons=[reason]))
         return events
 
     def is_known(self, txid: str) -> bool:
@@ -406,17 +442,6 @@ class WhaleTracker:
                 chain, "updated", at, reasons=[reason], changes=changes, projection=projection
             )
         )
-
-    def _block_context(self, frame: ParsedFrame) -> BlockInfo | None:
-        if frame.block is not None:
-            return frame.block
-        if (
-            self.last_block is not None
-            and self.last_block_at is not None
-            and frame.received_at - self.last_block_at <= self.block_context_s
-        ):
-            return self.last_block
-        return None
 
     def _confirm(
         self, txids: Iterable[str], block: BlockInfo | None, at: float, events: list[Event]

@@ -43,9 +43,12 @@ from detection.ingest.protocol import (
     FrameParser,
     whale_from_esplora,
 )
+from detection.ingest.rest import RestClient
+from detection.ingest.resync import Resyncer
 from detection.ingest.sources.base import FrameSource
 from detection.ingest.sources.replay import Recorder
 from detection.ingest.state import MemoryPolicy, MempoolState
+from detection.txshape import WhaleTx
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,8 @@ class PendingWhale:
     txid: str
     last_seq: int  # the highest event sequence of its chain so far
     effective_rate: float | None = None
+    value: int | None = None  # output sum, sats: which whales track-txs follows first
+    first_input: tuple[str, int] | None = None  # for the resync's outspend check
 
 
 def read_rss_mb() -> float:
@@ -104,6 +109,11 @@ class Stats:
     rest: dict[str, Any] = field(default_factory=dict)
     # Block scans (BlockFollower's ScanStats plus "bad_txs", "queued"); empty when off.
     block_scans: dict[str, Any] = field(default_factory=dict)
+    # Honest resync: pending whales left out of track-txs (over 100), "confirmed" answers not
+    # trusted (no block beside them), and the REST checks' outcomes.
+    track_txs_overflow: int = 0
+    untrusted_confirmations: int = 0
+    resync: dict[str, int] = field(default_factory=dict)
     projection_ms: float | None = None
     projections: int = 0
     tip_height: int | None = None
@@ -125,6 +135,21 @@ class Stats:
         data.pop("_window", None)
         data["at"] = now
         return data
+
+
+def whale_from_rest(tx: dict[str, Any]) -> WhaleTx:
+    """A WhaleTx from an Esplora transaction fetched over REST (fee as stated, else unknown)."""
+    weight = tx["weight"]
+    if type(weight) is not int or weight <= 0:
+        raise ValueError("bad weight")
+    fee = tx.get("fee")
+    return whale_from_esplora(
+        tx,
+        fee=fee if type(fee) is int and fee >= 0 else None,
+        weight=weight,
+        vsize=(weight + 3) // 4,
+        effective_rate=None,
+    )
 
 
 async def _call_sink(sink: Callable[[Any], Any], argument: Any) -> None:
@@ -247,6 +272,8 @@ class IngestRunner:
         on_block_scanned: Callable[[BlockInfo], Any] | None = None,
         catch_up_max_blocks: int = 12,
         scan_retry_base: float = 2.0,
+        resync_rest: RestClient | None = None,
+        resync_grace_s: float = 5.0,
     ) -> None:
         self.source = source
         self.publish = publish
@@ -275,6 +302,10 @@ class IngestRunner:
         set_provider = getattr(source, "set_pending_provider", None)
         if set_provider is not None:
             set_provider(self.tracker.pending_txids)
+        set_track = getattr(source, "set_track_provider", None)
+        if set_track is not None:
+            set_track(self.track_txids)
+        self._restored: dict[str, PendingWhale] = {}
         self.stats = Stats(source=spec)
         self._last_memory_check = float("-inf")
         self._buffer: deque[Event] = deque()
@@ -295,6 +326,20 @@ class IngestRunner:
                 retry_base=scan_retry_base,
             )
         self.block_scan_bad_txs = 0
+        # Honest resync (issue 13): REST checks of pending whales after (re)connects and gaps.
+        self.resync: Resyncer | None = None
+        if resync_rest is not None:
+            self.resync = Resyncer(
+                resync_rest,
+                self.tracker,
+                enqueue=self._enqueue,
+                first_input=self.first_input,
+                convert=whale_from_rest,
+                grace_s=resync_grace_s,
+                scans_idle=self.blocks.idle if self.blocks is not None else None,
+            )
+        self._seen_connections = 0
+        self._seen_gaps = 0
         self.ghosts_cleared = 0  # mempool txs forgotten because a block scan found them mined
 
     def restore_pending(self, whales: list[PendingWhale]) -> int:
@@ -315,8 +360,29 @@ class IngestRunner:
             )
             chain.effective_rate = whale.effective_rate
             self.tracker.pending[whale.txid] = chain
+            self._restored[whale.txid] = whale
             restored += 1
         return restored
+
+    def track_txids(self) -> list[str]:
+        """Every pending whale, the most valuable first (what ``track-txs`` follows)."""
+
+        def value(txid: str) -> int:
+            chain = self.tracker.pending[txid]
+            if chain.whale is not None:
+                return chain.whale.value
+            restored = self._restored.get(txid)
+            return restored.value or 0 if restored is not None else 0
+
+        return sorted(self.tracker.pending, key=value, reverse=True)
+
+    def first_input(self, txid: str) -> tuple[str, int] | None:
+        chain = self.tracker.pending.get(txid)
+        if chain is not None and chain.whale is not None and chain.whale.inputs:
+            first = chain.whale.inputs[0]
+            return first.prev_txid, first.prev_vout
+        restored = self._restored.get(chain.chain_txid if chain else txid)
+        return restored.first_input if restored is not None else None
 
     # -- the synchronous core (also used by the throughput benchmark) ------------------------
 
@@ -355,21 +421,23 @@ class IngestRunner:
         if self.blocks is not None:
             self.blocks.offer(blocks, pipeline.mined_known)
 
+    def _maybe_resync(self) -> None:
+        if self.resync is None:
+            return
+        connections = getattr(self.source, "connections", 0)
+        if connections != self._seen_connections:
+            self._seen_connections = connections
+            self.resync.trigger("connect")
+        gaps = self.parser.sequence_gaps
+        if gaps != self._seen_gaps:
+            self._seen_gaps = gaps
+            self.resync.trigger("sequence_gap")
+
     def _apply_block_scan(self, block: BlockInfo, scan: BlockScan) -> None:
         unseen = {}
         for txid, tx in scan.unseen.items():
             try:
-                weight = tx["weight"]
-                if type(weight) is not int or weight <= 0:
-                    raise ValueError("bad weight")
-                fee = tx.get("fee")
-                unseen[txid] = whale_from_esplora(
-                    tx,
-                    fee=fee if type(fee) is int and fee >= 0 else None,
-                    weight=weight,
-                    vsize=(weight + 3) // 4,
-                    effective_rate=None,
-                )
+                unseen[txid] = whale_from_rest(tx)
             except (KeyError, TypeError, ValueError) as exc:
                 self.block_scan_bad_txs += 1
                 log.warning("block %s: whale %s not usable (%s)", block.hash, txid, exc)
@@ -421,6 +489,7 @@ class IngestRunner:
                 continue
             self._enqueue(events)
             self._offer_blocks()
+            self._maybe_resync()
             if self._stop.is_set():
                 break
             # A source with frames already buffered never suspends; let the publisher and the
@@ -492,6 +561,10 @@ class IngestRunner:
         rest = getattr(self.source, "rest", None)
         if rest is not None:
             stats.rest = rest.snapshot()
+        stats.track_txs_overflow = getattr(self.source, "track_txs_overflow", 0)
+        stats.untrusted_confirmations = self.tracker.untrusted_confirmations
+        if self.resync is not None:
+            stats.resync = dict(self.resync.stats)
         if self.blocks is not None:
             stats.block_scans = {
                 **asdict(self.blocks.stats),
@@ -519,6 +592,11 @@ class IngestRunner:
             if self.blocks is not None
             else None
         )
+        resyncing = (
+            asyncio.create_task(self.resync.run(), name="ingest-resync")
+            if self.resync is not None
+            else None
+        )
         stop_wait = asyncio.create_task(self._stop.wait())
         try:
             await asyncio.wait(
@@ -527,10 +605,11 @@ class IngestRunner:
         finally:
             self._stop.set()
             stop_wait.cancel()
-            if scanning is not None:
-                scanning.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await scanning
+            for helper in (scanning, resyncing):
+                if helper is not None:
+                    helper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await helper
             await self.source.close()
             if not reader.done():
                 # The source may be idle (no frame to end the loop on): the frame in hand was
