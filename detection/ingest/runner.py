@@ -329,7 +329,7 @@ class IngestRunner:
         # Honest resync (issue 13): REST checks of pending whales after (re)connects and gaps.
         self.resync: Resyncer | None = None
         if resync_rest is not None:
-            self.resync = Resyncer(
+            self.resync = resync = Resyncer(
                 resync_rest,
                 self.tracker,
                 enqueue=self._enqueue,
@@ -338,7 +338,9 @@ class IngestRunner:
                 grace_s=resync_grace_s,
                 scans_idle=self.blocks.idle if self.blocks is not None else None,
             )
-        self._seen_connections = 0
+            set_listener = getattr(source, "set_connect_listener", None)
+            if set_listener is not None:
+                set_listener(lambda: resync.trigger("connect"))
         self._seen_gaps = 0
         self.ghosts_cleared = 0  # mempool txs forgotten because a block scan found them mined
 
@@ -424,10 +426,6 @@ class IngestRunner:
     def _maybe_resync(self) -> None:
         if self.resync is None:
             return
-        connections = getattr(self.source, "connections", 0)
-        if connections != self._seen_connections:
-            self._seen_connections = connections
-            self.resync.trigger("connect")
         gaps = self.parser.sequence_gaps
         if gaps != self._seen_gaps:
             self._seen_gaps = gaps

@@ -203,6 +203,11 @@ class MempoolServer:
         self.rest_missing: set[str] = set()
         self.rest_faults: dict[str, list[tuple[int, bytes | str, dict[str, str]]]] = {}
         self.rest_answered = asyncio.Event()
+        # Resync endpoints: /api/tx/<txid>/status (404 when absent, as for a tx the server
+        # never had or no longer has) and /api/tx/<txid>/outspend/<vout> ({"spent": false}
+        # when absent).
+        self.rest_status: dict[str, dict[str, Any]] = {}
+        self.rest_outspends: dict[tuple[str, int], dict[str, Any]] = {}
 
     @property
     def url(self) -> str:
@@ -229,6 +234,15 @@ class MempoolServer:
         if faults:
             status, body, headers = faults.pop(0)
             return _response(status, body, headers)
+        parts = path.split("/")
+        if path.startswith("/api/tx/") and len(parts) == 5 and parts[4] == "status":
+            status = self.rest_status.get(parts[3])
+            if status is None:
+                return _response(404, "Transaction not found")
+            return _response(200, json.dumps(status))
+        if path.startswith("/api/tx/") and len(parts) == 6 and parts[4] == "outspend":
+            outspend = self.rest_outspends.get((parts[3], int(parts[5])), {"spent": False})
+            return _response(200, json.dumps(outspend))
         if path.startswith("/api/tx/"):
             if self.rest_hang:
                 await self._stopping.wait()

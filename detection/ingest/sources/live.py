@@ -36,7 +36,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -121,6 +121,7 @@ class LiveSource:
         self._rng = rng or random.Random()
         self._pending_provider: PendingProvider | None = None
         self._track_provider: PendingProvider | None = None
+        self._on_connect: Callable[[], None] | None = None
         self.track_txs_overflow = 0  # pending whales left out of the last track-txs message
         self._ws: ClientConnection | None = None
         self._closing = False
@@ -183,6 +184,8 @@ class LiveSource:
                     self.connections += 1
                     log.info("connected to %s (connection %d)", self.spec, self.connections)
                     await self._subscribe(ws)
+                    if self._on_connect is not None:
+                        self._on_connect()
                     pinger = asyncio.create_task(self._app_pings(ws))
                     try:
                         async for message in ws:
@@ -223,6 +226,10 @@ class LiveSource:
     async def _send(self, ws: ClientConnection, message: object) -> None:
         await ws.send(_dumps(message))
         self.messages_sent += 1
+
+    def set_connect_listener(self, listener: Callable[[], None]) -> None:
+        """``listener()`` runs (on the event loop, so it must not block) after each connect."""
+        self._on_connect = listener
 
     def set_track_provider(self, provider: PendingProvider) -> None:
         """``provider()`` returns the txids for the one ``track-txs`` message sent on connecting
