@@ -360,6 +360,8 @@ except ValueError as exc:
 # blocks missed while away scanned on reconnect, at most this many (older ones: a counted gap).
 WHALE_BLOCK_SCAN = env.bool("WHALE_BLOCK_SCAN", True)
 WHALE_CATCH_UP_MAX_BLOCKS = env.int("WHALE_CATCH_UP_MAX_BLOCKS", 12, minimum=0, maximum=1000)
+# Whales still pending after this many days are closed as dropped (bitcoind's mempool expiry).
+WHALE_PENDING_EXPIRY_DAYS = env.int("WHALE_PENDING_EXPIRY_DAYS", 14, minimum=1, maximum=365)
 WHALE_INGEST_METRICS_PORT = env.int("WHALE_INGEST_METRICS_PORT", 9108, minimum=0, maximum=65535)
 WHALE_INGEST_METRICS_ADDRESS = env.str("WHALE_INGEST_METRICS_ADDRESS", "127.0.0.1")
 # /api/v1/health/ fails ("workers": backlog) when more tasks than this wait in the broker.

@@ -366,6 +366,23 @@ class IngestRunner:
             restored += 1
         return restored
 
+    def expire_pending(self, whales: list[PendingWhale]) -> int:
+        """Close whales an earlier run left pending too long as dropped ("expired"), through
+        the event buffer like any other event (call before ``run()``). Returns how many."""
+        now = time.time()
+        closed = 0
+        for whale in whales:
+            if whale.txid in self.tracker.pending:
+                continue
+            chain = Chain(
+                chain_txid=whale.chain_txid, txid=whale.txid, whale=None, seq=whale.last_seq
+            )
+            self.tracker.pending[whale.txid] = chain
+            events = self.tracker.resolve_dropped(whale.txid, now, reason="expired")
+            self._enqueue(events)
+            closed += len(events)
+        return closed
+
     def track_txids(self) -> list[str]:
         """Every pending whale, the most valuable first (what ``track-txs`` follows)."""
 

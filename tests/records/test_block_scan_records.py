@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from alerts.fanout import fan_out
 from alerts.models import Delivery, Subscription, sats_from_btc
@@ -16,6 +18,7 @@ from detection.ingest.blockscan import BlockScanner
 from detection.ingest.protocol import BlockInfo
 from detection.ingest.runner import IngestRunner
 from detection.ingest.sources.live import LiveSource
+from detection.management.commands.ingest_mempool import pending_whales_from_database
 from detection.models import Block, WhaleEvent, WhaleStatus, WhaleTransaction
 from detection.recording import record_event
 from tests.ingest.ingest_support import (
@@ -25,10 +28,12 @@ from tests.ingest.ingest_support import (
     RestBlock,
     as_unconfirmed,
     esplora_txs_277647,
+    make_runner,
     mempool_frame,
     raw_block_277647,
     whales_277647,
 )
+from tests.records.helpers import event, load_esplora
 
 # Transactional: the position is saved and read in worker threads, as the ingest does.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -95,8 +100,8 @@ def test_block_only_whales_are_recorded_unseen_alerted_and_lower_coverage(alice)
         92_700_000_000
     )
     assert stats.coverage() == {"mined": 3, "seen_first": 1, "coverage": pytest.approx(1 / 3)}
-    for event in WhaleEvent.objects.filter(kind="confirmed"):
-        fan_out(event.pk)
+    for row in WhaleEvent.objects.filter(kind="confirmed"):
+        fan_out(row.pk)
     alerted = set(Delivery.objects.values_list("event__whale__txid", flat=True))
     assert alerted == set(rows)
     # The position a restarted ingest continues from.
@@ -104,3 +109,24 @@ def test_block_only_whales_are_recorded_unseen_alerted_and_lower_coverage(alice)
         in_thread(save_scanned_block, block)
     assert in_thread(last_scanned_block) == (277647, BLOCK_277647)
     assert Block.objects.get(hash=BLOCK_277647).scanned_at is not None
+
+
+def test_whales_pending_too_long_are_closed_as_dropped(settings):
+    settings.WHALE_PENDING_EXPIRY_DAYS = 14
+    whales = load_esplora("whales_block_277647.esplora_txs.json")
+    old, recent = list(whales)[:2]
+    for txid in (old, recent):
+        assert record_event(event("seen", whales[txid], seq=1)).created
+    WhaleTransaction.objects.filter(txid=old).update(updated_at=timezone.now() - timedelta(days=15))
+    pending, expired = pending_whales_from_database("test")
+    assert [w.txid for w in pending] == [recent] and [w.txid for w in expired] == [old]
+    first = whales[recent].inputs[0]
+    assert pending[0].first_input == (first.prev_txid, first.prev_vout)
+    assert pending[0].value == whales[recent].value
+    runner = make_runner()
+    assert runner.expire_pending(expired) == 1
+    [dropped] = list(runner._buffer)
+    assert (dropped["kind"], dropped["seq"], dropped["reasons"]) == ("dropped", 2, ["expired"])
+    assert record_event(dropped).created
+    assert WhaleTransaction.objects.get(txid=old).status == WhaleStatus.DROPPED
+    assert WhaleTransaction.objects.get(txid=recent).status == WhaleStatus.PENDING
