@@ -362,7 +362,8 @@ def _update_predictions(predictions, **fields: Any) -> None:
 
 
 def _on_seen(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]) -> None:
-    if whale.status_at is None:
+    # Seen again after a drop (re-broadcast): the same chain is pending again.
+    if whale.status_at is None or whale.status == WhaleStatus.DROPPED:
         _set_status(whale, WhaleStatus.PENDING, event.occurred_at)
     _predict(whale, event, payload)
 

@@ -96,15 +96,28 @@ class WhaleTracker:
         source: str,
         clock: Callable[[], float] = time.time,
         removal_grace_s: float = 10.0,
+        removal_grace_updates: int = 10,
         history: int = 20,
+        dropped_keep_s: float = 14 * 86_400.0,
+        dropped_keep_max: int = 10_000,
     ) -> None:
         self.source = source
         self.clock = clock
         self.removal_grace_s = removal_grace_s
+        # mempool.space matches a replacement to a removal over its last 10 mempool updates,
+        # which can take longer than any fixed number of seconds under load.
+        self.removal_grace_updates = removal_grace_updates
+        self.mempool_updates = 0
+        # Dropped chains, kept so a later `mined`, replacement or re-broadcast continues them.
+        self.dropped: dict[str, Chain] = {}
+        self.dropped_at: dict[str, float] = {}
+        self.dropped_keep_s = dropped_keep_s
+        self.dropped_keep_max = dropped_keep_max
+        self.reopened = 0
         self.history = history
         self.pending: dict[str, Chain] = {}  # current txid -> chain
         self.confirmed: dict[str, Chain] = {}  # txid -> chain, kept for `history` heights
-        self.removal_pending: dict[str, float] = {}  # txid -> when `removed` was seen
+        self.removal_pending: dict[str, tuple[float, int]] = {}  # txid -> (when, update count)
         self.hashes: dict[int, str] = {}  # height -> hash, last `history` heights
         self.tip: BlockInfo | None = None
         self.last_block: BlockInfo | None = None
@@ -169,10 +182,12 @@ class WhaleTracker:
                     self.untrusted_confirmations += 1
             else:
                 self.resync_mentions.add(txid)  # still in the server's mempool
+        if frame.has_mempool_delta:
+            self.mempool_updates += 1
         if frame.removed:
             for txid in frame.removed:
                 if txid in self.pending:
-                    self.removal_pending.setdefault(txid, at)
+                    self.removal_pending.setdefault(txid, (at, self.mempool_updates))
         if frame.mined or frame.tx_confirmed:
             block = frame.block
             if block is None and not self._last_block_mined:
@@ -220,7 +235,9 @@ class WhaleTracker:
         events: list[Event] = []
         if self.hashes.get(block.height, block.hash) != block.hash:
             return events
-        self._confirm([t for t in known if t in self.pending], block, at, events)
+        self._confirm(
+            [t for t in known if t in self.pending or t in self.dropped], block, at, events
+        )
         for txid, whale in unseen.items():
             if txid in self.pending:
                 self._confirm([txid], block, at, events)
@@ -253,12 +270,11 @@ class WhaleTracker:
         self.removal_pending.pop(txid, None)
         chain = self.pending.pop(txid, None)
         if chain is not None:
-            chain.status = "dropped"
-            events.append(self._event(chain, "dropped", at, reasons=[reason]))
+            self._drop(chain, at, reason, events)
         return events
 
     def is_known(self, txid: str) -> bool:
-        return txid in self.pending or txid in self.confirmed
+        return txid in self.pending or txid in self.confirmed or txid in self.dropped
 
     # -- projection -------------------------------------------------------------------------
 
@@ -354,6 +370,13 @@ class WhaleTracker:
             return
         if txid in self.confirmed:
             return
+        chain = self._reopen(txid)
+        if chain is not None:
+            # Re-broadcast after a drop: the same chain goes on ("seen" at its next sequence).
+            chain.whale = whale
+            chain.effective_rate = whale.best_fee_rate
+            events.append(self._event(chain, "seen", at, projection=self.projection_for(chain)))
+            return
         chain = Chain(chain_txid=txid, txid=txid, whale=whale)
         chain.effective_rate = whale.best_fee_rate
         if position is not None:
@@ -372,6 +395,8 @@ class WhaleTracker:
         at: float,
         events: list[Event],
     ) -> None:
+        if old not in self.pending:
+            self._reopen(old)  # a replacement announced after the drop: the chain goes on
         chain = self.pending.pop(old, None)
         if chain is None:
             return
@@ -448,6 +473,9 @@ class WhaleTracker:
     ) -> None:
         for txid in txids:
             chain = self.pending.pop(txid, None)
+            if chain is None and txid in self.dropped:
+                chain = self._reopen(txid)
+                self.pending.pop(txid, None)
             if chain is None:
                 continue
             self.removal_pending.pop(txid, None)
@@ -503,16 +531,51 @@ class WhaleTracker:
             self.tip = BlockInfo(below[-1], self.hashes[below[-1]], None, None) if below else None
 
     def _expire_removals(self, now: float, events: list[Event]) -> None:
+        if self.dropped:
+            self._forget_old_drops(now)
         if not self.removal_pending:
             return
-        for txid, removed_at in list(self.removal_pending.items()):
-            if now - removed_at < self.removal_grace_s:
+        for txid, (removed_at, updates_then) in list(self.removal_pending.items()):
+            waited = now - removed_at
+            updates = self.mempool_updates - updates_then
+            if waited < self.removal_grace_s:
+                continue
+            # Enough mempool updates for a late replacement to have been announced, or (a
+            # stalled feed, or the heartbeat's call) long enough anyway.
+            if updates < self.removal_grace_updates and waited < 12 * self.removal_grace_s:
                 continue
             del self.removal_pending[txid]
             chain = self.pending.pop(txid, None)
             if chain is not None:
-                chain.status = "dropped"
-                events.append(self._event(chain, "dropped", now, reasons=["removed"]))
+                self._drop(chain, now, "removed", events)
+
+    def _drop(self, chain: Chain, at: float, reason: str, events: list[Event]) -> None:
+        chain.status = "dropped"
+        events.append(self._event(chain, "dropped", at, reasons=[reason]))
+        self.dropped[chain.txid] = chain
+        self.dropped_at[chain.txid] = at
+        while len(self.dropped) > self.dropped_keep_max:
+            oldest = next(iter(self.dropped))
+            del self.dropped[oldest]
+            self.dropped_at.pop(oldest, None)
+
+    def _forget_old_drops(self, now: float) -> None:
+        for txid, at in list(self.dropped_at.items()):
+            if now - at < self.dropped_keep_s:
+                break  # insertion order is drop order
+            del self.dropped_at[txid]
+            self.dropped.pop(txid, None)
+
+    def _reopen(self, txid: str) -> Chain | None:
+        """A dropped chain back to pending (mined, replaced or re-broadcast after all)."""
+        chain = self.dropped.pop(txid, None)
+        if chain is None:
+            return None
+        self.dropped_at.pop(txid, None)
+        chain.status = PENDING
+        self.pending[txid] = chain
+        self.reopened += 1
+        return chain
 
     # -- event construction -----------------------------------------------------------------
 

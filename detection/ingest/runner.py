@@ -175,10 +175,15 @@ class FramePipeline:
         memory_policy: MemoryPolicy | None = None,
         projection_interval: float = 1.0,
         removal_grace_s: float = 10.0,
+        removal_grace_updates: int = 10,
     ) -> None:
         self.parser = FrameParser(whale_min_sats)
         self.state = MempoolState(memory_policy)
-        self.tracker = WhaleTracker(source=source, removal_grace_s=removal_grace_s)
+        self.tracker = WhaleTracker(
+            source=source,
+            removal_grace_s=removal_grace_s,
+            removal_grace_updates=removal_grace_updates,
+        )
         # Children of pending whales are reported by the parser (CPFP); a live keys view.
         self.parser.watch_txids = self.tracker.pending.keys()  # type: ignore[assignment]
         self.projection_interval = projection_interval
@@ -267,6 +272,7 @@ class IngestRunner:
         flush_timeout: float = 10.0,
         max_seconds: float | None = None,
         removal_grace_s: float = 10.0,
+        removal_grace_updates: int = 10,
         block_scanner: BlockScanner | None = None,
         last_scanned_block: tuple[int, str] | None = None,
         on_block_scanned: Callable[[BlockInfo], Any] | None = None,
@@ -295,6 +301,7 @@ class IngestRunner:
             memory_policy=memory_policy,
             projection_interval=projection_interval,
             removal_grace_s=removal_grace_s,
+            removal_grace_updates=removal_grace_updates,
         )
         self.parser = self.pipeline.parser
         self.state = self.pipeline.state

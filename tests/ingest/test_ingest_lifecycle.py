@@ -103,7 +103,7 @@ def test_whales_without_prevouts_or_fee():
 
 
 def test_dropped_after_grace_unless_replaced():
-    runner = make_runner(removal_grace_s=5.0)
+    runner = make_runner(removal_grace_s=5.0, removal_grace_updates=2)
     first, second, third = (as_unconfirmed(t) for t in whales_277647())
     feed(runner, mempool_frame(1, added=[first, second]), 100.0)
     assert feed(runner, mempool_frame(2, removed=[first["txid"], second["txid"]]), 101.0) == []
@@ -121,6 +121,65 @@ def test_dropped_after_grace_unless_replaced():
     assert kinds(dropped) == ["dropped"]
     assert dropped[0]["txid"] == second["txid"] and dropped[0]["reasons"] == ["removed"]
     assert dropped[0]["seq"] == 2
+
+
+def test_drop_waits_for_enough_mempool_updates():
+    runner = make_runner(removal_grace_s=5.0, removal_grace_updates=3)
+    whale = as_unconfirmed(whales_277647()[0])
+    feed(runner, mempool_frame(1, added=[whale]), 100.0)
+    feed(runner, mempool_frame(2, removed=[whale["txid"]]), 101.0)
+    # 20 s later but only one mempool update since: a replacement may still be announced.
+    assert feed(runner, mempool_frame(3), 121.0) == []
+    assert feed(runner, mempool_frame(4), 122.0) == []
+    assert kinds(feed(runner, mempool_frame(5), 123.0)) == ["dropped"]
+    # A stalled feed: the heartbeat drops it after 12 graces all the same.
+    other = as_unconfirmed(whales_277647()[1])
+    feed(runner, mempool_frame(6, added=[other]), 200.0)
+    feed(runner, mempool_frame(7, removed=[other["txid"]]), 201.0)
+    assert runner.tracker.expire(230.0) == []
+    assert kinds(runner.tracker.expire(262.0)) == ["dropped"]
+
+
+def dropped_whale(runner, whale):
+    feed(runner, mempool_frame(1, added=[whale]), 100.0)
+    feed(runner, mempool_frame(2, removed=[whale["txid"]]), 101.0)
+    events = feed(runner, mempool_frame(3), 110.0)
+    assert kinds(events) == ["dropped"] and events[0]["seq"] == 2
+
+
+def test_dropped_then_mined_continues_the_chain():
+    runner = make_runner(removal_grace_s=5.0, removal_grace_updates=1)
+    whale = as_unconfirmed(whales_277647()[0])
+    dropped_whale(runner, whale)
+    events = feed(runner, {"block": BLOCK_277647, **mempool_frame(4, mined=[whale["txid"]])}, 200.0)
+    assert kinds(events) == ["confirmed"]
+    assert events[0]["seq"] == 3 and events[0]["chain_txid"] == whale["txid"]
+    assert events[0]["block"]["height"] == 277_647
+
+
+def test_dropped_then_rebroadcast_continues_the_chain():
+    runner = make_runner(removal_grace_s=5.0, removal_grace_updates=1)
+    whale = as_unconfirmed(whales_277647()[0])
+    dropped_whale(runner, whale)
+    events = feed(runner, mempool_frame(4, added=[whale]), 200.0)
+    assert kinds(events) == ["seen"] and events[0]["seq"] == 3  # not a second seq 1
+    assert whale["txid"] in runner.tracker.pending
+
+
+def test_late_replacement_continues_the_chain():
+    runner = make_runner(removal_grace_s=5.0, removal_grace_updates=1)
+    whale, replacement = (as_unconfirmed(t) for t in whales_277647()[:2])
+    dropped_whale(runner, whale)
+    events = feed(
+        runner,
+        mempool_frame(
+            4, added=[replacement], replaced=[{"replaced": whale["txid"], "by": replacement}]
+        ),
+        200.0,
+    )
+    assert kinds(events) == ["replaced"]
+    assert events[0]["seq"] == 3 and events[0]["chain_txid"] == whale["txid"]
+    assert events[0]["replacing_txid"] == replacement["txid"]
 
 
 def test_reorg_puts_confirmed_whales_back_to_pending():

@@ -130,3 +130,28 @@ def test_whales_pending_too_long_are_closed_as_dropped(settings):
     assert record_event(dropped).created
     assert WhaleTransaction.objects.get(txid=old).status == WhaleStatus.DROPPED
     assert WhaleTransaction.objects.get(txid=recent).status == WhaleStatus.PENDING
+
+
+def test_dropped_whale_seen_again_then_mined_is_one_chain():
+    whales = load_esplora("whales_block_277647.esplora_txs.json")
+    tx = whales[CONSOLIDATION_100]
+    at = 1_700_000_000.0
+    assert record_event(event("seen", tx, seq=1, at=at)).created
+    assert record_event(event("dropped", tx, seq=2, at=at + 60, reasons=["removed"])).created
+    assert WhaleTransaction.objects.get().status == WhaleStatus.DROPPED
+    assert record_event(event("seen", tx, seq=3, at=at + 600)).created
+    assert WhaleTransaction.objects.get().status == WhaleStatus.PENDING
+    block = {"height": 277647, "hash": BLOCK_277647, "time": 1388367102}
+    assert record_event(event("confirmed", tx, seq=4, at=at + 900, block=block)).created
+    whale = WhaleTransaction.objects.get()
+    assert (whale.status, whale.confirmed_height, whale.seen_in_mempool) == (
+        WhaleStatus.CONFIRMED,
+        277647,
+        True,
+    )
+    assert list(whale.events.order_by("sequence").values_list("kind", flat=True)) == [
+        "seen",
+        "dropped",
+        "seen",
+        "confirmed",
+    ]
