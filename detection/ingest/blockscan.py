@@ -238,6 +238,7 @@ class ScanStats:
     block_only_whales: int = 0
     unseen_without_prevouts: int = 0
     last_scan_requests: int | None = None
+    reorgs_walked: int = 0
     last_scanned_height: int | None = None
     last_scanned_hash: str | None = None
 
@@ -270,6 +271,8 @@ class BlockFollower:
         retry_base: float = 2.0,
         retry_cap: float = 60.0,
         max_attempts: int = 8,
+        hash_at: Callable[[int], str | None] | None = None,
+        orphan: Callable[[int, str], None] | None = None,
     ) -> None:
         self.scanner = scanner
         self.is_known = is_known
@@ -279,6 +282,9 @@ class BlockFollower:
         self.retry_base = retry_base
         self.retry_cap = retry_cap
         self.max_attempts = max_attempts
+        self.hash_at = hash_at or (lambda _height: None)
+        self.orphan = orphan
+        self._walks: list[tuple[int, str]] = []
         self.stats = ScanStats()
         if last_scanned is not None:
             self.stats.last_scanned_height, self.stats.last_scanned_hash = last_scanned
@@ -331,8 +337,19 @@ class BlockFollower:
         self.stats.last_scanned_height = height
         self.stats.last_scanned_hash = block_hash or None
 
+    def walk_back(self, starts: list[tuple[int, str]]) -> None:
+        """Blocks of a new branch (found through previousblockhash): walk back from each until
+        the chains meet, orphaning ours on the way, and rescan the new branch."""
+        self._walks.extend(starts)
+        self.idle.clear()
+        self._wake.set()
+
     async def run(self) -> None:
         while True:
+            if self._walks:
+                height, block_hash = self._walks.pop(0)
+                await self._walk_back(height, block_hash)
+                continue
             if not self._queue:
                 self.idle.set()
                 self._wake.clear()
@@ -347,6 +364,30 @@ class BlockFollower:
             await self._scan_with_retries(block)
             if self._queue.get(height) is block:
                 del self._queue[height]
+
+    async def _walk_back(self, height: int, block_hash: str) -> None:
+        for _step in range(max(1, self.catch_up_max)):
+            info = await self._block_info(block_hash, height)
+            if info is None:
+                self.stats.block_scan_failures += 1
+                await asyncio.sleep(self.retry_base)
+                self._walks.insert(0, (height, block_hash))
+                return
+            self._queue[height] = info  # the new branch is scanned again
+            parent = self.hash_at(height - 1)
+            if parent is None or info.previous_hash is None or parent == info.previous_hash:
+                break  # the chains meet here (or we hold nothing older to compare)
+            if self.orphan is not None:
+                self.orphan(height - 1, info.previous_hash)
+            height, block_hash = height - 1, info.previous_hash
+        else:
+            self.stats.catch_up_gap_blocks += 1  # deeper than we walk: counted, logged
+            log.error("reorg deeper than %d blocks below %d; not walked further",
+                      self.catch_up_max, height)  # fmt: skip
+        last = self.stats.last_scanned_height
+        if last is not None and last >= height:
+            self._set_position(height - 1, self.hash_at(height - 1) or "")
+        self.stats.reorgs_walked += 1
 
     async def _persist(self, block: BlockInfo) -> None:
         if self.on_scanned is None:
@@ -396,11 +437,19 @@ class BlockFollower:
             if not is_hex_id(block_hash):
                 rest.count_failure("block_height", "bad_shape")
                 return None
+        except (RestError, UnicodeDecodeError):
+            return None
+        return await self._block_info(block_hash, height)
+
+    async def _block_info(self, block_hash: str, height: int) -> BlockInfo | None:
+        """``GET /api/block/<hash>``, checked to be that block at that height."""
+        rest = self.scanner.rest
+        try:
             info = orjson.loads(await rest.get("block", f"/block/{block_hash}"))
-        except (RestError, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
-            reason = getattr(exc, "reason", "bad_json")
-            if not isinstance(exc, RestError):
-                rest.count_failure("block", reason)
+        except RestError:
+            return None
+        except orjson.JSONDecodeError:
+            rest.count_failure("block", "bad_json")
             return None
         if type(info) is not dict or info.get("id") != block_hash or info.get("height") != height:
             rest.count_failure("block", "wrong_block")

@@ -134,6 +134,9 @@ class WhaleTracker:
         # Resync (detection.ingest.resync): pending txids a tracked-txs answer vouched for since
         # the last (re)connect, and "confirmed" answers not trusted (no block in the frame).
         self.resync_mentions: set[str] = set()
+        # Blocks of a new branch found through previousblockhash, (height, hash): the block
+        # follower fetches them to walk back to where the chains meet, and rescans them.
+        self.walk_backs: list[tuple[int, str]] = []
         self.untrusted_confirmations = 0
 
     # -- public -----------------------------------------------------------------------------
@@ -271,6 +274,24 @@ class WhaleTracker:
         chain = self.pending.pop(txid, None)
         if chain is not None:
             self._drop(chain, at, reason, events)
+        return events
+
+    def orphan_from(
+        self,
+        height: int,
+        new_hash: str,
+        at: float,
+        events: list[Event] | None = None,
+        *,
+        only: bool = False,
+    ) -> list[Event]:
+        """Our block at ``height`` (and every later one, unless ``only``) is not on the best
+        chain, whose block there is ``new_hash``: reorg the whales confirmed in them, and note
+        the walk-back due."""
+        events = [] if events is None else events
+        self._reorg(height, at, events, only=only)
+        self.hashes[height] = new_hash
+        self.walk_backs.append((height, new_hash))
         return events
 
     def is_known(self, txid: str) -> bool:
@@ -492,6 +513,11 @@ class WhaleTracker:
             return
         if known is not None:
             self._reorg(info.height, at, events)
+        parent = self.hashes.get(info.height - 1)
+        if info.previous_hash is not None and parent is not None and parent != info.previous_hash:
+            # The new block builds on another parent than the one we hold: ours is orphaned.
+            # Older ancestors are checked over REST by the block follower (walk_backs).
+            self.orphan_from(info.height - 1, info.previous_hash, at, events)
         self.hashes[info.height] = info.hash
         if self.tip is None or info.height >= self.tip.height:
             self.tip = info
@@ -512,10 +538,15 @@ class WhaleTracker:
                 self._confirm(waiting, info, at, events)
                 self._last_block_mined = True
 
-    def _reorg(self, height: int, at: float, events: list[Event]) -> None:
-        """A different block at ``height``: it and every later block we knew are orphaned."""
+    def _reorg(self, height: int, at: float, events: list[Event], *, only: bool = False) -> None:
+        """A different block at ``height``: it and every later block we knew are orphaned (only
+        that one with ``only``: a walk-back step below blocks already replaced)."""
         self.reorgs += 1
-        orphaned = {h: self.hashes.pop(h) for h in sorted(self.hashes) if h >= height}
+        orphaned = {
+            h: self.hashes.pop(h)
+            for h in sorted(self.hashes)
+            if h == height or (h > height and not only)
+        }
         log.warning("reorg at height %d: orphaned %s", height, orphaned)
         for txid, chain in list(self.confirmed.items()):
             block = chain.block
@@ -525,7 +556,7 @@ class WhaleTracker:
                 chain.block = None
                 self.pending[txid] = chain
                 events.append(self._event(chain, "reorged", at, block=_block_json(block)))
-        if self.tip is not None and self.tip.height >= height:
+        if self.tip is not None and self.tip.height >= height and not only:
             remaining = sorted(self.hashes)
             below = remaining[: bisect_right(remaining, height - 1)]
             self.tip = BlockInfo(below[-1], self.hashes[below[-1]], None, None) if below else None

@@ -331,6 +331,8 @@ class IngestRunner:
                 last_scanned=last_scanned_block,
                 catch_up_max=catch_up_max_blocks,
                 retry_base=scan_retry_base,
+                hash_at=self.tracker.hashes.get,
+                orphan=self._orphan,
             )
         self.block_scan_bad_txs = 0
         # Honest resync (issue 13): REST checks of pending whales after (re)connects and gaps.
@@ -441,11 +443,20 @@ class IngestRunner:
 
     def _offer_blocks(self) -> None:
         pipeline = self.pipeline
+        tracker = self.tracker
+        if tracker.walk_backs:
+            walks, tracker.walk_backs = tracker.walk_backs, []
+            if self.blocks is not None:
+                self.blocks.walk_back(walks)
         if not pipeline.new_blocks:
             return
         blocks, pipeline.new_blocks = pipeline.new_blocks, []
         if self.blocks is not None:
             self.blocks.offer(blocks, pipeline.mined_known)
+
+    def _orphan(self, height: int, new_hash: str) -> None:
+        self._enqueue(self.tracker.orphan_from(height, new_hash, time.time(), only=True))
+        self.tracker.walk_backs.clear()  # the follower is walking this branch already
 
     def _maybe_resync(self) -> None:
         if self.resync is None:

@@ -71,6 +71,25 @@ def txids_277647() -> list[str]:
     return load(BLOCKS / "block_277647.txids.json")
 
 
+def make_block(previous_hash: str, txs: list[bytes], time: int, nonce: int = 0) -> bytes:
+    """A block (not mined: no proof of work) of real serialized txs on ``previous_hash``, with
+    its merkle root right, for reorg tests: only two real consecutive blocks are at hand."""
+    from detection.ingest.blockparse import merkle_root, serialized_transactions
+
+    ids = []
+    for raw in txs:
+        fake = bytes(80) + bytes([1]) + raw
+        ids.append(serialized_transactions(fake)[0][1].txid)
+    header = (
+        struct.pack("<i", 2)
+        + bytes.fromhex(previous_hash)[::-1]
+        + bytes.fromhex(merkle_root(ids))[::-1]
+        + struct.pack("<III", time, 0x1D00FFFF, nonce)
+    )
+    assert len(txs) < 0xFD
+    return header + bytes([len(txs)]) + b"".join(txs)
+
+
 def mempool_frame(
     sequence: int,
     added: list[dict[str, Any]] | None = None,
