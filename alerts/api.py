@@ -113,6 +113,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "entities",
             "min_urgency",
             "events",
+            "notify_unseen_confirmed",
             "email",
             "webhooks",
             "quiet_start",

@@ -81,8 +81,15 @@ def in_thread(function, *args):
         return pool.submit(function, *args).result()
 
 
-def test_block_only_whales_are_recorded_unseen_alerted_and_lower_coverage(alice):
+def test_block_only_whales_are_recorded_unseen_alerted_and_lower_coverage(alice, bob):
     Subscription.objects.create(owner=alice, name="all", min_sats=sats_from_btc(100), email=True)
+    Subscription.objects.create(
+        owner=bob,
+        name="seen first only",
+        min_sats=sats_from_btc(100),
+        email=True,
+        notify_unseen_confirmed=False,
+    )
     events, scanned = asyncio.run(ingest_block_277647())
     assert [e["kind"] for e in events] == ["seen", "confirmed", "confirmed", "confirmed"]
     for payload in events:
@@ -101,9 +108,14 @@ def test_block_only_whales_are_recorded_unseen_alerted_and_lower_coverage(alice)
     )
     assert stats.coverage() == {"mined": 3, "seen_first": 1, "coverage": pytest.approx(1 / 3)}
     for row in WhaleEvent.objects.filter(kind="confirmed"):
-        fan_out(row.pk)
-    alerted = set(Delivery.objects.values_list("event__whale__txid", flat=True))
+        fan_out(row.pk)  # done at commit already: a no-op then (one fan-out per event)
+    alerted = set(Delivery.objects.filter(owner=alice).values_list("event__whale__txid", flat=True))
     assert alerted == set(rows)
+    # Bob does not want whales confirmed without being seen in the mempool.
+    bob_alerted = Delivery.objects.filter(owner=bob).values_list(
+        "event__whale__txid", "event__kind"
+    )
+    assert sorted(bob_alerted) == [(CONSOLIDATION_100, "confirmed"), (CONSOLIDATION_100, "seen")]
     # The position a restarted ingest continues from.
     for block in scanned:
         in_thread(save_scanned_block, block)
