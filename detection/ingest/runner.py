@@ -322,6 +322,10 @@ class IngestRunner:
         self._last_overflow_log = float("-inf")
         # Block scans (issue 13): every whale of every block, in a task of its own.
         self.blocks: BlockFollower | None = None
+        if block_scanner is not None and last_scanned_block is not None:
+            # So the first block after a restart is checked against it (previousblockhash).
+            height, block_hash = last_scanned_block
+            self.tracker.hashes.setdefault(height, block_hash)
         if block_scanner is not None:
             self.blocks = BlockFollower(
                 block_scanner,
