@@ -284,7 +284,7 @@ class BlockFollower:
         self.max_attempts = max_attempts
         self.hash_at = hash_at or (lambda _height: None)
         self.orphan = orphan
-        self._walks: list[tuple[int, str]] = []
+        self._walks: list[tuple[int, str, int]] = []  # (height, hash, failed tries)
         self.stats = ScanStats()
         if last_scanned is not None:
             self.stats.last_scanned_height, self.stats.last_scanned_hash = last_scanned
@@ -340,15 +340,15 @@ class BlockFollower:
     def walk_back(self, starts: list[tuple[int, str]]) -> None:
         """Blocks of a new branch (found through previousblockhash): walk back from each until
         the chains meet, orphaning ours on the way, and rescan the new branch."""
-        self._walks.extend(starts)
+        self._walks.extend((height, block_hash, 0) for height, block_hash in starts)
         self.idle.clear()
         self._wake.set()
 
     async def run(self) -> None:
         while True:
             if self._walks:
-                height, block_hash = self._walks.pop(0)
-                await self._walk_back(height, block_hash)
+                height, block_hash, tries = self._walks.pop(0)
+                await self._walk_back(height, block_hash, tries)
                 continue
             if not self._queue:
                 self.idle.set()
@@ -365,13 +365,18 @@ class BlockFollower:
             if self._queue.get(height) is block:
                 del self._queue[height]
 
-    async def _walk_back(self, height: int, block_hash: str) -> None:
+    async def _walk_back(self, height: int, block_hash: str, tries: int = 0) -> None:
         for _step in range(max(1, self.catch_up_max)):
             info = await self._block_info(block_hash, height)
             if info is None:
                 self.stats.block_scan_failures += 1
-                await asyncio.sleep(self.retry_base)
-                self._walks.insert(0, (height, block_hash))
+                if tries + 1 >= self.max_attempts:
+                    self.stats.block_scans_abandoned += 1
+                    log.error("reorg walk-back at %d %s abandoned after %d tries",
+                              height, block_hash, tries + 1)  # fmt: skip
+                    return
+                await asyncio.sleep(min(self.retry_cap, self.retry_base * 2**tries))
+                self._walks.insert(0, (height, block_hash, tries + 1))
                 return
             self._queue[height] = info  # the new branch is scanned again
             parent = self.hash_at(height - 1)

@@ -90,6 +90,17 @@ def make_block(previous_hash: str, txs: list[bytes], time: int, nonce: int = 0) 
     return header + bytes([len(txs)]) + b"".join(txs)
 
 
+def next_block_of_whales_702861() -> bytes:
+    """A stand-in for block 277648 (none is at hand): block 702861's real coinbase and four
+    whales, on top of the real block 277647 (header made here, merkle root right)."""
+    from detection.ingest.blockparse import serialized_transactions
+
+    wanted = {tx["txid"] for tx in whales_702861()}
+    pairs = serialized_transactions(raw_block_702861())
+    members = [raw for raw, tx in pairs[1:] if tx.txid in wanted]
+    return make_block(BLOCK_277647, [pairs[0][0], *members], 1_388_367_702)
+
+
 def mempool_frame(
     sequence: int,
     added: list[dict[str, Any]] | None = None,

@@ -15,6 +15,7 @@ from ingest_support import (
     as_unconfirmed,
     esplora_txs_277647,
     mempool_frame,
+    next_block_of_whales_702861,
     raw_block_277647,
     raw_block_702861,
     whales_277647,
@@ -270,11 +271,11 @@ async def test_missed_blocks_are_caught_up_by_height_oldest_first(
     mempool_server: MempoolServer,
 ):
     block = serve_277647(mempool_server)
-    # A stand-in for the next block: the real bytes of 702861 served as height 277648 (the
-    # catch-up follows heights; it does not read previousblockhash).
-    later = RestBlock(raw_block_702861(), 277648)
+    # A stand-in for the next block: 702861's real whales on top of 277647 (header made here).
+    later = RestBlock(next_block_of_whales_702861(), 277648)
     mempool_server.rest_blocks[later.hash] = later
-    mempool_server.rest_txs.update({tx["txid"]: tx for tx in whales_702861()})
+    status = {"confirmed": True, "block_height": 277648, "block_hash": later.hash}
+    mempool_server.rest_txs.update({tx["txid"]: dict(tx, status=status) for tx in whales_702861()})
     restored = PendingWhale(chain_txid="ab" * 32, txid="ab" * 32, last_seq=1)
     source, runner, sink = await start_runner(
         mempool_server, last_scanned_block=(277646, PREVIOUS_277647)
@@ -296,6 +297,7 @@ async def test_missed_blocks_are_caught_up_by_height_oldest_first(
     ]
     stats = runner.snapshot()["block_scans"]
     assert stats["catch_up_blocks"] == 1 and stats["blocks_scanned"] == 2
+    assert runner.snapshot()["rest"]["failures"] == {}
     assert (stats["last_scanned_height"], stats["last_scanned_hash"]) == (277648, later.hash)
 
 
