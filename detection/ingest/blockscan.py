@@ -338,8 +338,8 @@ class BlockFollower:
         self.stats.last_scanned_hash = block_hash or None
 
     def walk_back(self, starts: list[tuple[int, str]]) -> None:
-        """Blocks of a new branch (found through previousblockhash): walk back from each until
-        the chains meet, orphaning ours on the way, and rescan the new branch."""
+        """Blocks of a new branch (found through previousblockhash): check each with the server
+        and walk back until the chains meet, orphaning ours on the way, and rescan the branch."""
         self._walks.extend((height, block_hash, 0) for height, block_hash in starts)
         self.idle.clear()
         self._wake.set()
@@ -378,12 +378,13 @@ class BlockFollower:
                 await asyncio.sleep(min(self.retry_cap, self.retry_base * 2**tries))
                 self._walks.insert(0, (height, block_hash, tries + 1))
                 return
+            # The server vouches for this block at this height: ours there is orphaned.
+            if self.hash_at(height) != block_hash and self.orphan is not None:
+                self.orphan(height, block_hash)
             self._queue[height] = info  # the new branch is scanned again
             parent = self.hash_at(height - 1)
             if parent is None or info.previous_hash is None or parent == info.previous_hash:
                 break  # the chains meet here (or we hold nothing older to compare)
-            if self.orphan is not None:
-                self.orphan(height - 1, info.previous_hash)
             height, block_hash = height - 1, info.previous_hash
         else:
             self.stats.catch_up_gap_blocks += 1  # deeper than we walk: counted, logged

@@ -286,12 +286,10 @@ class WhaleTracker:
         only: bool = False,
     ) -> list[Event]:
         """Our block at ``height`` (and every later one, unless ``only``) is not on the best
-        chain, whose block there is ``new_hash``: reorg the whales confirmed in them, and note
-        the walk-back due."""
+        chain, whose block there is ``new_hash``: reorg the whales confirmed in them."""
         events = [] if events is None else events
         self._reorg(height, at, events, only=only)
         self.hashes[height] = new_hash
-        self.walk_backs.append((height, new_hash))
         return events
 
     def is_known(self, txid: str) -> bool:
@@ -515,9 +513,10 @@ class WhaleTracker:
             self._reorg(info.height, at, events)
         parent = self.hashes.get(info.height - 1)
         if info.previous_hash is not None and parent is not None and parent != info.previous_hash:
-            # The new block builds on another parent than the one we hold: ours is orphaned.
-            # Older ancestors are checked over REST by the block follower (walk_backs).
-            self.orphan_from(info.height - 1, info.previous_hash, at, events)
+            # The new block builds on another parent than the one we hold. The block follower
+            # checks that parent over REST before anything is orphaned (a bad frame must not
+            # reorg real confirmations), then walks back to where the chains meet.
+            self.walk_backs.append((info.height - 1, info.previous_hash))
         self.hashes[info.height] = info.hash
         if self.tip is None or info.height >= self.tip.height:
             self.tip = info

@@ -460,7 +460,6 @@ class IngestRunner:
 
     def _orphan(self, height: int, new_hash: str) -> None:
         self._enqueue(self.tracker.orphan_from(height, new_hash, time.time(), only=True))
-        self.tracker.walk_backs.clear()  # the follower is walking this branch already
 
     def _maybe_resync(self) -> None:
         if self.resync is None:

@@ -99,3 +99,41 @@ async def test_two_block_reorg_through_previousblockhash(mempool_server: Mempool
         p for p in mempool_server.rest_requests if p.startswith("/api/block/") and p.count("/") == 3
     ]
     assert walked == [f"/api/block/{b802.hash}", f"/api/block/{b801.hash}"]
+
+
+async def test_a_parent_the_server_does_not_know_orphans_nothing(mempool_server: MempoolServer):
+    """A block frame naming an unknown previousblockhash (a bad frame, or a server behind):
+    nothing is reorged on its word; the walk-back is retried, then given up and counted."""
+    txs = {tx.txid: raw for raw, tx in serialized_transactions(raw_block_277647())}
+    coinbase = txs[next(iter(txs))]
+    w1 = whales_277647()[0]["txid"]
+    base = RestBlock(make_block("00" * 32, [coinbase], 1_388_367_000, 1), 900)
+    ours = RestBlock(make_block(base.hash, [coinbase, txs[w1]], 1_388_367_600, 2), 901)
+    for block in (base, ours):
+        mempool_server.rest_blocks[block.hash] = block
+    source = LiveSource(mempool_server.url, use_env_proxy=False, base_delay=0.05)
+    source.rest.retries = 0
+    sink = Collector()
+    runner = IngestRunner(
+        source,
+        sink,
+        rss_reader=None,
+        block_scanner=BlockScanner(source.rest, FLOOR),
+        scan_retry_base=0.01,
+    )
+    task = asyncio.create_task(runner.run())
+    await mempool_server.wait_messages(0, 2)
+    await mempool_server.send({"blocks": [base.ws_block()]})
+    await mempool_server.send(mempool_frame(1, added=[as_unconfirmed(whales_277647()[0])]))
+    await mempool_server.send({"block": ours.ws_block(), **mempool_frame(2, mined=[w1])})
+    await sink.wait(2)
+    bogus = {"id": "ab" * 32, "height": 902, "previousblockhash": "cd" * 32, "timestamp": 1}
+    await mempool_server.send({"block": bogus, **mempool_frame(3)})
+    async with asyncio.timeout(10):
+        while runner.snapshot()["block_scans"]["block_scans_abandoned"] < 1:
+            await asyncio.sleep(0.02)
+    runner.stop()
+    await task
+    assert [e["kind"] for e in sink.events] == ["seen", "confirmed"]  # no "reorged"
+    assert runner.tracker.hashes[901] == ours.hash
+    assert runner.snapshot()["rest"]["failures"]["block"]["http_404"] >= 8
