@@ -355,9 +355,12 @@ class BlockFollower:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            last = self.stats.last_scanned_height
+            if last is not None:
+                self._bound_catch_up(last)
+                last = self.stats.last_scanned_height
             height = min(self._queue)
             block = self._queue[height]
-            last = self.stats.last_scanned_height
             if last is not None and height > last + 1:
                 await self._catch_up(last, height)
                 continue
@@ -404,23 +407,30 @@ class BlockFollower:
         except Exception:
             log.exception("could not save the last scanned block %d %s", block.height, block.hash)
 
+    def _bound_catch_up(self, last: int) -> None:
+        """At most ``catch_up_max`` missed blocks below the newest one are scanned; older ones
+        are given up: logged, counted, and the position moves past them."""
+        tip = max(self._queue)
+        missed = tip - last - 1
+        if missed <= self.catch_up_max:
+            return
+        skipped = missed - self.catch_up_max
+        self.stats.catch_up_gap_blocks += skipped
+        log.error(
+            "block scan: %d blocks (%d-%d) missed beyond the catch-up bound of %d; "
+            "their whales are not scanned",
+            skipped,
+            last + 1,
+            last + skipped,
+            self.catch_up_max,
+        )
+        for height in [h for h in self._queue if h <= last + skipped]:
+            del self._queue[height]
+        self._set_position(last + skipped, "")
+
     async def _catch_up(self, last: int, first_offered: int) -> None:
         """Queue the blocks between the last scanned one and the first offered."""
         missed = list(range(last + 1, first_offered))
-        if len(missed) > self.catch_up_max:
-            skipped = len(missed) - self.catch_up_max
-            self.stats.catch_up_gap_blocks += skipped
-            log.error(
-                "block scan: %d blocks (%d-%d) missed beyond the catch-up bound of %d; "
-                "their whales are not scanned",
-                skipped,
-                missed[0],
-                missed[skipped - 1],
-                self.catch_up_max,
-            )
-            missed = missed[skipped:]
-            # Given up: continue from just before the first block we still catch up.
-            self._set_position(first_offered - 1 - len(missed), "")
         found: dict[int, BlockInfo] = {}
         for height in missed:
             block = await self._block_at(height)

@@ -352,3 +352,24 @@ async def test_failed_scans_are_retried_and_never_block_the_reader(
     # The whale the mempool showed while the scans failed is in the block: its chain goes on.
     assert [e["kind"] for e in events] == ["seen", "confirmed", "confirmed", "confirmed"]
     assert {e["txid"]: e["seq"] for e in events[1:]}[whale["txid"]] == 2
+
+
+async def test_listed_blocks_beyond_the_bound_are_a_counted_gap(mempool_server: MempoolServer):
+    block = serve_277647(mempool_server)
+    later = RestBlock(next_block_of_whales_702861(), 277648)
+    mempool_server.rest_blocks[later.hash] = later
+    mempool_server.rest_missing.add("tx")  # whales from the block's own bytes
+    source, runner, sink = await start_runner(
+        mempool_server, last_scanned_block=(277646, PREVIOUS_277647), catch_up_max_blocks=0
+    )
+    task = asyncio.create_task(runner.run())
+    await mempool_server.wait_messages(0, 2)
+    await mempool_server.send({"blocks": [ws_block(block), ws_block(later)]})
+    events = await sink.wait(4)
+    runner.stop()
+    await task
+    assert {e["block"]["height"] for e in events} == {277648}  # 277647 given up
+    stats = runner.snapshot()["block_scans"]
+    assert stats["catch_up_gap_blocks"] == 1 and stats["blocks_scanned"] == 1
+    assert stats["unseen_without_prevouts"] == 4
+    assert all(e["tx"]["fee"] is None for e in events)
