@@ -167,3 +167,15 @@ def test_dropped_whale_seen_again_then_mined_is_one_chain():
         "seen",
         "confirmed",
     ]
+
+
+def test_a_block_scanned_again_records_no_second_confirmation():
+    whales = load_esplora("whales_block_277647.esplora_txs.json")
+    tx = whales[CONSOLIDATION_100]
+    block = {"height": 277647, "hash": BLOCK_277647, "time": 1388367102}
+    assert record_event(event("seen", tx, seq=1)).created
+    assert record_event(event("confirmed", tx, seq=2, block=block)).created
+    # After a restart the block is scanned again; the tracker no longer knows the whale.
+    again = record_event(event("confirmed", tx, seq=1, block=block))
+    assert (again.created, again.reason) == (False, "already confirmed in that block")
+    assert WhaleEvent.objects.filter(kind="confirmed").count() == 1
