@@ -159,3 +159,45 @@ async def test_more_than_100_pending_track_the_most_valuable(mempool_server: Mem
     tracked = orjson.loads(messages[2])["track-txs"]
     assert tracked == [f"{i:064x}" for i in range(150, 50, -1)]
     assert runner.snapshot()["track_txs_overflow"] == 50
+
+
+async def test_hostile_status_answers_leave_the_whale_pending(mempool_server: MempoolServer):
+    whale = whales_277647()[1]
+    first = (whale["vin"][0]["txid"], whale["vin"][0]["vout"])
+    status_path = f"/api/tx/{whale['txid']}/status"
+    outspend_path = f"/api/tx/{first[0]}/outspend/{first[1]}"
+    html = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+    mempool_server.rest_faults[status_path] = [(200, html, {"Content-Type": "text/html"})]
+    source, rest, runner, sink = start(mempool_server)
+    rest.retries = 0
+    runner.restore_pending(
+        [PendingWhale(chain_txid=whale["txid"], txid=whale["txid"], last_seq=1, first_input=first)]
+    )
+    task = asyncio.create_task(runner.run())
+    async with asyncio.timeout(5):
+        while runner.snapshot()["resync"].get("unresolved") != 1:
+            await asyncio.sleep(0.02)
+    # Reconnect: the status is a 404 now, the outspend answers 500, then a redirect.
+    mempool_server.rest_faults[outspend_path] = [
+        (500, "oops", {}),
+        (302, "", {"Location": "http://169.254.169.254/"}),
+    ]
+    await mempool_server.current.close()
+    async with asyncio.timeout(5):
+        while runner.snapshot()["resync"].get("unresolved") != 2:
+            await asyncio.sleep(0.02)
+    await mempool_server.current.close()
+    async with asyncio.timeout(5):
+        while runner.snapshot()["resync"].get("unresolved") != 3:
+            await asyncio.sleep(0.02)
+    # The next time the answers are sound: unspent, so dropped.
+    await mempool_server.current.close()
+    [event] = await sink.wait(1)
+    runner.stop()
+    await task
+    assert event["kind"] == "dropped" and event["seq"] == 2
+    assert rest.snapshot()["failures"] == {
+        "tx_status": {"bad_json": 1, "http_404": 3},
+        "outspend": {"http_500": 1, "redirect": 1},
+    }
+    assert runner.snapshot()["processing_errors"] == 0
