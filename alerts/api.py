@@ -130,6 +130,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "entities",
             "min_urgency",
             "events",
+            "notify_unseen_confirmed",
             "email",
             "webhooks",
             "chats",

@@ -72,6 +72,7 @@ def fan_out(event_id: int) -> int:
                 flow=event.whale.flow,
                 entities=[event.whale.from_entity, event.whale.to_entity],
                 urgency=urgency,
+                seen_in_mempool=event.whale.seen_in_mempool,
             )
             .select_related("owner", "owner__profile")
             .order_by("id")

@@ -75,6 +75,7 @@ class SubscriptionForm(forms.ModelForm):
             "name",
             "active",
             "min_urgency",
+            "notify_unseen_confirmed",
             "email",
             "webhooks",
             "chats",
@@ -83,6 +84,7 @@ class SubscriptionForm(forms.ModelForm):
             "max_per_hour",
         ]
         labels = {
+            "notify_unseen_confirmed": "Confirmed without being seen in the mempool",
             "min_urgency": "Minimum urgency (0 to 1)",
             "email": "Send e-mail",
             "quiet_start": "Quiet hours start",
@@ -90,6 +92,8 @@ class SubscriptionForm(forms.ModelForm):
             "max_per_hour": "At most this many alerts per hour",
         }
         help_texts = {
+            "notify_unseen_confirmed": "Whales we only found in a block (sent straight to a "
+            "miner, or mined while the watcher was away).",
             "min_urgency": "0.8 and up is high urgency (likely next block). Empty means any.",
             "email": "To the address in your account settings.",
             "quiet_start": "HH:MM in your time zone. Alerts wait and arrive as one digest.",
@@ -110,6 +114,7 @@ class SubscriptionForm(forms.ModelForm):
         "entities",
         "min_urgency",
         "kinds",
+        "notify_unseen_confirmed",
         "email",
         "webhooks",
         "chats",
@@ -185,6 +190,8 @@ class WebhookEndpointForm(forms.ModelForm):
         fields = ["url", "description"]
         labels = {"url": "Endpoint URL", "description": "Description"}
         help_texts = {
+            "notify_unseen_confirmed": "Whales we only found in a block (sent straight to a "
+            "miner, or mined while the watcher was away).",
             "url": "https:// recommended. Must be reachable from the internet; we sign every "
             "request (Standard Webhooks).",
             "description": "Optional, for you.",

@@ -88,11 +88,14 @@ def _delimited_item_ok(item: str) -> bool:
 
 
 class SubscriptionQuerySet(models.QuerySet):
-    def matching(self, *, value_sats: int, kind: str, flow: str, entities, urgency):
+    def matching(
+        self, *, value_sats: int, kind: str, flow: str, entities, urgency, seen_in_mempool=True
+    ):
         """Active subscriptions that want this event. One query, served by subscription_matching.
 
         An unknown urgency (no fee known) only matches subscriptions without a minimum: we do
-        not guess that a whale is urgent.
+        not guess that a whale is urgent. A whale confirmed without ever being seen in the
+        mempool (found by a block scan) only reaches those that still want such news.
         """
         # The entity rule of detection.models.entity_is: an exact name, in any case.
         entity_match = Q(entities="")
@@ -101,8 +104,12 @@ class SubscriptionQuerySet(models.QuerySet):
         urgency_match = Q(min_urgency__isnull=True)
         if urgency is not None:
             urgency_match |= Q(min_urgency__lte=urgency)
+        unseen_match = Q()
+        if kind == "confirmed" and not seen_in_mempool:
+            unseen_match = Q(notify_unseen_confirmed=True)
         return self.filter(
             Q(max_sats__isnull=True) | Q(max_sats__gte=value_sats),
+            unseen_match,
             entity_match,
             urgency_match,
             Q(flows="") | Q(flows__contains=f"|{flow}|"),
@@ -142,6 +149,10 @@ class Subscription(models.Model):
     notify_confirmed = models.BooleanField(default=True)
     notify_dropped = models.BooleanField(default=True)
     notify_reorged = models.BooleanField(default=True)
+    notify_unseen_confirmed = models.BooleanField(
+        default=True,
+        help_text="also whales confirmed without ever being seen in the mempool",
+    )
 
     email = models.BooleanField(default=True, help_text="send to the owner's e-mail address")
     webhooks = models.ManyToManyField("WebhookEndpoint", blank=True, related_name="subscriptions")

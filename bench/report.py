@@ -24,6 +24,7 @@ DOCS = {
     "PERFORMANCE.md": (
         "ingest_throughput",
         "ingest_memory",
+        "block_scan",
         "api_latency",
         "alert_fanout",
         "chat_fanout",

@@ -28,6 +28,7 @@ OUT = ROOT / "var" / "bench"
 BENCHMARKS = (
     "ingest_throughput",
     "ingest_memory",
+    "block_scan",
     "api_latency",
     "alert_fanout",
     "chat_fanout",

@@ -87,6 +87,9 @@ class Block(models.Model):
     time = models.DateTimeField(null=True, blank=True)
     orphaned = models.BooleanField(default=False)
     seen_at = models.DateTimeField(auto_now_add=True)
+    # When the ingest's block scan found every whale of it; the highest such block not orphaned
+    # is where a restarted ingest catches up from.
+    scanned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [

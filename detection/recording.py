@@ -85,6 +85,10 @@ def record_event(payload: dict[str, Any]) -> RecordResult:
             whale = _whale_for({}, payload["replaced_txid"])
         if whale is None:
             return RecordResult(None, False, f"no record of {txid} and no transaction in payload")
+        if kind == EventKind.CONFIRMED and _confirmed_there_already(whale, payload):
+            # A block scanned again (an ingest restarted between recording a block's whales and
+            # saving it as scanned) names a whale this row already has confirmed there.
+            return RecordResult(None, False, "already confirmed in that block")
         chain = whale.chain_root
         occurred_at = _time(payload.get("observed_at"), "observed_at")
         try:
@@ -109,6 +113,15 @@ def record_event(payload: dict[str, Any]) -> RecordResult:
         )
         transaction.on_commit(lambda: _after_commit(event.pk))
     return RecordResult(event.pk, True)
+
+
+def _confirmed_there_already(whale: WhaleTransaction, payload: dict[str, Any]) -> bool:
+    block = payload.get("block") or {}
+    return (
+        whale.status == WhaleStatus.CONFIRMED
+        and bool(whale.confirmed_hash)
+        and whale.confirmed_hash == block.get("hash")
+    )
 
 
 def _details(payload: dict[str, Any]) -> dict[str, Any]:
@@ -358,7 +371,8 @@ def _update_predictions(predictions, **fields: Any) -> None:
 
 
 def _on_seen(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]) -> None:
-    if whale.status_at is None:
+    # Seen again after a drop (re-broadcast): the same chain is pending again.
+    if whale.status_at is None or whale.status == WhaleStatus.DROPPED:
         _set_status(whale, WhaleStatus.PENDING, event.occurred_at)
     _predict(whale, event, payload)
 

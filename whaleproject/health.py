@@ -170,6 +170,11 @@ def check_ingest() -> Check:
     detail.update(
         {k: heartbeat.get(k) for k in ("source", "connected", "memory_level") if k in heartbeat}
     )
+    scans = heartbeat.get("block_scans") or {}
+    if scans.get("catch_up_gap_blocks"):
+        # Blocks missed beyond the catch-up bound: their whales were never scanned. Said, not
+        # failed: the ingest itself is healthy.
+        detail["blocks_not_scanned"] = scans["catch_up_gap_blocks"]
     return Check(fresh, detail)
 
 

@@ -300,6 +300,54 @@ _INGEST_COUNTERS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+# Block scans (issue 13): stats["block_scans"] key -> (metric suffix, help).
+_BLOCK_SCAN_COUNTERS: tuple[tuple[str, str, str], ...] = (
+    ("blocks_scanned", "ingest_blocks_scanned", "Blocks whose every whale was found."),
+    ("block_scan_failures", "ingest_block_scan_failures", "Block scan tries that failed."),
+    ("block_scans_abandoned", "ingest_block_scans_abandoned", "Blocks given up after retries."),
+    ("catch_up_blocks", "ingest_catch_up_blocks", "Missed blocks scanned on catching up."),
+    (
+        "catch_up_gap_blocks",
+        "ingest_catch_up_gap_blocks",
+        "Missed blocks beyond the catch-up bound, never scanned.",
+    ),
+    ("block_only_whales", "ingest_block_only_whales", "Whales first found in a block scan."),
+)
+
+
+def _block_scan_metrics(stats: dict[str, Any]) -> Iterable[Metric]:
+    scans = stats.get("block_scans") or {}
+    for key_name, suffix, doc in _BLOCK_SCAN_COUNTERS:
+        if scans.get(key_name) is not None:
+            yield CounterMetricFamily(f"{NAMESPACE}_{suffix}", doc, value=scans[key_name])
+    if scans.get("last_scanned_height") is not None:
+        yield GaugeMetricFamily(
+            f"{NAMESPACE}_ingest_last_scanned_height",
+            "Height of the last block scanned for whales.",
+            value=scans["last_scanned_height"],
+        )
+    rest = stats.get("rest") or {}
+    if not rest:
+        return
+    requests = CounterMetricFamily(
+        f"{NAMESPACE}_ingest_rest_requests",
+        "REST requests to the mempool source, by endpoint.",
+        labels=["endpoint"],
+    )
+    for endpoint, count in sorted((rest.get("requests") or {}).items()):
+        requests.add_metric([endpoint], count)
+    yield requests
+    failures = CounterMetricFamily(
+        f"{NAMESPACE}_ingest_rest_failures",
+        "Failed REST requests and unusable answers from the mempool source, by endpoint and reason.",
+        labels=["endpoint", "reason"],
+    )
+    for endpoint, reasons in sorted((rest.get("failures") or {}).items()):
+        for reason, count in sorted(reasons.items()):
+            failures.add_metric([endpoint, reason], count)
+    yield failures
+
+
 class IngestStatsCollector:
     """Exposes the ingest runner's latest heartbeat stats (set by ``update``)."""
 
@@ -342,6 +390,7 @@ class IngestStatsCollector:
                 "Resident memory of the ingest process as its memory policy sees it.",
                 value=float(stats["rss_mb"]) * 2**20,
             )
+        yield from _block_scan_metrics(stats)
         if self.updated_at is not None:
             yield GaugeMetricFamily(
                 f"{NAMESPACE}_ingest_stats_timestamp_seconds",

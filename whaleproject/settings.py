@@ -365,6 +365,12 @@ except ValueError as exc:
     raise ImproperlyConfigured(f"WHALE_METRICS_ALLOW has a bad network: {exc}") from None
 # The ingest process serves its own figures here (0 turns it off). Loopback by default: the
 # figures are not secret, but nothing outside the host needs to reach them without a proxy.
+# Block scans (issue 13): every whale of every block, from the source's REST API, and the
+# blocks missed while away scanned on reconnect, at most this many (older ones: a counted gap).
+WHALE_BLOCK_SCAN = env.bool("WHALE_BLOCK_SCAN", True)
+WHALE_CATCH_UP_MAX_BLOCKS = env.int("WHALE_CATCH_UP_MAX_BLOCKS", 12, minimum=0, maximum=1000)
+# Whales still pending after this many days are closed as dropped (bitcoind's mempool expiry).
+WHALE_PENDING_EXPIRY_DAYS = env.int("WHALE_PENDING_EXPIRY_DAYS", 14, minimum=1, maximum=365)
 WHALE_INGEST_METRICS_PORT = env.int("WHALE_INGEST_METRICS_PORT", 9108, minimum=0, maximum=65535)
 WHALE_INGEST_METRICS_ADDRESS = env.str("WHALE_INGEST_METRICS_ADDRESS", "127.0.0.1")
 # /api/v1/health/ fails ("workers": backlog) when more tasks than this wait in the broker.

@@ -33,9 +33,10 @@ JSON-able dict with all of these keys (null when not relevant):
 Kinds: ``seen`` (first sighting), ``updated`` (CPFP / fee / projected block changed),
 ``replaced`` (RBF: the chain continues with the replacing txid), ``dropped`` (removed from the
 mempool for a non-block reason and no replacement learnt within ``removal_grace_s``: mempool.space
-may announce a replacement after the removal), ``confirmed`` (in ``mined`` with the block frame, or
-``txConfirmed`` / ``tracked-txs`` confirmed), ``reorged`` (its block was orphaned: back to
-pending; a later "confirmed" follows when it is mined again).
+may announce a replacement after the removal), ``confirmed`` (in ``mined`` with the block frame,
+``txConfirmed``, a ``tracked-txs`` "confirmed" in a frame that carries the block, a block scan or
+a REST check by the resync: ``detection.ingest.blockscan`` / ``resync``), ``reorged`` (its block
+was orphaned: back to pending; a later "confirmed" follows when it is mined again).
 
 Block heights and hashes of the last ``history`` heights are kept to spot reorgs: a different hash
 at a height already seen orphans that block and every later one.
@@ -97,17 +98,28 @@ class WhaleTracker:
         source: str,
         clock: Callable[[], float] = time.time,
         removal_grace_s: float = 10.0,
+        removal_grace_updates: int = 10,
         history: int = 20,
-        block_context_s: float = 30.0,
+        dropped_keep_s: float = 14 * 86_400.0,
+        dropped_keep_max: int = 10_000,
     ) -> None:
         self.source = source
         self.clock = clock
         self.removal_grace_s = removal_grace_s
+        # mempool.space matches a replacement to a removal over its last 10 mempool updates,
+        # which can take longer than any fixed number of seconds under load.
+        self.removal_grace_updates = removal_grace_updates
+        self.mempool_updates = 0
+        # Dropped chains, kept so a later `mined`, replacement or re-broadcast continues them.
+        self.dropped: dict[str, Chain] = {}
+        self.dropped_at: dict[str, float] = {}
+        self.dropped_keep_s = dropped_keep_s
+        self.dropped_keep_max = dropped_keep_max
+        self.reopened = 0
         self.history = history
-        self.block_context_s = block_context_s
         self.pending: dict[str, Chain] = {}  # current txid -> chain
         self.confirmed: dict[str, Chain] = {}  # txid -> chain, kept for `history` heights
-        self.removal_pending: dict[str, float] = {}  # txid -> when `removed` was seen
+        self.removal_pending: dict[str, tuple[float, int]] = {}  # txid -> (when, update count)
         self.hashes: dict[int, str] = {}  # height -> hash, last `history` heights
         self.tip: BlockInfo | None = None
         self.last_block: BlockInfo | None = None
@@ -120,6 +132,14 @@ class WhaleTracker:
         self.reorgs = 0
         self.events_made = 0
         self.unattributed_tx_replaced = 0
+        self.block_only_whales = 0  # whales first learnt of from a block scan
+        # Resync (detection.ingest.resync): pending txids a tracked-txs answer vouched for since
+        # the last (re)connect, and "confirmed" answers not trusted (no block in the frame).
+        self.resync_mentions: set[str] = set()
+        # Blocks of a new branch found through previousblockhash, (height, hash): the block
+        # follower fetches them to walk back to where the chains meet, and rescans them.
+        self.walk_backs: list[tuple[int, str]] = []
+        self.untrusted_confirmations = 0
 
     # -- public -----------------------------------------------------------------------------
 
@@ -155,13 +175,24 @@ class WhaleTracker:
                 self._set_rate(chain, rate, "cpfp", at, events)
         for txid, info in frame.tracked.items():
             if info.replaced_by is not None:
+                self.resync_mentions.add(txid)
                 self._replace(txid, info.replaced_by, None, None, at, events)
             elif info.confirmed:
-                self._confirm([txid], self._block_context(frame), at, events)
+                # Trusted only beside the block it was mined in: servers before v3.4 answer
+                # "confirmed" for any txid they no longer hold (evicted ones too). Otherwise
+                # the resync checks it over REST (detection.ingest.resync).
+                if frame.block is not None:
+                    self._confirm([txid], frame.block, at, events)
+                else:
+                    self.untrusted_confirmations += 1
+            else:
+                self.resync_mentions.add(txid)  # still in the server's mempool
+        if frame.has_mempool_delta:
+            self.mempool_updates += 1
         if frame.removed:
             for txid in frame.removed:
                 if txid in self.pending:
-                    self.removal_pending.setdefault(txid, at)
+                    self.removal_pending.setdefault(txid, (at, self.mempool_updates))
         if frame.mined or frame.tx_confirmed:
             block = frame.block
             if block is None and not self._last_block_mined:
@@ -195,6 +226,76 @@ class WhaleTracker:
         events: list[Event] = []
         self._expire_removals(now, events)
         return events
+
+    def block_scanned(
+        self,
+        block: BlockInfo,
+        known: Iterable[str],
+        unseen: dict[str, WhaleTx],
+        at: float,
+    ) -> list[Event]:
+        """The whales a block scan found in ``block``: pending ones are confirmed there, and a
+        whale never seen before starts a chain whose first event is "confirmed" (recorded with
+        ``seen_in_mempool = false``). A scan of a block no longer on our chain changes nothing."""
+        events: list[Event] = []
+        if self.hashes.get(block.height, block.hash) != block.hash:
+            return events
+        self._confirm(
+            [t for t in known if t in self.pending or t in self.dropped], block, at, events
+        )
+        for txid, whale in unseen.items():
+            if txid in self.pending:
+                self._confirm([txid], block, at, events)
+                continue
+            if txid in self.confirmed:
+                continue
+            chain = Chain(chain_txid=txid, txid=txid, whale=whale, status=CONFIRMED, block=block)
+            self.confirmed[txid] = chain
+            self.block_only_whales += 1
+            events.append(self._event(chain, "confirmed", at, block=_block_json(block)))
+        return events
+
+    def resolve_confirmed(self, txid: str, block: BlockInfo, at: float) -> list[Event]:
+        """A resync check found a pending whale mined in ``block``."""
+        events: list[Event] = []
+        self._confirm([txid], block, at, events)
+        return events
+
+    def resolve_replaced(
+        self, txid: str, new_txid: str, whale: WhaleTx | None, at: float
+    ) -> list[Event]:
+        """A resync check found a pending whale's first input spent by ``new_txid``."""
+        events: list[Event] = []
+        self._replace(txid, new_txid, whale, None, at, events)
+        return events
+
+    def resolve_dropped(self, txid: str, at: float, reason: str = "removed") -> list[Event]:
+        """A pending whale the server no longer has and nothing spends: dropped."""
+        events: list[Event] = []
+        self.removal_pending.pop(txid, None)
+        chain = self.pending.pop(txid, None)
+        if chain is not None:
+            self._drop(chain, at, reason, events)
+        return events
+
+    def orphan_from(
+        self,
+        height: int,
+        new_hash: str,
+        at: float,
+        events: list[Event] | None = None,
+        *,
+        only: bool = False,
+    ) -> list[Event]:
+        """Our block at ``height`` (and every later one, unless ``only``) is not on the best
+        chain, whose block there is ``new_hash``: reorg the whales confirmed in them."""
+        events = [] if events is None else events
+        self._reorg(height, at, events, only=only)
+        self.hashes[height] = new_hash
+        return events
+
+    def is_known(self, txid: str) -> bool:
+        return txid in self.pending or txid in self.confirmed or txid in self.dropped
 
     # -- projection -------------------------------------------------------------------------
 
@@ -290,6 +391,13 @@ class WhaleTracker:
             return
         if txid in self.confirmed:
             return
+        chain = self._reopen(txid)
+        if chain is not None:
+            # Re-broadcast after a drop: the same chain goes on ("seen" at its next sequence).
+            chain.whale = whale
+            chain.effective_rate = whale.best_fee_rate
+            events.append(self._event(chain, "seen", at, projection=self.projection_for(chain)))
+            return
         chain = Chain(chain_txid=txid, txid=txid, whale=whale)
         chain.effective_rate = whale.best_fee_rate
         if position is not None:
@@ -308,6 +416,8 @@ class WhaleTracker:
         at: float,
         events: list[Event],
     ) -> None:
+        if old not in self.pending:
+            self._reopen(old)  # a replacement announced after the drop: the chain goes on
         chain = self.pending.pop(old, None)
         if chain is None:
             return
@@ -379,22 +489,14 @@ class WhaleTracker:
             )
         )
 
-    def _block_context(self, frame: ParsedFrame) -> BlockInfo | None:
-        if frame.block is not None:
-            return frame.block
-        if (
-            self.last_block is not None
-            and self.last_block_at is not None
-            and frame.received_at - self.last_block_at <= self.block_context_s
-        ):
-            return self.last_block
-        return None
-
     def _confirm(
         self, txids: Iterable[str], block: BlockInfo | None, at: float, events: list[Event]
     ) -> None:
         for txid in txids:
             chain = self.pending.pop(txid, None)
+            if chain is None and txid in self.dropped:
+                chain = self._reopen(txid)
+                self.pending.pop(txid, None)
             if chain is None:
                 continue
             self.removal_pending.pop(txid, None)
@@ -411,6 +513,12 @@ class WhaleTracker:
             return
         if known is not None:
             self._reorg(info.height, at, events)
+        parent = self.hashes.get(info.height - 1)
+        if info.previous_hash is not None and parent is not None and parent != info.previous_hash:
+            # The new block builds on another parent than the one we hold. The block follower
+            # checks that parent over REST before anything is orphaned (a bad frame must not
+            # reorg real confirmations), then walks back to where the chains meet.
+            self.walk_backs.append((info.height - 1, info.previous_hash))
         self.hashes[info.height] = info.hash
         if self.tip is None or info.height >= self.tip.height:
             self.tip = info
@@ -431,10 +539,15 @@ class WhaleTracker:
                 self._confirm(waiting, info, at, events)
                 self._last_block_mined = True
 
-    def _reorg(self, height: int, at: float, events: list[Event]) -> None:
-        """A different block at ``height``: it and every later block we knew are orphaned."""
+    def _reorg(self, height: int, at: float, events: list[Event], *, only: bool = False) -> None:
+        """A different block at ``height``: it and every later block we knew are orphaned (only
+        that one with ``only``: a walk-back step below blocks already replaced)."""
         self.reorgs += 1
-        orphaned = {h: self.hashes.pop(h) for h in sorted(self.hashes) if h >= height}
+        orphaned = {
+            h: self.hashes.pop(h)
+            for h in sorted(self.hashes)
+            if h == height or (h > height and not only)
+        }
         log.warning("reorg at height %d: orphaned %s", height, orphaned)
         for txid, chain in list(self.confirmed.items()):
             block = chain.block
@@ -444,22 +557,57 @@ class WhaleTracker:
                 chain.block = None
                 self.pending[txid] = chain
                 events.append(self._event(chain, "reorged", at, block=_block_json(block)))
-        if self.tip is not None and self.tip.height >= height:
+        if self.tip is not None and self.tip.height >= height and not only:
             remaining = sorted(self.hashes)
             below = remaining[: bisect_right(remaining, height - 1)]
             self.tip = BlockInfo(below[-1], self.hashes[below[-1]], None, None) if below else None
 
     def _expire_removals(self, now: float, events: list[Event]) -> None:
+        if self.dropped:
+            self._forget_old_drops(now)
         if not self.removal_pending:
             return
-        for txid, removed_at in list(self.removal_pending.items()):
-            if now - removed_at < self.removal_grace_s:
+        for txid, (removed_at, updates_then) in list(self.removal_pending.items()):
+            waited = now - removed_at
+            updates = self.mempool_updates - updates_then
+            if waited < self.removal_grace_s:
+                continue
+            # Enough mempool updates for a late replacement to have been announced, or (a
+            # stalled feed, or the heartbeat's call) long enough anyway.
+            if updates < self.removal_grace_updates and waited < 12 * self.removal_grace_s:
                 continue
             del self.removal_pending[txid]
             chain = self.pending.pop(txid, None)
             if chain is not None:
-                chain.status = "dropped"
-                events.append(self._event(chain, "dropped", now, reasons=["removed"]))
+                self._drop(chain, now, "removed", events)
+
+    def _drop(self, chain: Chain, at: float, reason: str, events: list[Event]) -> None:
+        chain.status = "dropped"
+        events.append(self._event(chain, "dropped", at, reasons=[reason]))
+        self.dropped[chain.txid] = chain
+        self.dropped_at[chain.txid] = at
+        while len(self.dropped) > self.dropped_keep_max:
+            oldest = next(iter(self.dropped))
+            del self.dropped[oldest]
+            self.dropped_at.pop(oldest, None)
+
+    def _forget_old_drops(self, now: float) -> None:
+        for txid, at in list(self.dropped_at.items()):
+            if now - at < self.dropped_keep_s:
+                break  # insertion order is drop order
+            del self.dropped_at[txid]
+            self.dropped.pop(txid, None)
+
+    def _reopen(self, txid: str) -> Chain | None:
+        """A dropped chain back to pending (mined, replaced or re-broadcast after all)."""
+        chain = self.dropped.pop(txid, None)
+        if chain is None:
+            return None
+        self.dropped_at.pop(txid, None)
+        chain.status = PENDING
+        self.pending[txid] = chain
+        self.reopened += 1
+        return chain
 
     # -- event construction -----------------------------------------------------------------
 

@@ -119,6 +119,13 @@ class MempoolState:
             for txid in txids:
                 pop_whale(txid, None)
 
+    def discard_mined(self, txids: list[str]) -> int:
+        """Forget the txs of a scanned block (ghosts: mined while we were away, no ``mined``
+        frame ever came). Returns how many were still held."""
+        held = sum(1 for txid in txids if txid in self.txs)
+        self._discard_many(txids)
+        return held
+
     def clear(self) -> None:
         self.txs.clear()
         self.whales.clear()

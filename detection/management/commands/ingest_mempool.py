@@ -20,10 +20,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, connection
 from django.db.models import Max
 from django.utils import timezone
 
+from detection.block_scans import last_scanned_block, save_scanned_block
 from detection.domain.urgency import FeeSpikeDetector
+from detection.ingest.blockscan import BlockScanner
 from detection.ingest.runner import IngestRunner, PendingWhale
 from detection.ingest.sources import open_source
 from detection.ingest.sources.replay import Recorder
@@ -44,40 +47,45 @@ POSITION_FILE = "ingest-state.json"
 # Whales untouched for longer are not followed again after a restart (bitcoind's mempool
 # expiry). Judged by the row's last change, our own clock: firstSeen is the source's word and
 # may be anything (a replayed or synthetic stream's clock, a whale seen long before).
-RESTORE_MAX_AGE_DAYS = 14
 RESTORE_LIMIT = 20_000
 
 
-def pending_whales_from_database(source: str) -> list[PendingWhale]:
-    """The whales this source left pending, from the record of truth (the database).
+def pending_whales_from_database(source: str) -> tuple[list[PendingWhale], list[PendingWhale]]:
+    """The whales this source left pending, from the record of truth (the database): those to
+    follow again, and those pending longer than ``WHALE_PENDING_EXPIRY_DAYS`` (bitcoind's
+    mempool expiry), to be closed as dropped through the outbox like any other event.
 
     Not from the position file: a crashed or killed ingest writes none, and the database also
-    knows the whales whose events were still queued when the file was written.
+    knows the whales whose events were still queued when the file was written. Age is the
+    row's last change, our own clock: firstSeen is the source's word and may be anything.
     """
-    since = timezone.now() - timedelta(days=RESTORE_MAX_AGE_DAYS)
-    whales = list(
-        WhaleTransaction.objects.filter(
-            status=WhaleStatus.PENDING, source=source[:200], updated_at__gte=since
-        )
-        .select_related("chain")
-        .order_by("-first_seen_at")[:RESTORE_LIMIT]
-    )
-    roots = {whale.chain_root.pk for whale in whales}
+    since = timezone.now() - timedelta(days=settings.WHALE_PENDING_EXPIRY_DAYS)
+    pending = WhaleTransaction.objects.filter(
+        status=WhaleStatus.PENDING, source=source[:200]
+    ).select_related("chain")
+    whales = list(pending.filter(updated_at__gte=since).order_by("-first_seen_at")[:RESTORE_LIMIT])
+    expired = list(pending.filter(updated_at__lt=since).order_by("first_seen_at")[:RESTORE_LIMIT])
+    roots = {whale.chain_root.pk for whale in whales + expired}
     last_seq = dict(
         WhaleEvent.objects.filter(chain_id__in=roots)
         .values_list("chain_id")
         .annotate(Max("sequence"))
         .values_list("chain_id", "sequence__max")
     )
-    return [
-        PendingWhale(
+
+    def pending_whale(whale: WhaleTransaction) -> PendingWhale:
+        first = whale.inputs[0] if whale.inputs else {}
+        outpoint = (first.get("txid"), first.get("vout"))
+        return PendingWhale(
             chain_txid=whale.chain_root.txid,
             txid=whale.txid,
             last_seq=last_seq.get(whale.chain_root.pk) or 0,
             effective_rate=whale.best_fee_rate,
+            value=whale.value,
+            first_input=outpoint if type(outpoint[0]) is str and type(outpoint[1]) is int else None,
         )
-        for whale in whales
-    ]
+
+    return [pending_whale(w) for w in whales], [pending_whale(w) for w in expired]
 
 
 def save_position(path: Path, runner: IngestRunner, final: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +204,7 @@ class Command(BaseCommand):
             ),
             overflow_path=settings.VAR_DIR / "ingest-overflow.jsonl",
             max_seconds=max_seconds,
+            **self._block_scan_options(frame_source),
         )
         runner_ref[0] = runner
         self._restore_pending(runner, spec)
@@ -229,11 +238,31 @@ class Command(BaseCommand):
             "whales)"
         )
 
-    def _restore_pending(self, runner: IngestRunner, spec: str) -> None:
-        from django.db import DatabaseError, connection
-
+    def _block_scan_options(self, frame_source) -> dict[str, Any]:
+        """Block scans and the resync's checks need the source's REST API: live sources only,
+        unless turned off."""
+        rest = getattr(frame_source, "rest", None)
+        if rest is None or not settings.WHALE_BLOCK_SCAN:
+            return {}
         try:
-            pending = pending_whales_from_database(spec)
+            last = last_scanned_block()
+        except DatabaseError as exc:
+            log.error("could not read the last scanned block (%s); blocks missed before this "
+                      "start are not scanned", exc)  # fmt: skip
+            last = None
+        if last is not None:
+            self.stdout.write(f"ingest: block scans continue after block {last[0]} {last[1]}")
+        return {
+            "block_scanner": BlockScanner(rest, round(settings.WHALE_MIN_BTC * SATS_PER_BTC)),
+            "last_scanned_block": last,
+            "on_block_scanned": save_scanned_block,
+            "catch_up_max_blocks": settings.WHALE_CATCH_UP_MAX_BLOCKS,
+            "resync_rest": rest,
+        }
+
+    def _restore_pending(self, runner: IngestRunner, spec: str) -> None:
+        try:
+            pending, expired = pending_whales_from_database(spec)
         except DatabaseError as exc:
             # Reading the source matters more: start without them, and say which are orphaned.
             log.error("could not load the pending whales from the database (%s); whales left "
@@ -244,6 +273,12 @@ class Command(BaseCommand):
         restored = runner.restore_pending(pending)
         if restored:
             self.stdout.write(f"ingest: following {restored} whales still pending from before")
+        closed = runner.expire_pending(expired)
+        if closed:
+            self.stdout.write(
+                f"ingest: {closed} whales pending for over {settings.WHALE_PENDING_EXPIRY_DAYS} "
+                "days closed as dropped"
+            )
 
     def _start_metrics_server(self) -> None:
         port = settings.WHALE_INGEST_METRICS_PORT
