@@ -115,6 +115,8 @@ def route(whale: dict[str, Any]) -> str:
 def when(prediction: dict[str, Any] | None) -> str:
     if not prediction:
         return ""
+    if prediction.get("may_be_purged"):
+        return "may be purged"
     if prediction.get("may_not_confirm_soon"):
         return "may not confirm soon"
     block = prediction.get("projected_block")

@@ -274,6 +274,7 @@ class Prediction(models.Model):
     band = models.CharField(max_length=8, choices=UrgencyBand.choices, blank=True, default="")
     eta_seconds = models.PositiveIntegerField(null=True, blank=True)
     may_not_confirm_soon = models.BooleanField(default=False)
+    may_be_purged = models.BooleanField(default=False)  # fee rate under mempoolminfee
     fee_spike = models.BooleanField(default=False)
     basis = models.CharField(max_length=20, blank=True, default="")
 

@@ -258,13 +258,7 @@ def _predict(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]
         )
         if not change.material:
             return
-    context = urgency.MempoolFeeContext(
-        median_fee_rate=projection.get("median_fee_rate"),
-        next_block_fee_rate=projection.get("next_block_fee_rate"),
-        min_fee_rate=projection.get("min_fee_rate"),
-        mempool_vsize=projection.get("mempool_vsize"),
-        seconds_since_last_block=projection.get("seconds_since_last_block"),
-    )
+    context = urgency.context_from_projection(projection)
     try:
         score = urgency.score_urgency(
             fee_rate,
@@ -290,6 +284,7 @@ def _predict(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]
         band=score.band or "",
         eta_seconds=round(score.eta_seconds) if score.eta_seconds is not None else None,
         may_not_confirm_soon=score.may_not_confirm_soon,
+        may_be_purged=score.may_be_purged,
         fee_spike=score.fee_spike,
         basis=str(projection.get("basis", ""))[:20],
     )

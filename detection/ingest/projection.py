@@ -119,8 +119,8 @@ class Projection:
         return min(ahead // self.limits.usable_weight, self.limits.max_blocks - 1)
 
     @property
-    def next_block_fee_rate(self) -> float | None:
-        """Lowest effective rate in the next block (what it takes to get in now)."""
+    def next_block_floor_fee_rate(self) -> float | None:
+        """Block 0's floor: its lowest effective rate (not a reference to judge a fee by)."""
         return self.blocks[0].fee_range[0] if self.blocks and self.blocks[0].tx_count else None
 
     @property

@@ -215,8 +215,9 @@ def test_event_contract_keys():
         "projected_block",
         "fee_percentile",
         "tip_height",
-        "next_block_fee_rate",
-        "median_fee_rate",
+        "next_block_median_fee_rate",
+        "next_block_floor_fee_rate",
+        "purge_floor_fee_rate",
         "made_at",
         "basis",
     }
