@@ -35,7 +35,7 @@ from typing import Any
 import orjson
 
 from detection.ingest.lifecycle import Chain, Event, WhaleTracker
-from detection.ingest.projection import Projection, project
+from detection.ingest.projection import BlockLimits, Projection, project
 from detection.ingest.protocol import DEFAULT_WHALE_MIN_SATS, FrameParser
 from detection.ingest.sources.base import FrameSource
 from detection.ingest.sources.replay import Recorder
@@ -140,7 +140,9 @@ class FramePipeline:
         memory_policy: MemoryPolicy | None = None,
         projection_interval: float = 1.0,
         removal_grace_s: float = 10.0,
+        block_limits: BlockLimits | None = None,
     ) -> None:
+        self.block_limits = block_limits or BlockLimits()
         self.parser = FrameParser(whale_min_sats)
         self.state = MempoolState(memory_policy)
         self.tracker = WhaleTracker(source=source, removal_grace_s=removal_grace_s)
@@ -185,6 +187,7 @@ class FramePipeline:
         tip = self.tracker.tip
         self.projection = project(
             self.state.txs,
+            limits=self.block_limits,
             made_at=made_at,
             tip_height=tip_height if tip_height is not None else (tip.height if tip else None),
         )
@@ -216,6 +219,7 @@ class IngestRunner:
         flush_timeout: float = 10.0,
         max_seconds: float | None = None,
         removal_grace_s: float = 10.0,
+        block_limits: BlockLimits | None = None,
     ) -> None:
         self.source = source
         self.publish = publish
@@ -237,6 +241,7 @@ class IngestRunner:
             memory_policy=memory_policy,
             projection_interval=projection_interval,
             removal_grace_s=removal_grace_s,
+            block_limits=block_limits,
         )
         self.parser = self.pipeline.parser
         self.state = self.pipeline.state

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from detection.domain.urgency import FeeSpikeDetector
+from detection.ingest.projection import BlockLimits
 from detection.ingest.runner import IngestRunner, PendingWhale
 from detection.ingest.sources import open_source
 from detection.ingest.sources.replay import Recorder
@@ -194,6 +195,11 @@ class Command(BaseCommand):
             frame_source,
             publisher,
             whale_min_sats=round(settings.WHALE_MIN_BTC * SATS_PER_BTC),
+            block_limits=BlockLimits(
+                max_weight=settings.WHALE_BLOCK_MAX_WEIGHT,
+                reserved_weight=settings.WHALE_BLOCK_RESERVED_WEIGHT,
+                min_fee_rate_per_kvb=settings.WHALE_BLOCK_MIN_TX_FEE,
+            ),
             heartbeat=Heartbeat(runner_ref, publisher),
             heartbeat_interval=HEARTBEAT_SECONDS,
             recorder=recorder,
