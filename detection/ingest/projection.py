@@ -324,6 +324,7 @@ def _select_packages(
     _order_ties(order, score, tie)
     included = bytearray(count)
     modified = bytearray(count)  # package changed since `order` was sorted
+    still_modified: set[int] = set()  # modified and not yet included
     max_weight = limits.max_weight
     max_sigops = limits.max_sigops
     near_full = max_weight - BLOCK_FULL_ENOUGH_WEIGHT_DELTA
@@ -336,9 +337,7 @@ def _select_packages(
         if start >= count:
             break
         # Max-heap (negated) of modified packages; stale entries are skipped by key mismatch.
-        current: dict[int, tuple[int, int]] = {
-            i: key(i) for i in range(count) if modified[i] and not included[i]
-        }
+        current: dict[int, tuple[int, int]] = {i: key(i) for i in still_modified}
         heap = [(-k[0], -k[1], i) for i, k in current.items()]
         heapq.heapify(heap)
         failed: set[int] = set()
@@ -385,6 +384,7 @@ def _select_packages(
             for member in package:
                 included[member] = 1
                 current.pop(member, None)
+                still_modified.discard(member)
                 block.append(member)
                 block_weight += weight[member]
                 block_sigops += sigops[member]
@@ -407,6 +407,7 @@ def _select_packages(
                         pkg_size[descendant],
                     )
                     modified[descendant] = 1
+                    still_modified.add(descendant)
                     k = current[descendant] = key(descendant)
                     heapq.heappush(heap, (-k[0], -k[1], descendant))
         blocks.append(block)
@@ -420,16 +421,19 @@ def _select_packages(
 
 def _order_ties(order: list[int], score: list[int], tie) -> None:
     """Within each run of equal scores (already adjacent), put the better uint256 tie first."""
-    count = len(order)
-    run_start = 0
-    while run_start < count:
-        value = score[order[run_start]]
-        run_end = run_start + 1
-        while run_end < count and score[order[run_end]] == value:
+    ranked = [score[i] for i in order]
+    repeats = [k for k in range(1, len(ranked)) if ranked[k] == ranked[k - 1]]
+    position = 0
+    while position < len(repeats):
+        run_end = repeats[position]
+        run_start = run_end - 1
+        while position + 1 < len(repeats) and repeats[position + 1] == run_end + 1:
+            position += 1
             run_end += 1
-        if run_end - run_start > 1:
-            order[run_start:run_end] = sorted(order[run_start:run_end], key=tie, reverse=True)
-        run_start = run_end
+        position += 1
+        order[run_start : run_end + 1] = sorted(
+            order[run_start : run_end + 1], key=tie, reverse=True
+        )
 
 
 _TIE_MAX = (1 << 256) - 1

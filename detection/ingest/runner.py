@@ -148,6 +148,7 @@ class FramePipeline:
         self.tracker = WhaleTracker(source=source, removal_grace_s=removal_grace_s)
         # Children of pending whales are reported by the parser (CPFP); a live keys view.
         self.parser.watch_txids = self.tracker.pending.keys()  # type: ignore[assignment]
+        self.parser.mempool_txids = self.state.txs
         self.projection_interval = projection_interval
         self.projection: Projection | None = None
         self.projections = 0
@@ -187,6 +188,7 @@ class FramePipeline:
         tip = self.tracker.tip
         self.projection = project(
             self.state.txs,
+            parents=self.state.parents,
             limits=self.block_limits,
             made_at=made_at,
             tip_height=tip_height if tip_height is not None else (tip.height if tip else None),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import random
 import time
 
+import orjson
 import pytest
-from ingest_support import load_gbt
+from ingest_support import load_gbt, mempool_frame
 
 from detection.ingest.projection import BlockLimits, adjusted_vsize, project
 
@@ -130,3 +131,43 @@ def test_three_hundred_thousand_txs_project_within_a_second():
         elapsed = min(elapsed, time.process_time() - started)
     assert len(projection.blocks) == 8
     assert elapsed < 1.0, f"projection of 300k txs took {elapsed:.2f} s of CPU"
+
+
+def test_the_live_pipeline_learns_parents_from_vin_and_builds_cores_block(gbt):
+    """The fixture's txs as mempool.space ``added`` objects (parents first, in 20 frames): the
+    parser reads their in-mempool parents from ``vin``, the state keeps them and the live
+    projection is Core's template."""
+    from detection.ingest.runner import FramePipeline
+
+    records, parents, template = gbt
+    depth: dict[str, int] = {}
+
+    def depth_of(txid: str) -> int:
+        if txid not in depth:
+            depth[txid] = 1 + max((depth_of(p) for p in parents.get(txid, ())), default=0)
+        return depth[txid]
+
+    arrival = sorted(records, key=depth_of)
+    added = [
+        {
+            "txid": txid,
+            "fee": records[txid][0],
+            "weight": records[txid][1],
+            "effectiveFeePerVsize": records[txid][2],
+            "sigops": records[txid][3],
+            "vin": [{"txid": p, "vout": 0} for p in parents.get(txid, ())]
+            + [{"txid": "ab" * 32, "vout": 1}],
+            "vout": [{"value": 1_000}],
+        }
+        for txid in arrival
+    ]
+    pipeline = FramePipeline(source="test", projection_interval=float("inf"))
+    step = len(added) // 20 + 1
+    for n, start in enumerate(range(0, len(added), step)):
+        pipeline.process(
+            float(n), orjson.dumps(mempool_frame(n + 1, added=added[start : start + step]))
+        )
+    assert len(pipeline.state) == 19_873
+    assert pipeline.state.parents == {t: list(dict.fromkeys(p)) for t, p in parents.items() if p}
+    projection = pipeline.project(100.0)
+    assert projection.next_block == [t["txid"] for t in template]
