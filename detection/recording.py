@@ -22,6 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from detection import labels as label_store
 from detection import stats as rollup
@@ -271,7 +272,10 @@ def _predict(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]
         log.warning("prediction skipped for %s: %s", whale.txid, exc)
         return
     made_at = projection.get("made_at")
+    root = whale.chain_root
+    first_of_chain = not Prediction.objects.filter(Q(whale=root) | Q(whale__chain=root)).exists()
     prediction = Prediction.objects.create(
+        scored=first_of_chain,
         whale=whale,
         event=event,
         made_at=_time(made_at, "projection.made_at") if made_at else event.occurred_at,
@@ -521,7 +525,14 @@ _APPLY = {
 # once, in key order, just before the commit: the same transaction as the rows, and a fixed lock
 # order for the few hot rollup rows (the current hour), which concurrent workers share.
 
-_OUTCOME_FIELDS = ("resolved_at", "band", "outcome", "predicted_blocks", "actual_blocks")
+_OUTCOME_FIELDS = (
+    "resolved_at",
+    "band",
+    "outcome",
+    "predicted_blocks",
+    "actual_blocks",
+    "scored",
+)
 
 
 class _RollupDeltas:
