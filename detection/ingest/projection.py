@@ -321,7 +321,9 @@ def _select_packages(
         return score[i], tie(i)
 
     order = sorted(range(count), key=score.__getitem__, reverse=True)
-    _order_ties(order, score, tie)
+    # Equal scores are put in uint256 order only as far as the blocks reach: the leftover block
+    # is ordered by rate anyway, and most of a big mempool never gets near a block.
+    tied_upto = 0
     included = bytearray(count)
     modified = bytearray(count)  # package changed since `order` was sorted
     still_modified: set[int] = set()  # modified and not yet included
@@ -347,16 +349,23 @@ def _select_packages(
         failures = 0
         cursor = start
         while True:
-            while cursor < count and (
-                included[order[cursor]] or modified[order[cursor]] or order[cursor] in failed
-            ):
-                cursor += 1
+            while True:
+                if cursor >= tied_upto and tied_upto < count:
+                    fixed_from = tied_upto
+                    tied_upto = _order_ties(order, score, tie, fixed_from, fixed_from + 2048)
+                    cursor = min(cursor, fixed_from)  # [fixed_from, cursor) was only reordered
+                while cursor < tied_upto and (
+                    included[order[cursor]] or modified[order[cursor]] or order[cursor] in failed
+                ):
+                    cursor += 1
+                if cursor < tied_upto or tied_upto >= count:
+                    break
             while heap and current.get(heap[0][2]) != (-heap[0][0], -heap[0][1]):
                 heapq.heappop(heap)
             if cursor >= count and not heap:
                 break
             using_modified = False
-            if cursor >= count or (heap and (-heap[0][0], -heap[0][1]) > key(order[cursor])):
+            if cursor >= count or (heap and _better(heap[0], order[cursor], score, tie)):
                 candidate = heap[0][2]
                 using_modified = True
             else:
@@ -380,7 +389,11 @@ def _select_packages(
             package = [a for a in ancestors.get(candidate, ()) if not included[a]]
             package.append(candidate)
             if len(package) > 1:
-                package.sort(key=lambda i: (len(ancestors.get(i, ())), -tie(i)))
+                depth = [len(ancestors.get(i, ())) for i in package]
+                if len(set(depth)) == len(depth):  # no equal ancestor counts: no tie to break
+                    package = [i for _d, i in sorted(zip(depth, package, strict=True))]
+                else:
+                    package.sort(key=lambda i: (len(ancestors.get(i, ())), -tie(i)))
             for member in package:
                 included[member] = 1
                 current.pop(member, None)
@@ -419,9 +432,23 @@ def _select_packages(
     return blocks
 
 
-def _order_ties(order: list[int], score: list[int], tie) -> None:
-    """Within each run of equal scores (already adjacent), put the better uint256 tie first."""
-    ranked = [score[i] for i in order]
+def _better(top: tuple[int, int, int], other: int, score: list[int], tie) -> bool:
+    """Whether the modified heap's top beats ``other`` (the tie only computed when needed)."""
+    top_score, other_score = -top[0], score[other]
+    if top_score != other_score:
+        return top_score > other_score
+    return -top[1] > tie(other)
+
+
+def _order_ties(order: list[int], score: list[int], tie, start: int, end: int) -> int:
+    """Put the better uint256 tie first within each run of equal scores (already adjacent) of
+    ``order[start:end]``, ``start`` being the start of a run; ``end`` is moved to the end of its
+    run, and returned."""
+    count = len(order)
+    end = min(end, count)
+    while 0 < end < count and score[order[end]] == score[order[end - 1]]:
+        end += 1
+    ranked = [score[i] for i in order[start:end]]
     repeats = [k for k in range(1, len(ranked)) if ranked[k] == ranked[k - 1]]
     position = 0
     while position < len(repeats):
@@ -431,9 +458,9 @@ def _order_ties(order: list[int], score: list[int], tie) -> None:
             position += 1
             run_end += 1
         position += 1
-        order[run_start : run_end + 1] = sorted(
-            order[run_start : run_end + 1], key=tie, reverse=True
-        )
+        run = slice(start + run_start, start + run_end + 1)
+        order[run] = sorted(order[run], key=tie, reverse=True)
+    return end
 
 
 _TIE_MAX = (1 << 256) - 1
