@@ -184,7 +184,7 @@ def _project(
     # Rate ties keep arrival order here (a second sort by txid would cost ~0.3 s at 300k).
     order = sorted(range(len(recs)), key=rates.__getitem__, reverse=True)
     if parents:
-        members = _select_packages(txids, recs, parents, limits)
+        members = _select_packages(txids, recs, parents, limits, order)
     else:
         members = _select_by_rate(recs, order, limits)
     block_index: dict[str, int] = {}
@@ -261,6 +261,7 @@ def _select_packages(
     recs: list[TxRecord],
     parents_of: Mapping[str, Sequence[str]],
     limits: BlockLimits,
+    by_rate: list[int],
 ) -> list[list[int]]:
     """Bitcoin Core's ancestor-package block assembly (``BlockAssembler::addPackageTxs``),
     repeated for each projected block as mempool.space does.
@@ -273,18 +274,21 @@ def _select_packages(
     uint256 txid) order.
     """
     count = len(recs)
-    fee = [int(record[0] or 0) for record in recs]
-    weight = [record[1] for record in recs]
-    sigops = [record[3] for record in recs]
-    vsize = [
-        ((w if w > s * BYTES_PER_SIGOP else s * BYTES_PER_SIGOP) + 3) >> 2
-        for w, s in zip(weight, sigops, strict=True)
-    ]
-    # Sparse: most txs have no unconfirmed parent.
+
+    def own(i: int) -> tuple[int, int, int]:
+        """(fee, sigop-adjusted vsize, sigops) of one tx."""
+        fee, weight, _rate, sigops = recs[i]
+        cost = sigops * BYTES_PER_SIGOP
+        return int(fee or 0), ((weight if weight > cost else cost) + 3) >> 2, sigops
+
+    # Sparse, and per tx only where needed: a 300k mempool must not cost a dozen full lists.
     parents: dict[int, list[int]] = {}
     children: dict[int, list[int]] = {}
     if parents_of:
-        index = {txid: i for i, txid in enumerate(txids)}
+        linked = set(parents_of)
+        for plist in parents_of.values():
+            linked.update(plist)
+        index = {txid: i for i, txid in enumerate(txids) if txid in linked}
         for txid, plist in parents_of.items():
             child = index.get(txid)
             if child is None:
@@ -296,18 +300,38 @@ def _select_packages(
                 parents.setdefault(child, []).append(parent)
                 children.setdefault(parent, []).append(child)
     ancestors = _ancestor_sets(parents)
-    # Package values (tx + ancestors not yet included), updated as blocks fill.
-    pkg_fee = fee[:]
-    pkg_size = vsize[:]
-    pkg_sigops = sigops[:]
-    for i, package in ancestors.items():
-        for a in package:
-            pkg_fee[i] += fee[a]
-            pkg_size[i] += vsize[a]
-            pkg_sigops[i] += sigops[a]
-    score = [(f << 64) // v for f, v in zip(fee, vsize, strict=True)]
+    # Package values [fee, vsize, sigops] (tx + ancestors not yet included) of the txs that have
+    # ancestors, updated as blocks fill; a tx without is its own package.
+    packages: dict[int, list[int]] = {}
+    for i, members in ancestors.items():
+        package = list(own(i))
+        for a in members:
+            for n, value in enumerate(own(a)):
+                package[n] += value
+        packages[i] = package
+
+    def package_of(i: int) -> Sequence[int]:
+        package = packages.get(i)
+        return own(i) if package is None else package
+
+    def score_of(i: int) -> int:
+        fee, vsize, _sigops = own(i)
+        return _score_key(fee, vsize, *package_of(i)[:2])
+
+    score = [
+        (int(r[0] or 0) << 64)
+        // (
+            (
+                (r[1] if r[1] > r[3] * BYTES_PER_SIGOP else r[3] * BYTES_PER_SIGOP)
+                + WITNESS_SCALE_FACTOR
+                - 1
+            )
+            // WITNESS_SCALE_FACTOR
+        )
+        for r in recs
+    ]
     for i in ancestors:
-        score[i] = _score_key(fee[i], vsize[i], pkg_fee[i], pkg_size[i])
+        score[i] = score_of(i)
     ties: dict[int, int] = {}
 
     def tie(i: int) -> int:
@@ -371,11 +395,12 @@ def _select_packages(
             else:
                 candidate = order[cursor]
                 cursor += 1
-            if pkg_fee[candidate] * 1000 < min_rate_per_kvb * pkg_size[candidate]:
+            package_fee, package_size, package_sigops = package_of(candidate)
+            if package_fee * 1000 < min_rate_per_kvb * package_size:
                 break  # everything else pays less than -blockmintxfee
             if (
-                block_weight + WITNESS_SCALE_FACTOR * pkg_size[candidate] >= max_weight
-                or block_sigops + pkg_sigops[candidate] >= max_sigops
+                block_weight + WITNESS_SCALE_FACTOR * package_size >= max_weight
+                or block_sigops + package_sigops >= max_sigops
             ):
                 if using_modified:
                     heapq.heappop(heap)
@@ -399,34 +424,33 @@ def _select_packages(
                 current.pop(member, None)
                 still_modified.discard(member)
                 block.append(member)
-                block_weight += weight[member]
-                block_sigops += sigops[member]
+                record = recs[member]
+                block_weight += record[1]
+                block_sigops += record[3]
             if not children:
                 continue
             in_package = set(package)
             for member in package:
                 if member not in children:
                     continue
+                member_fee, member_size, member_sigops = own(member)
                 for descendant in _descendants(member, children):
                     if included[descendant] or descendant in in_package:
                         continue
-                    pkg_fee[descendant] -= fee[member]
-                    pkg_size[descendant] -= vsize[member]
-                    pkg_sigops[descendant] -= sigops[member]
-                    score[descendant] = _score_key(
-                        fee[descendant],
-                        vsize[descendant],
-                        pkg_fee[descendant],
-                        pkg_size[descendant],
-                    )
+                    values = packages[descendant]  # a descendant always has ancestors
+                    values[0] -= member_fee
+                    values[1] -= member_size
+                    values[2] -= member_sigops
+                    score[descendant] = score_of(descendant)
                     modified[descendant] = 1
                     still_modified.add(descendant)
                     k = current[descendant] = key(descendant)
                     heapq.heappush(heap, (-k[0], -k[1], descendant))
         blocks.append(block)
-    rates = [record[2] for record in recs]
-    rest = [i for i in order if not included[i]]
-    rest.sort(key=rates.__getitem__, reverse=True)  # _summarise_rest reads its range off the ends
+    for big in (score, order, ties):
+        big.clear()  # freed before the leftover block is built
+    # In descending effective rate (``by_rate``): _summarise_rest reads its range off the ends.
+    rest = [i for i in by_rate if not included[i]]
     if rest or not blocks:
         blocks.append(rest)
     return blocks
