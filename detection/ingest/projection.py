@@ -341,8 +341,9 @@ def _select_packages(
         return value
 
     def key(i: int) -> tuple[int, int]:
-        """Larger is better: the score, then the smaller uint256 txid."""
-        return score[i], tie(i)
+        """Larger is better: the score, then the smaller uint256 txid. ``score`` keeps the
+        values ``order`` was sorted by; a modified package's score is recomputed."""
+        return (score_of(i) if modified[i] else score[i]), tie(i)
 
     order = sorted(range(count), key=score.__getitem__, reverse=True)
     # Equal scores are put in uint256 order only as far as the blocks reach: the leftover block
@@ -441,7 +442,6 @@ def _select_packages(
                     values[0] -= member_fee
                     values[1] -= member_size
                     values[2] -= member_sigops
-                    score[descendant] = score_of(descendant)
                     modified[descendant] = 1
                     still_modified.add(descendant)
                     k = current[descendant] = key(descendant)
