@@ -121,6 +121,8 @@ def when(prediction: dict[str, Any] | None) -> str:
     """When a pending whale should confirm, in the words every alert uses."""
     if not prediction:
         return ""
+    if prediction.get("may_be_purged"):
+        return "may be purged"
     if prediction.get("may_not_confirm_soon"):
         return "may not confirm soon"
     block = prediction.get("projected_block")

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = {
     "PERFORMANCE.md": (
         "ingest_throughput",
+        "projection_core",
         "ingest_memory",
         "block_scan",
         "api_latency",

@@ -25,7 +25,11 @@ def accuracy_window_stats(now: datetime | None = None) -> dict[str, accuracy.Win
 
     def band(name: str, figures: dict) -> accuracy.BandStats:
         fields = ("resolved", "hits", "hit_rate", "mean_abs_error", "replaced", "dropped")
-        return accuracy.BandStats(band=name, **{field: figures[field] for field in fields})
+        return accuracy.BandStats(
+            band=name,
+            **{field: figures[field] for field in fields},
+            coverage=figures.get("coverage"),
+        )
 
     return {
         name: accuracy.WindowStats(

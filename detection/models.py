@@ -293,6 +293,10 @@ class Prediction(models.Model):
     band = models.CharField(max_length=8, choices=UrgencyBand.choices, blank=True, default="")
     eta_seconds = models.PositiveIntegerField(null=True, blank=True)
     may_not_confirm_soon = models.BooleanField(default=False)
+    may_be_purged = models.BooleanField(default=False)  # fee rate under mempoolminfee
+    # The chain's first prediction: the one its accuracy outcome is scored on (later ones are
+    # kept for display; see detection.domain.accuracy).
+    scored = models.BooleanField(default=True)
     fee_spike = models.BooleanField(default=False)
     basis = models.CharField(max_length=20, blank=True, default="")
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from detection import labels as label_store
 from detection import stats as rollup
@@ -267,13 +268,7 @@ def _predict(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]
         )
         if not change.material:
             return
-    context = urgency.MempoolFeeContext(
-        median_fee_rate=projection.get("median_fee_rate"),
-        next_block_fee_rate=projection.get("next_block_fee_rate"),
-        min_fee_rate=projection.get("min_fee_rate"),
-        mempool_vsize=projection.get("mempool_vsize"),
-        seconds_since_last_block=projection.get("seconds_since_last_block"),
-    )
+    context = urgency.context_from_projection(projection)
     try:
         score = urgency.score_urgency(
             fee_rate,
@@ -286,7 +281,10 @@ def _predict(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]
         log.warning("prediction skipped for %s: %s", whale.txid, exc)
         return
     made_at = projection.get("made_at")
+    root = whale.chain_root
+    first_of_chain = not Prediction.objects.filter(Q(whale=root) | Q(whale__chain=root)).exists()
     prediction = Prediction.objects.create(
+        scored=first_of_chain,
         whale=whale,
         event=event,
         made_at=_time(made_at, "projection.made_at") if made_at else event.occurred_at,
@@ -299,6 +297,7 @@ def _predict(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]
         band=score.band or "",
         eta_seconds=round(score.eta_seconds) if score.eta_seconds is not None else None,
         may_not_confirm_soon=score.may_not_confirm_soon,
+        may_be_purged=score.may_be_purged,
         fee_spike=score.fee_spike,
         basis=str(projection.get("basis", ""))[:20],
     )
@@ -536,7 +535,14 @@ _APPLY = {
 # once, in key order, just before the commit: the same transaction as the rows, and a fixed lock
 # order for the few hot rollup rows (the current hour), which concurrent workers share.
 
-_OUTCOME_FIELDS = ("resolved_at", "band", "outcome", "predicted_blocks", "actual_blocks")
+_OUTCOME_FIELDS = (
+    "resolved_at",
+    "band",
+    "outcome",
+    "predicted_blocks",
+    "actual_blocks",
+    "scored",
+)
 
 
 class _RollupDeltas:

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from django.core.cache import cache
 from django.core.mail import mail_admins
 from django.db import connection, transaction
-from django.db.models import Count, F, Q, Sum, Value
-from django.db.models.functions import Abs, Coalesce, NullIf, Trunc
+from django.db.models import Case, Count, F, IntegerField, Q, Sum, Value, When
+from django.db.models.functions import Abs, Coalesce, Greatest, NullIf, Trunc
 
 from detection.domain import accuracy
 from detection.models import (
@@ -28,7 +28,7 @@ ALARM_LAST_SENT_KEY = "accuracy-alarm-last-sent"
 
 def resolved_outcomes(since: datetime) -> list[accuracy.Outcome]:
     rows = (
-        Prediction.objects.filter(resolved_at__gt=since)
+        Prediction.objects.filter(resolved_at__gt=since, scored=True)
         .exclude(outcome=PredictionOutcome.OPEN)
         .values_list("resolved_at", "band", "outcome", "predicted_blocks", "actual_blocks")
     )
@@ -147,9 +147,10 @@ def outcome_contribution(
     outcome: str,
     predicted_blocks: int | None,
     actual_blocks: int | None,
+    scored: bool = True,
 ) -> tuple[OutcomeKey, tuple[int, int, int, int, int]] | None:
-    if outcome == PredictionOutcome.OPEN or resolved_at is None:
-        return None
+    if not scored or outcome == PredictionOutcome.OPEN or resolved_at is None:
+        return None  # one scored outcome per chain: later predictions are for display
     if outcome == PredictionOutcome.CONFIRMED and (
         predicted_blocks is None or actual_blocks is None
     ):
@@ -219,18 +220,38 @@ def rolled_up_coverage(since: datetime) -> dict[str, float | int | None]:
     }
 
 
+def _hit_sql() -> Q:
+    """accuracy.score's hit rule in SQL: within one block, or 8+ for the catch-all block."""
+    catch_all = accuracy.CATCH_ALL_BLOCKS
+    tolerance = accuracy.HIT_TOLERANCE_BLOCKS
+    point = Q(predicted_blocks__lt=catch_all) & Q(
+        actual_blocks__gte=F("predicted_blocks") - tolerance,
+        actual_blocks__lte=F("predicted_blocks") + tolerance,
+    )
+    return point | Q(predicted_blocks__gte=catch_all, actual_blocks__gte=catch_all)
+
+
+def _error_sql():
+    """accuracy.score's block error in SQL."""
+    catch_all = accuracy.CATCH_ALL_BLOCKS
+    return Case(
+        When(
+            predicted_blocks__gte=catch_all,
+            then=Greatest(Value(catch_all) - F("actual_blocks"), Value(0)),
+        ),
+        default=Abs(F("actual_blocks") - F("predicted_blocks")),
+        output_field=IntegerField(),
+    )
+
+
 def outcome_aggregates(prefix: str = "", window: Q | None = None) -> dict:
     """The accuracy sums as SQL aggregates over predictions, optionally only those in `window`."""
     confirmed = Q(outcome=PredictionOutcome.CONFIRMED)
     inside = window if window is not None else Q()
     return {
         f"{prefix}resolved": Count("id", filter=inside & confirmed),
-        f"{prefix}hits": Count(
-            "id", filter=inside & confirmed & Q(actual_blocks__lte=F("predicted_blocks"))
-        ),
-        f"{prefix}error_sum": Coalesce(
-            Sum(Abs(F("actual_blocks") - F("predicted_blocks")), filter=inside & confirmed), 0
-        ),
+        f"{prefix}hits": Count("id", filter=inside & confirmed & _hit_sql()),
+        f"{prefix}error_sum": Coalesce(Sum(_error_sql(), filter=inside & confirmed), 0),
         f"{prefix}replaced": Count("id", filter=inside & Q(outcome=PredictionOutcome.REPLACED)),
         f"{prefix}dropped": Count("id", filter=inside & Q(outcome=PredictionOutcome.DROPPED)),
     }
@@ -240,7 +261,8 @@ def scorable(predictions):
     """Resolved predictions the accuracy windows count, with their band key."""
     confirmed = Q(outcome=PredictionOutcome.CONFIRMED)
     return (
-        predictions.exclude(outcome=PredictionOutcome.OPEN)
+        predictions.filter(scored=True)
+        .exclude(outcome=PredictionOutcome.OPEN)
         .exclude(resolved_at=None)
         .exclude(confirmed & (Q(predicted_blocks=None) | Q(actual_blocks=None)))
         .annotate(band_key=Coalesce(NullIf("band", Value("")), Value(accuracy.UNSCORED_BAND)))

@@ -50,6 +50,7 @@ def whale_summary(whale) -> dict[str, Any]:
             "predicted_blocks": prediction.predicted_blocks,
             "eta_seconds": prediction.eta_seconds,
             "may_not_confirm_soon": prediction.may_not_confirm_soon,
+            "may_be_purged": prediction.may_be_purged,
             "fee_spike": prediction.fee_spike,
         },
     }

@@ -288,6 +288,18 @@ if not WHALE_MEMORY_RECOVERY_MB < WHALE_MEMORY_WARNING_MB < WHALE_MEMORY_CRITICA
     raise ImproperlyConfigured(
         "WHALE_MEMORY_RECOVERY_MB < WHALE_MEMORY_WARNING_MB < WHALE_MEMORY_CRITICAL_MB must hold"
     )
+# Block projection (issue 14): Bitcoin Core's block assembly budget. Core 29+ defaults:
+# -blockmaxweight 4,000,000 with -blockreservedweight 8,000 (before 29: 3,996,000 starting at
+# 4,000, the same 3,992,000 WU for transactions); -blockmintxfee in sat per 1,000 vB (Core 30: 1).
+WHALE_BLOCK_MAX_WEIGHT = env.int(
+    "WHALE_BLOCK_MAX_WEIGHT", 4_000_000, minimum=100_000, maximum=4_000_000
+)
+WHALE_BLOCK_RESERVED_WEIGHT = env.int(
+    "WHALE_BLOCK_RESERVED_WEIGHT", 8_000, minimum=2_000, maximum=1_000_000
+)
+if WHALE_BLOCK_RESERVED_WEIGHT >= WHALE_BLOCK_MAX_WEIGHT:
+    raise ImproperlyConfigured("WHALE_BLOCK_RESERVED_WEIGHT must be below WHALE_BLOCK_MAX_WEIGHT")
+WHALE_BLOCK_MIN_TX_FEE = env.int("WHALE_BLOCK_MIN_TX_FEE", 1, minimum=0, maximum=100_000_000)
 WHALE_HEARTBEAT_STALE_SECONDS = env.int("WHALE_HEARTBEAT_STALE_SECONDS", 30, minimum=6)
 WHALE_RETENTION_DAYS = env.int("WHALE_RETENTION_DAYS", 90, minimum=1)
 WHALE_CLUSTERING = env.bool("WHALE_CLUSTERING", True)

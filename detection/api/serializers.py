@@ -172,6 +172,7 @@ class PredictionSerializer(serializers.Serializer):
     band = BlankAsNullCharField()
     eta_seconds = serializers.IntegerField(allow_null=True)
     may_not_confirm_soon = serializers.BooleanField()
+    may_be_purged = serializers.BooleanField()
     fee_spike = serializers.BooleanField()
     outcome = serializers.CharField()
     resolved_at = serializers.DateTimeField(allow_null=True)

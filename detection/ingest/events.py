@@ -27,8 +27,9 @@ class ProjectionInfo(TypedDict, total=False):
     projected_block: int | None
     fee_percentile: float | None
     tip_height: int | None
-    next_block_fee_rate: float | None
-    median_fee_rate: float | None
+    next_block_median_fee_rate: float | None
+    next_block_floor_fee_rate: float | None
+    purge_floor_fee_rate: float | None
     made_at: float | None
     basis: str
     fee_spike: bool

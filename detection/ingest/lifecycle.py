@@ -25,10 +25,12 @@ JSON-able dict with all of these keys (null when not relevant):
 ``changes``          "updated"/"replaced": {"effective_fee_rate": [old, new],
                      "projected_block": [old, new], "fee": [old, new]} (only what changed)
 ``projection``       {"projected_block" (0 = next), "fee_percentile" (vsize-weighted share of the
-                     mempool paying less, 0..1), "tip_height", "next_block_fee_rate",
-                     "median_fee_rate", "made_at" (epoch of the information used),
-                     "basis": "position" | "mempool-blocks" | "local"} or null when nothing is
-                     known yet; fields inside may be null (e.g. fee unknown)
+                     mempool paying less, 0..1; null while the local mempool is incomplete),
+                     "tip_height", "next_block_median_fee_rate" (block 0's ``medianFee``),
+                     "next_block_floor_fee_rate" (block 0's ``feeRange[0]``),
+                     "purge_floor_fee_rate" (``mempoolminfee`` in sat/vB), "made_at" (epoch of
+                     the information used), "basis": "position" | "mempool-blocks" | "local"}
+                     or null when nothing is known yet; fields inside may be null
 
 Kinds: ``seen`` (first sighting), ``updated`` (CPFP / fee / projected block changed),
 ``replaced`` (RBF: the chain continues with the replacing txid), ``dropped`` (removed from the
@@ -37,6 +39,11 @@ may announce a replacement after the removal), ``confirmed`` (in ``mined`` with 
 ``txConfirmed``, a ``tracked-txs`` "confirmed" in a frame that carries the block, a block scan or
 a REST check by the resync: ``detection.ingest.blockscan`` / ``resync``), ``reorged`` (its block
 was orphaned: back to pending; a later "confirmed" follows when it is mined again).
+
+One basis per whale: a whale the server tracks (it sent a ``position`` for it, in ``tracked-txs``
+or ``txPosition``) keeps the server's position until it is replaced or confirmed; the others use
+our local projection, or the ``mempool-blocks`` fee ranges until a projection exists. A new
+``mempool-blocks`` frame never moves a tracked whale to another basis.
 
 Block heights and hashes of the last ``history`` heights are kept to spot reorgs: a different hash
 at a height already seen orphans that block and every later one.
@@ -52,6 +59,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from detection.domain.urgency import purge_floor_from_mempoolminfee
 from detection.ingest.events import WhaleEventPayload, check_event
 from detection.ingest.projection import Projection
 from detection.ingest.protocol import BlockInfo, ParsedFrame, TxRecord
@@ -77,6 +85,20 @@ class Chain:
     server_position_at: float | None = None
     projected_block: int | None = None
     block: BlockInfo | None = None
+
+
+# The fee percentile is withheld while the local mempool holds fewer (or more) txs than this share
+# of the count the server reports: after a start or reconnect it is only part of the mempool.
+PERCENTILE_SIZE_TOLERANCE = 0.05
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FeeReferences:
+    """The market rates a whale is judged against, each by its name (sat/vB)."""
+
+    next_block_median: float | None = None  # mempool-blocks[0].medianFee
+    next_block_floor: float | None = None  # mempool-blocks[0].feeRange[0]: its cheapest tx
+    purge_floor: float | None = None  # mempoolminfee: below it a full mempool evicts first
 
 
 def block_from_mempool_blocks(rate: float, mempool_blocks: list[dict[str, Any]]) -> int | None:
@@ -129,6 +151,7 @@ class WhaleTracker:
         self.mempool_blocks: list[dict[str, Any]] | None = None
         self.mempool_blocks_at: float | None = None
         self.projection: Projection | None = None
+        self.mempool_info: dict[str, float] = {}
         self.reorgs = 0
         self.events_made = 0
         self.unattributed_tx_replaced = 0
@@ -157,6 +180,8 @@ class WhaleTracker:
         if frame.mempool_blocks is not None:
             self.mempool_blocks = frame.mempool_blocks
             self.mempool_blocks_at = at
+        if frame.mempool_info:
+            self.mempool_info = frame.mempool_info
         records = self._records_for(frame)
         for old, new in frame.replaced:
             self._replace(old, new, frame.replacing_txs.get(new), records.get(new), at, events)
@@ -169,6 +194,12 @@ class WhaleTracker:
             if chain is not None:
                 chain.server_position = block
                 chain.server_position_at = at
+        if frame.block is not None:
+            # A position from before the new block is one block off: keep only the positions
+            # the server re-sent with the block (it does for the txs it tracks).
+            for chain in self.pending.values():
+                if chain.server_position_at is not None and chain.server_position_at < at:
+                    chain.server_position = chain.server_position_at = None
         for txid, rate in frame.rate_updates.items():
             chain = self.pending.get(txid)
             if chain is not None:
@@ -299,33 +330,47 @@ class WhaleTracker:
 
     # -- projection -------------------------------------------------------------------------
 
+    def fee_references(self) -> FeeReferences:
+        """Block 0's median and floor from the server's ``mempool-blocks`` (else from our
+        projection) and the purge floor from ``mempoolInfo``."""
+        median = floor = None
+        if self.mempool_blocks:
+            median = self.mempool_blocks[0]["medianFee"]
+            floor = self.mempool_blocks[0]["feeRange"][0]
+        elif self.projection is not None:
+            median = self.projection.median_fee_rate
+            floor = self.projection.next_block_floor_fee_rate
+        purge = purge_floor_from_mempoolminfee(self.mempool_info.get("mempoolminfee"))
+        return FeeReferences(median, floor, purge)
+
+    def local_state_complete(self) -> bool:
+        """Whether the last projection saw (within 5 %) as many txs as the server reports. A
+        source that never reports ``mempoolInfo`` (replay, synthetic) is taken as complete."""
+        projection = self.projection
+        if projection is None:
+            return False
+        size = self.mempool_info.get("size")
+        if size is None:
+            return True
+        return abs(projection.tx_count - size) <= PERCENTILE_SIZE_TOLERANCE * size
+
     def projection_for(self, chain: Chain) -> dict[str, Any] | None:
         rate = chain.effective_rate
         projection = self.projection
         basis = made_at = block = None
-        use_position = chain.server_position is not None and (
-            self.mempool_blocks_at is None
-            or (chain.server_position_at or 0.0) >= self.mempool_blocks_at
-        )
-        if use_position:
+        if chain.server_position is not None:
             basis, block, made_at = "position", chain.server_position, chain.server_position_at
-        elif self.mempool_blocks and rate is not None:
-            basis, made_at = "mempool-blocks", self.mempool_blocks_at
-            block = block_from_mempool_blocks(rate, self.mempool_blocks)
         elif projection is not None:
             basis, made_at = "local", projection.made_at
             block = projection.block_index.get(chain.txid)
             if block is None and rate is not None:
                 block = projection.block_for_rate(rate)
+        elif self.mempool_blocks and rate is not None:
+            basis, made_at = "mempool-blocks", self.mempool_blocks_at
+            block = block_from_mempool_blocks(rate, self.mempool_blocks)
         if basis is None:
             return None
-        if self.mempool_blocks:
-            next_rate: float | None = self.mempool_blocks[0]["feeRange"][0]
-            median: float | None = self.mempool_blocks[0]["medianFee"]
-        elif projection is not None:
-            next_rate, median = projection.next_block_fee_rate, projection.median_fee_rate
-        else:
-            next_rate = median = None
+        references = self.fee_references()
         tip_height = self.tip.height if self.tip else None
         if tip_height is None and projection is not None:
             tip_height = projection.tip_height
@@ -333,12 +378,13 @@ class WhaleTracker:
             "projected_block": block,
             "fee_percentile": (
                 projection.fee_percentile(rate)
-                if projection is not None and rate is not None
+                if projection is not None and rate is not None and self.local_state_complete()
                 else None
             ),
             "tip_height": tip_height,
-            "next_block_fee_rate": next_rate,
-            "median_fee_rate": median,
+            "next_block_median_fee_rate": references.next_block_median,
+            "next_block_floor_fee_rate": references.next_block_floor,
+            "purge_floor_fee_rate": references.purge_floor,
             "made_at": made_at,
             "basis": basis,
         }

@@ -36,7 +36,7 @@ import orjson
 
 from detection.ingest.blockscan import BlockFollower, BlockScan, BlockScanner
 from detection.ingest.lifecycle import Chain, Event, WhaleTracker
-from detection.ingest.projection import Projection, project
+from detection.ingest.projection import BlockLimits, Projection, project
 from detection.ingest.protocol import (
     DEFAULT_WHALE_MIN_SATS,
     BlockInfo,
@@ -176,7 +176,9 @@ class FramePipeline:
         projection_interval: float = 1.0,
         removal_grace_s: float = 10.0,
         removal_grace_updates: int = 10,
+        block_limits: BlockLimits | None = None,
     ) -> None:
+        self.block_limits = block_limits or BlockLimits()
         self.parser = FrameParser(whale_min_sats)
         self.state = MempoolState(memory_policy)
         self.tracker = WhaleTracker(
@@ -186,6 +188,7 @@ class FramePipeline:
         )
         # Children of pending whales are reported by the parser (CPFP); a live keys view.
         self.parser.watch_txids = self.tracker.pending.keys()  # type: ignore[assignment]
+        self.parser.mempool_txids = self.state.txs
         self.projection_interval = projection_interval
         self.projection: Projection | None = None
         self.projections = 0
@@ -241,6 +244,8 @@ class FramePipeline:
         tip = self.tracker.tip
         self.projection = project(
             self.state.txs,
+            parents=self.state.parents,
+            limits=self.block_limits,
             made_at=made_at,
             tip_height=tip_height if tip_height is not None else (tip.height if tip else None),
         )
@@ -280,6 +285,7 @@ class IngestRunner:
         scan_retry_base: float = 2.0,
         resync_rest: RestClient | None = None,
         resync_grace_s: float = 5.0,
+        block_limits: BlockLimits | None = None,
     ) -> None:
         self.source = source
         self.publish = publish
@@ -302,6 +308,7 @@ class IngestRunner:
             projection_interval=projection_interval,
             removal_grace_s=removal_grace_s,
             removal_grace_updates=removal_grace_updates,
+            block_limits=block_limits,
         )
         self.parser = self.pipeline.parser
         self.state = self.pipeline.state

@@ -338,7 +338,8 @@
       target = `<span>block ${esc(w.confirmed_height ?? "?")}</span>${waited}`;
     } else {
       const eta = formatEta(p && p.eta_seconds);
-      const soon = p && p.may_not_confirm_soon ? " · may not confirm soon" : "";
+      const soon = p && p.may_be_purged ? " · may be purged"
+        : p && p.may_not_confirm_soon ? " · may not confirm soon" : "";
       target = `<span>${esc(blockTarget(p))}</span><span class="sub">${esc(eta + soon)}</span>`;
     }
     const badges = [`<span class="badge status status-${esc(w.status)}">${esc(w.status)}</span>`];

@@ -212,15 +212,14 @@ def test_a_lifecycle_moves_exact_sums_between_rows(exchange_labels):
     apply("confirmed", 3, 3, 2, confirmed_at, 0)  # height TIP + 3
     prediction = Prediction.objects.get(whale__txid=new.txid)
     assert prediction.outcome == PredictionOutcome.CONFIRMED and prediction.actual_blocks == 3
-    hit = 1 if prediction.actual_blocks <= prediction.predicted_blocks else 0
-    error = abs(prediction.actual_blocks - prediction.predicted_blocks)
     confirmed_hour = hour + timedelta(hours=5)
     # confirmed_at is the block's time, or the observation when the block has none
     assert rollup_rows(WhaleHourlyCoverage) == {(confirmed_hour,): (1, 1)}
-    assert rollup_rows(PredictionHourlyOutcome) == {
-        (new_hour, band): (0, 0, 0, 1, 0),
-        (confirmed_hour, prediction.band or "unscored"): (1, hit, error, 0, 0),
-    }
+    # One scored outcome per chain: the chain's first prediction (the replaced tx's). The
+    # replacement's prediction is kept for display and adds nothing to the accuracy sums.
+    assert not prediction.scored
+    assert Prediction.objects.get(whale__txid=old.txid).scored
+    assert rollup_rows(PredictionHourlyOutcome) == {(new_hour, band): (0, 0, 0, 1, 0)}
 
     apply("reorged", 3, 3, 2, confirmed_at + timedelta(minutes=20), 0)
     assert WhaleTransaction.objects.get(txid=new.txid).status == WhaleStatus.PENDING
@@ -299,14 +298,14 @@ def test_backfill_migration_rebuilds_what_recording_kept(exchange_labels):
     WhaleHourlyCoverage.objects.all().delete()
     PredictionHourlyOutcome.objects.all().delete()
 
-    migration = importlib.import_module("detection.migrations.0004_hourly_rollups")
-    migration.backfill(django_apps, None)
+    migration = importlib.import_module("detection.migrations.0005_i14_predictions")
+    migration.rescore(django_apps, None)
 
     assert rollup_rows(WhaleHourlyVolume) == kept_volumes
     assert rollup_rows(PredictionHourlyOutcome) == kept_outcomes
     assert rollup_rows(WhaleHourlyCoverage) == kept_coverage
     # a second run replaces rather than adds
-    migration.backfill(django_apps, None)
+    migration.rescore(django_apps, None)
     assert rollup_rows(WhaleHourlyVolume) == kept_volumes
 
 

@@ -230,8 +230,12 @@ def test_tracked_txs_resync_answer():
     assert set(runner.tracker.pending_txids()) == {new_txid, c, a}
     # Beside the block it was mined in, the answer is trusted.
     next_block = {"id": "1" * 64, "height": 277_648, "timestamp": 1_388_400_700}
-    confirmed = feed(runner, {"block": next_block, "tracked-txs": {a: {"confirmed": True}}}, 4.0)
+    events = feed(runner, {"block": next_block, "tracked-txs": {a: {"confirmed": True}}}, 4.0)
+    confirmed = [e for e in events if e["txid"] == a]
     assert kinds(confirmed) == ["confirmed"] and confirmed[0]["block"]["height"] == 277_648
+    # c's server position is a block old now (issue 14: a block without a fresh position ends
+    # the server basis), so c alone moves to the local basis.
+    assert [(e["txid"], e["kind"]) for e in events if e["txid"] != a] == [(c, "updated")]
 
 
 def test_cpfp_child_lifts_a_pending_whale():
@@ -280,8 +284,9 @@ def test_event_contract_keys():
         "projected_block",
         "fee_percentile",
         "tip_height",
-        "next_block_fee_rate",
-        "median_fee_rate",
+        "next_block_median_fee_rate",
+        "next_block_floor_fee_rate",
+        "purge_floor_fee_rate",
         "made_at",
         "basis",
     }

@@ -179,7 +179,7 @@ async def test_live_and_replay_give_identical_events(mempool_server: MempoolServ
         runner.stop()
         await task
     live_events = list(sink.events)
-    assert len(live_events) >= 5
+    assert len(live_events) >= 4
     replay_sink = Collector()
     replay = IngestRunner(
         open_source(f"replay:{recording}?speed=0"),

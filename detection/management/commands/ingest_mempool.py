@@ -27,6 +27,7 @@ from django.utils import timezone
 from detection.block_scans import last_scanned_block, save_scanned_block
 from detection.domain.urgency import FeeSpikeDetector
 from detection.ingest.blockscan import BlockScanner
+from detection.ingest.projection import BlockLimits
 from detection.ingest.runner import IngestRunner, PendingWhale
 from detection.ingest.sources import open_source
 from detection.ingest.sources.replay import Recorder
@@ -113,20 +114,25 @@ def save_position(path: Path, runner: IngestRunner, final: dict[str, Any]) -> di
 
 
 class EventPublisher:
-    """Hands events to the Celery task; marks fee spikes on their projections first."""
+    """Hands events to the Celery task; marks fee spikes on their projections first.
+
+    The spike detector watches one series, block 0's median fee rate (``WhaleTracker.
+    fee_references``: the server's ``medianFee``, else our projection's), from both the events
+    and the heartbeat."""
 
     def __init__(self):
         self.spikes = FeeSpikeDetector()
 
-    def observe_next_block_rate(self, at: float, rate: float | None) -> None:
+    def observe_next_block_median(self, at: float, rate: float | None) -> None:
         if rate is not None and rate > 0:
             self.spikes.add(at, rate)
 
     def __call__(self, event: dict) -> None:
         projection = event.get("projection")
         if projection:
-            self.observe_next_block_rate(
-                projection.get("made_at") or time.time(), projection.get("next_block_fee_rate")
+            self.observe_next_block_median(
+                projection.get("made_at") or time.time(),
+                projection.get("next_block_median_fee_rate"),
             )
             projection["fee_spike"] = self.spikes.spiking
         # Raises while the broker is down; the runner keeps the event and retries.
@@ -142,11 +148,10 @@ class Heartbeat:
 
     def __call__(self, stats: dict) -> None:
         runner = self.runner_ref[0]
-        projection = runner.projection if runner is not None else None
-        if projection is not None and projection.blocks:
-            next_rate = projection.blocks[0].median_fee_rate
-            stats["next_block_fee_rate"] = next_rate
-            self.publisher.observe_next_block_rate(time.time(), next_rate)
+        if runner is not None:
+            next_median = runner.tracker.fee_references().next_block_median
+            stats["next_block_fee_rate"] = next_median
+            self.publisher.observe_next_block_median(time.time(), next_median)
         stats["fee_spike"] = self.publisher.spikes.spiking
         metrics.ingest_stats.update(stats)
         try:
@@ -194,6 +199,11 @@ class Command(BaseCommand):
             frame_source,
             publisher,
             whale_min_sats=round(settings.WHALE_MIN_BTC * SATS_PER_BTC),
+            block_limits=BlockLimits(
+                max_weight=settings.WHALE_BLOCK_MAX_WEIGHT,
+                reserved_weight=settings.WHALE_BLOCK_RESERVED_WEIGHT,
+                min_fee_rate_per_kvb=settings.WHALE_BLOCK_MIN_TX_FEE,
+            ),
             heartbeat=Heartbeat(runner_ref, publisher),
             heartbeat_interval=HEARTBEAT_SECONDS,
             recorder=recorder,
