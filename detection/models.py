@@ -112,6 +112,20 @@ class WhaleTransaction(models.Model):
 
     value = models.BigIntegerField(help_text="sum of outputs, sats")
     transfer = models.BigIntegerField(help_text="value less change to input addresses, sats")
+    # What really moved (detection.domain.change): value less the outputs judged change.
+    moved = models.BigIntegerField(default=0, help_text="value less estimated change, sats")
+    moved_confidence = models.FloatField(
+        null=True, blank=True, help_text="0..1 confidence in `moved`; null: not estimated"
+    )
+    change_outputs = models.JSONField(default=list, help_text="indexes of outputs judged change")
+    change_methods = models.JSONField(default=list, help_text="heuristics that decided")
+    # Fiat at detection (detection.domain.prices), null when no fresh price was known. USD has
+    # columns (filters, sums); `fiat` holds every currency the source gave as exact decimal
+    # strings: {"prices": {...}, "price_time": epoch, "value": {...}, "moved": {...}}.
+    price_usd = models.DecimalField(max_digits=20, decimal_places=8, null=True, blank=True)
+    value_usd = models.DecimalField(max_digits=24, decimal_places=2, null=True, blank=True)
+    moved_usd = models.DecimalField(max_digits=24, decimal_places=2, null=True, blank=True)
+    fiat = models.JSONField(default=dict, blank=True)
     fee = models.BigIntegerField(null=True, blank=True, help_text="sats; null when unknown")
     vsize = models.PositiveIntegerField()
     weight = models.PositiveIntegerField()
@@ -161,6 +175,9 @@ class WhaleTransaction(models.Model):
             # min_btc + flow filters
             models.Index(fields=["flow", "-value"], name="whale_by_flow_value"),
             models.Index(fields=["-value"], name="whale_by_value"),
+            # min_moved_btc and min_usd filters
+            models.Index(fields=["-moved"], name="whale_by_moved"),
+            models.Index(fields=["-value_usd"], name="whale_by_value_usd"),
             # entity + date range filters
             models.Index(fields=["from_entity", "-first_seen_at"], name="whale_by_from_entity"),
             models.Index(fields=["to_entity", "-first_seen_at"], name="whale_by_to_entity"),
@@ -191,6 +208,16 @@ class WhaleTransaction(models.Model):
     @property
     def transfer_btc(self) -> float:
         return self.transfer / SATS_PER_BTC
+
+    @property
+    def moved_btc(self) -> float:
+        return self.moved / SATS_PER_BTC
+
+    def fiat_amount(self, which: str, currency: str) -> str | None:
+        """Exact decimal text of the fiat `which` ("value" or "moved") in `currency`, or None."""
+        values = (self.fiat or {}).get(which) or {}
+        amount = values.get(currency)
+        return amount if isinstance(amount, str) else None
 
     @property
     def chain_root(self) -> WhaleTransaction:

@@ -23,6 +23,9 @@ JSON-able dict with all of these keys (null when not relevant):
                      otherwise []
 ``changes``          "updated"/"replaced": {"effective_fee_rate": [old, new],
                      "projected_block": [old, new], "fee": [old, new]} (only what changed)
+``prices``           the latest fiat prices the source gave, {"USD": ["69880", received_at], ...}
+                     (``detection.domain.prices.PriceBook.snapshot``); {} before any; the
+                     recorder uses only those fresh at the whale's detection
 ``projection``       {"projected_block" (0 = next), "fee_percentile" (vsize-weighted share of the
                      mempool paying less, 0..1), "tip_height", "next_block_fee_rate",
                      "median_fee_rate", "made_at" (epoch of the information used),
@@ -50,6 +53,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from detection.domain.prices import PriceBook
 from detection.ingest.projection import Projection
 from detection.ingest.protocol import BlockInfo, ParsedFrame, TxRecord
 from detection.txshape import WhaleTx
@@ -118,6 +122,7 @@ class WhaleTracker:
         self.reorgs = 0
         self.events_made = 0
         self.unattributed_tx_replaced = 0
+        self.prices = PriceBook()
 
     # -- public -----------------------------------------------------------------------------
 
@@ -128,6 +133,9 @@ class WhaleTracker:
     def handle(self, frame: ParsedFrame) -> list[Event]:
         events: list[Event] = []
         at = frame.received_at
+        if frame.conversions is not None:
+            # Before the whales of the same frame, so an init frame's price applies to them.
+            self.prices.update(frame.conversions, at)
         for info in sorted(frame.blocks, key=lambda b: b.height):
             self._note_block(info, at, events, announce=False)
         if frame.block is not None:
@@ -494,6 +502,7 @@ class WhaleTracker:
             "reasons": reasons or [],
             "changes": changes or {},
             "projection": projection,
+            "prices": self.prices.snapshot(),
         }
 
 

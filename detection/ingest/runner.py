@@ -97,6 +97,9 @@ class Stats:
     projection_ms: float | None = None
     projections: int = 0
     tip_height: int | None = None
+    # Latest fiat prices ({code: [price text, received_at]}) and the rejected ones by reason.
+    prices: dict[str, list[Any]] = field(default_factory=dict)
+    prices_rejected: dict[str, int] = field(default_factory=dict)
     frames_per_s: float = 0.0
     tx_per_s: float = 0.0
     whales_per_s: float = 0.0
@@ -412,6 +415,8 @@ class IngestRunner:
         stats.queue_depth = len(self._buffer)
         stats.shed_txs = self.state.shed_total
         stats.tip_height = self.tracker.tip.height if self.tracker.tip else None
+        stats.prices = self.tracker.prices.snapshot()
+        stats.prices_rejected = dict(self.tracker.prices.rejected)
         return stats.snapshot()
 
     def stop(self) -> None:
