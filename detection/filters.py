@@ -84,6 +84,18 @@ class WhaleFilter(django_filters.FilterSet):
     max_btc = BtcAmountFilter(
         field_name="value", lookup_expr="lte", label="value (sum of outputs) at most, in BTC"
     )
+    min_moved_btc = BtcAmountFilter(
+        field_name="moved", lookup_expr="gte", label="moved (value less estimated change) at least"
+    )
+    min_usd = django_filters.NumberFilter(
+        field_name="value_usd",
+        lookup_expr="gte",
+        min_value=Decimal(0),
+        max_value=Decimal(10) ** 18,
+        max_digits=20,
+        decimal_places=2,
+        label="value in USD at detection at least (whales without a price are left out)",
+    )
     flow = django_filters.ChoiceFilter(choices=Flow.choices)
     entity = django_filters.CharFilter(
         method="filter_entity", max_length=100, label="sending or receiving entity, exact"
