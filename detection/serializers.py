@@ -6,13 +6,11 @@ Amounts go out twice: an exact BTC decimal string (`*_btc`, never a float) and t
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from detection.models import WhaleEvent, WhaleTransaction
-from detection.push import btc
+from detection.push import btc, fiat_json, fiat_text
 
 BTC_STRING_SCHEMA = {
     "type": "string",
@@ -78,10 +76,6 @@ class FiatAmountField(serializers.Field):
         return fiat_text(value)
 
 
-def fiat_text(value) -> str | None:
-    return None if value is None else format(value, "f")
-
-
 @extend_schema_field(FIAT_OBJECT_SCHEMA)
 class FiatField(serializers.Field):
     def __init__(self, **kwargs):
@@ -91,20 +85,6 @@ class FiatField(serializers.Field):
 
     def to_representation(self, value) -> dict | None:
         return fiat_json(value)
-
-
-def fiat_json(fiat: dict | None) -> dict | None:
-    if not fiat:
-        return None
-    price_time = fiat.get("price_time")
-    return {
-        "price_time": None
-        if price_time is None
-        else _DATETIME.to_representation(datetime.fromtimestamp(price_time, tz=UTC)),
-        "prices": dict(fiat.get("prices") or {}),
-        "value": dict(fiat.get("value") or {}),
-        "moved": dict(fiat.get("moved") or {}),
-    }
 
 
 def _datetime(value):

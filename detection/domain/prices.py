@@ -166,3 +166,33 @@ def fiat_values(
         value={code: fiat_of(value, q.price) for code, q in quotes.items()},
         moved={code: fiat_of(moved, q.price) for code, q in quotes.items()},
     )
+
+
+# --- words ------------------------------------------------------------------------------------
+
+CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "AUD": "A$", "CAD": "C$"}
+COMPACT_STEPS = ((Decimal(10) ** 12, "T"), (Decimal(10) ** 9, "B"), (Decimal(10) ** 6, "M"))
+
+
+def _with_currency(number: str, code: str) -> str:
+    symbol = CURRENCY_SYMBOLS.get(code)
+    return f"{symbol}{number}" if symbol else f"{code} {number}"
+
+
+def format_money(amount: Decimal | str, code: str) -> str:
+    """The exact amount with thousands separators: "$64,778,760.00", "CHF 1,234.50"."""
+    value = Decimal(amount)
+    return _with_currency(f"{value:,.2f}", code)
+
+
+def compact_money(amount: Decimal | str, code: str) -> str:
+    """A short figure for headlines and the feed: "$64.8M", "€912.4K" below a million as K."""
+    value = Decimal(amount)
+    for step, suffix in COMPACT_STEPS:
+        if value >= step:
+            short = (value / step).quantize(Decimal("0.1"), rounding=ROUND_HALF_EVEN)
+            return _with_currency(f"{short:,}{suffix}", code)
+    if value >= 1000:
+        short = (value / 1000).quantize(Decimal("0.1"), rounding=ROUND_HALF_EVEN)
+        return _with_currency(f"{short:,}K", code)
+    return format_money(value, code)
