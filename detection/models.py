@@ -381,13 +381,18 @@ class WhaleHourlyVolume(models.Model):
     """
 
     KEY = ("hour", "flow")
-    SUMS = ("count", "value", "transfer")
+    SUMS = ("count", "value", "transfer", "moved", "value_usd_cents", "moved_usd_cents", "priced")
 
     hour = models.DateTimeField(help_text="start of the UTC hour of first_seen_at")
     flow = models.CharField(max_length=20, choices=Flow.choices)
     count = models.BigIntegerField(default=0)
     value = models.BigIntegerField(default=0)
     transfer = models.BigIntegerField(default=0)
+    # Fiat volume (issue 15): whales seen with a USD price, and their USD sums in cents.
+    moved = models.BigIntegerField(default=0)
+    value_usd_cents = models.BigIntegerField(default=0)
+    moved_usd_cents = models.BigIntegerField(default=0)
+    priced = models.BigIntegerField(default=0, help_text="whales with a USD value")
 
     class Meta:
         constraints = [
@@ -398,7 +403,7 @@ class WhaleHourlyVolume(models.Model):
         return f"{self.hour:%Y-%m-%d %H}h {self.flow}: {self.count}"
 
     @classmethod
-    def add(cls, deltas: dict[tuple, tuple[int, int, int]]) -> None:
+    def add(cls, deltas: dict[tuple, tuple[int, ...]]) -> None:
         _upsert_sums(cls, cls.KEY, cls.SUMS, deltas)
 
 

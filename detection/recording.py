@@ -618,6 +618,9 @@ def _shares_of(whale: WhaleTransaction) -> tuple:
             status=whale.status,
             value=whale.value,
             transfer=whale.transfer,
+            moved=whale.moved,
+            value_usd=whale.value_usd,
+            moved_usd=whale.moved_usd,
         ),
         rollup.coverage_contribution(
             status=whale.status,

@@ -322,6 +322,13 @@ class VolumeBucketSerializer(serializers.Serializer):
     value_sat = serializers.IntegerField()
     transfer_btc = serializers.CharField()
     transfer_sat = serializers.IntegerField()
+    moved_btc = serializers.CharField(help_text="value less estimated change")
+    moved_sat = serializers.IntegerField()
+    value_usd = serializers.CharField(
+        help_text="exact USD at each whale's detection; whales without a price are left out"
+    )
+    moved_usd = serializers.CharField()
+    priced_count = serializers.IntegerField(help_text="whales in value_usd / moved_usd")
     flows = serializers.DictField(child=FlowTotalsSerializer(), help_text="keyed by flow")
 
 

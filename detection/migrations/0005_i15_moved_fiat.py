@@ -9,6 +9,9 @@ def moved_is_total_for_old_whales(apps, schema_editor):
     # not estimated), so nothing they show or match changes silently.
     WhaleTransaction = apps.get_model("detection", "WhaleTransaction")
     WhaleTransaction.objects.update(moved=F("value"))
+    # Their hourly volume rollups likewise (they have no fiat: those sums stay 0).
+    WhaleHourlyVolume = apps.get_model("detection", "WhaleHourlyVolume")
+    WhaleHourlyVolume.objects.update(moved=F("value"))
 
 
 class Migration(migrations.Migration):
@@ -65,6 +68,26 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='whaletransaction',
             index=models.Index(fields=['-value_usd'], name='whale_by_value_usd'),
+        ),
+        migrations.AddField(
+            model_name='whalehourlyvolume',
+            name='moved',
+            field=models.BigIntegerField(default=0),
+        ),
+        migrations.AddField(
+            model_name='whalehourlyvolume',
+            name='moved_usd_cents',
+            field=models.BigIntegerField(default=0),
+        ),
+        migrations.AddField(
+            model_name='whalehourlyvolume',
+            name='priced',
+            field=models.BigIntegerField(default=0, help_text='whales with a USD value'),
+        ),
+        migrations.AddField(
+            model_name='whalehourlyvolume',
+            name='value_usd_cents',
+            field=models.BigIntegerField(default=0),
         ),
         migrations.RunPython(moved_is_total_for_old_whales, migrations.RunPython.noop),
     ]
