@@ -50,3 +50,14 @@ def test_display_currency_from_settings(client, alice, priced_whales):
     alice.profile.display_currency = "JPY"  # not given by this source: USD stands in
     alice.profile.save()
     assert 'title="$64,778,760.00">$64.8M</span>' in client.get("/").content.decode()
+
+
+def test_stats_page_shows_usd_volume(client, alice):
+    import time
+
+    whales = load_esplora("whales_block_277647.esplora_txs.json")
+    now = time.time()
+    record_event(event("seen", whales[TX_927], at=now, prices={"USD": ["69880", now]}))
+    client.force_login(alice)
+    html = client.get("/stats/").content.decode()
+    assert 'title="$64,778,760.00 (the 1 whale seen with a price)">$64.8M</span>' in html
