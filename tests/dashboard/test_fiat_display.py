@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from detection.models import WhaleTransaction
 from detection.recording import record_event
 from tests.records.helpers import event, load_esplora
 
@@ -53,11 +56,20 @@ def test_display_currency_from_settings(client, alice, priced_whales):
 
 
 def test_stats_page_shows_usd_volume(client, alice):
-    import time
-
     whales = load_esplora("whales_block_277647.esplora_txs.json")
     now = time.time()
     record_event(event("seen", whales[TX_927], at=now, prices={"USD": ["69880", now]}))
     client.force_login(alice)
     html = client.get("/stats/").content.decode()
     assert 'title="$64,778,760.00 (the 1 whale seen with a price)">$64.8M</span>' in html
+
+
+def test_admin_shows_latest_prices_and_whale_fiat(client, staff, priced_whales):
+    client.force_login(staff)
+    html = client.get("/admin/detection/whaletransaction/").content.decode()
+    assert "Latest fiat prices" in html
+    assert "$69,880.00" in html and "€64,823.00" in html
+    assert "64778760.00" in html or "64,778,760.00" in html  # value_usd column
+    whale_id = WhaleTransaction.objects.get(txid=TX_133).pk
+    detail = client.get(f"/admin/detection/whaletransaction/{whale_id}/change/").content.decode()
+    assert "round_amount" in detail and "48426.84" in detail
