@@ -135,6 +135,9 @@ class SubscriptionForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.instance.owner = owner
         self.fields["webhooks"].queryset = WebhookEndpoint.objects.filter(owner=owner)
+        # Omitted (an older client, a script): the model's defaults, "moved" and USD.
+        self.fields["amount_basis"].required = False
+        self.fields["fiat_currency"].required = False
         # The floor itself is enforced by Subscription.clean; this is the browser's hint.
         self.fields["min_btc"].widget.attrs["min"] = str(settings.WHALE_MIN_BTC)
         self.fields["min_urgency"].widget.attrs.update({"min": 0, "max": 1, "step": "0.01"})

@@ -38,7 +38,7 @@ from detection.api_ratelimit import (
     TokenRefreshRateLimit,
 )
 from detection.csv_export import CsvRenderer, whales_csv_response
-from detection.filters import BTC_PATTERN, WhaleFilter
+from detection.filters import BTC_PATTERN, USD_PATTERN, WhaleFilter
 from detection.models import Flow, WhaleStatus, WhaleTransaction
 from detection.serializers import (
     ErrorSerializer,
@@ -157,6 +157,18 @@ WHALE_LIST_PARAMETERS = [
     ),
     OpenApiParameter(
         "max_btc", OpenApiTypes.STR, description="value at most, BTC", pattern=BTC_PATTERN
+    ),
+    OpenApiParameter(
+        "min_moved_btc",
+        OpenApiTypes.STR,
+        description="moved (value less estimated change) at least, BTC",
+        pattern=BTC_PATTERN,
+    ),
+    OpenApiParameter(
+        "min_usd",
+        OpenApiTypes.STR,
+        description="value in USD at detection at least; whales without a price never match",
+        pattern=USD_PATTERN,
     ),
     OpenApiParameter("flow", OpenApiTypes.STR, enum=Flow.values),
     OpenApiParameter(

@@ -19,6 +19,7 @@ from detection.txshape import SATS_PER_BTC
 
 MAX_BTC = Decimal(21_000_000)
 BTC_PATTERN = r"^\d{1,8}(\.\d{1,8})?$"
+USD_PATTERN = r"^\d{1,18}(\.\d{1,2})?$"
 
 
 class BtcAmountFilter(django_filters.NumberFilter):
