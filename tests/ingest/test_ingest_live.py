@@ -64,7 +64,8 @@ async def test_subscribes_exactly_and_reports_whales(mempool_server: MempoolServ
         == 92_700_000_000
     )
     assert stats["connected"] is False and stats["frames"] == 3 and stats["events_published"] == 6
-    assert mempool_server.received[0][2:] == []  # nothing pending at connect: no track-txs
+    # nothing pending at connect: no track-txs, only the init request (for the fiat prices)
+    assert mempool_server.received[0][2:] == ['{"action":"init"}']
 
 
 async def test_reconnect_resubscribes_and_resyncs_pending_whales(mempool_server: MempoolServer):
@@ -82,7 +83,7 @@ async def test_reconnect_resubscribes_and_resyncs_pending_whales(mempool_server:
     messages = await mempool_server.wait_messages(1, 5, timeout=5.0)
     assert time.monotonic() - dropped_at < 3.0
     assert messages[:2] == [WANT, TRACK_MEMPOOL]
-    chunks = [orjson.loads(m)["track-txs"] for m in messages[2:]]
+    chunks = [orjson.loads(m)["track-txs"] for m in messages[2:] if "track-txs" in m]
     assert [len(c) for c in chunks] == [100, 100, 50]
     assert sorted(t for c in chunks for t in c) == sorted(w["txid"] for w in whales)
     assert source.reconnects == 1 and source.connected

@@ -3,7 +3,8 @@
 On every connection: send ``{"action":"want","data":["blocks","mempool-blocks","stats"]}`` then
 ``{"track-mempool":true}`` (the server keeps no state across connections), then resynchronise the
 whales still pending with ``{"track-txs":[...]}`` in chunks of at most 100 txids (the server's
-``MAX_TRACKED_TXS``); the ``tracked-txs`` answers flow through the parser like any frame.
+``MAX_TRACKED_TXS``); the ``tracked-txs`` answers flow through the parser like any frame. Last,
+``{"action":"init"}`` asks for the init data, for its current fiat ``conversions``.
 
 Keepalive: protocol-level pings (``ping_interval``) plus the application ping
 ``{"action":"ping"}`` every 30 s, which the server answers with ``{"pong":true}``.
@@ -51,6 +52,9 @@ SUBSCRIPTIONS: tuple[dict[str, object], ...] = (
     {"action": "want", "data": ["blocks", "mempool-blocks", "stats"]},
     {"track-mempool": True},
 )
+# The init data carries the current fiat `conversions`; the server pushes prices only when they
+# change (as rarely as once an hour), so without it a new connection would wait for a price.
+INIT_MESSAGE = {"action": "init"}
 PING_MESSAGE = {"action": "ping"}
 TRACK_TXS_CHUNK = 100  # the server closes the connection above 100 txids per message
 MAX_MESSAGES_PER_10S = 100  # server-side inbound rate limit; resync paces itself below it
@@ -254,6 +258,7 @@ class LiveSource:
                 await asyncio.sleep(pace)
         if txids:
             log.info("resynchronising %d pending whales in %d message(s)", len(txids), len(chunks))
+        await self._send(ws, INIT_MESSAGE)
 
     # -- replacements named by a resync answer ----------------------------------------------
 
