@@ -17,6 +17,7 @@ Prices are kept as the decimal text of the number received, so 69880 stays "6988
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections import Counter
@@ -24,6 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 SATS_PER_BTC = Decimal(100_000_000)
 CENT = Decimal("0.01")
@@ -79,17 +82,22 @@ class PriceBook:
                 continue
             price = parse_price(value)
             if price is None:
-                self.rejected["missing" if value is None else "bad_value"] += 1
+                self._reject("missing" if value is None else "bad_value", code, value)
                 continue
             previous = self.quotes.get(code)
             if previous is not None and not (
                 previous.price / MAX_JUMP < price < previous.price * MAX_JUMP
             ):
-                self.rejected["jump"] += 1
+                self._reject("jump", code, value)
                 continue
             self.quotes[code] = Quote(price, received_at)
             accepted += 1
         return accepted
+
+    def _reject(self, reason: str, code: str, value: Any) -> None:
+        self.rejected[reason] += 1
+        # Prices come a few times an hour: one line per rejected price is no flood.
+        log.warning("rejected %s price %.40r (%s); keeping the previous one", code, value, reason)
 
     @property
     def rejected_total(self) -> int:
