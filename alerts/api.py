@@ -35,6 +35,7 @@ from alerts.forms import (
 )
 from alerts.http import check_url
 from alerts.models import (
+    AmountBasis,
     ChatEndpoint,
     Delivery,
     DeliveryAttempt,
@@ -99,7 +100,26 @@ class QuietTimeField(serializers.TimeField):
 
 class SubscriptionSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
-    min_btc = serializers.DecimalField(max_digits=16, decimal_places=8)
+    min_btc = serializers.DecimalField(
+        max_digits=16,
+        decimal_places=8,
+        required=False,
+        help_text="defaults to the portal floor (WHALE_MIN_BTC), e.g. with only a fiat minimum",
+    )
+    amount_basis = serializers.ChoiceField(
+        choices=AmountBasis.choices,
+        required=False,
+        help_text='"moved" (value less estimated change, the default) or "total"',
+    )
+    min_fiat = serializers.DecimalField(
+        max_digits=20,
+        decimal_places=2,
+        required=False,
+        allow_null=True,
+        min_value=Decimal("0.01"),
+        help_text="fiat minimum in fiat_currency; whales without a price never reach it",
+    )
+    fiat_currency = serializers.RegexField(r"^[A-Z]{3}$", required=False)
     max_btc = serializers.DecimalField(
         max_digits=16, decimal_places=8, required=False, allow_null=True
     )
@@ -126,6 +146,9 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "active",
             "min_btc",
             "max_btc",
+            "amount_basis",
+            "min_fiat",
+            "fiat_currency",
             "flows",
             "entities",
             "min_urgency",
@@ -147,6 +170,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         # exact decimal strings, like every BTC amount the API returns
         data["min_btc"] = btc(instance.min_sats)
         data["max_btc"] = btc(instance.max_sats)
+        data["min_fiat"] = None if instance.min_fiat is None else format(instance.min_fiat, "f")
         return data
 
     def validate_min_btc(self, value: Decimal) -> Decimal:
@@ -174,6 +198,8 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         webhooks = attrs.pop("webhooks", None)
         if "min_btc" in attrs:
             subscription.min_sats = sats_from_btc(attrs.pop("min_btc"))
+        elif subscription.min_sats is None:
+            subscription.min_sats = sats_from_btc(settings.WHALE_MIN_BTC)
         if "max_btc" in attrs:
             value = attrs.pop("max_btc")
             subscription.max_sats = None if value is None else sats_from_btc(value)

@@ -6,10 +6,9 @@
 the facts after it, a link, and for a digest one short line per held event. The three renderers
 below only add each service's markup and escaping, so every chat says the same words.
 
-Optional payload fields, used when present (issue 15 adds them):
-  data.whale.moved_btc  the amount that really moved (else value_btc, the total);
-  data.whale.fiat       {"USD": "64778760.00", ...}, the fiat value of that amount; only USD is
-                        shown, and nothing is shown when it is missing or null.
+Amounts lead with what really moved (`data.whale.moved_btc`, else the total `value_btc`), with
+the total beside it when change was taken off, and the USD value of the moved amount from
+`data.whale.fiat.moved` (detection.summary.fiat_json); nothing is shown when it is missing.
 """
 
 from __future__ import annotations
@@ -98,10 +97,9 @@ def fiat_amount(value: Any) -> str | None:
 
 
 def usd_of(whale: dict[str, Any]) -> Any:
-    fiat = whale.get("fiat")
-    if isinstance(fiat, dict):
-        return fiat.get("USD", fiat.get("usd"))
-    return None
+    """The USD value of the moved amount, as the whale summary carries it, or None."""
+    moved = (whale.get("fiat") or {}).get("moved")
+    return moved.get("USD") if isinstance(moved, dict) else None
 
 
 def hashtag(entity: str) -> str:
@@ -149,6 +147,14 @@ def amount(whale: dict[str, Any]) -> str:
     return f"{text} ({usd})" if usd else text
 
 
+def of_total(whale: dict[str, Any]) -> str:
+    """ " (of 133.3 BTC)" when change was taken off the total, else nothing."""
+    moved, total = _decimal(whale.get("moved_btc")), _decimal(whale.get("value_btc"))
+    if moved is None or total is None or moved == total:
+        return ""
+    return f" (of {btc_amount(total)} BTC)"
+
+
 def blocks(count: int) -> str:
     return f"{count} block{'s' if count != 1 else ''}"
 
@@ -161,7 +167,9 @@ def compose(payload: dict[str, Any]) -> ChatMessage:
         return _digest(data)
     whale = data.get("whale") or {}
     event = "test" if data.get("test") else data.get("kind", "seen")
-    headline = f"{ICONS.get(event, '🐋')} {LIFECYCLE.get(event, '')}{amount(whale)} moved"
+    headline = (
+        f"{ICONS.get(event, '🐋')} {LIFECYCLE.get(event, '')}{amount(whale)} moved{of_total(whale)}"
+    )
     if event == "test":
         headline = f"🧪 Test message from Whale Watch: {amount(whale)} moved"
     facts = [route(whale)]
@@ -191,7 +199,8 @@ def digest_line(data: dict[str, Any]) -> str:
     event = data.get("kind", "seen")
     whale = data.get("whale") or {}
     return (
-        f"{ICONS.get(event, '🐋')} {LIFECYCLE.get(event, '')}{amount(whale)} moved · {route(whale)}"
+        f"{ICONS.get(event, '🐋')} {LIFECYCLE.get(event, '')}{amount(whale)} moved{of_total(whale)}"
+        f" · {route(whale)}"
     )
 
 

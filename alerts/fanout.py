@@ -68,6 +68,9 @@ def fan_out(event_id: int) -> int:
         subscriptions = list(
             Subscription.objects.matching(
                 value_sats=event.whale.value,
+                moved_sats=event.whale.moved,
+                fiat_value=(event.whale.fiat or {}).get("value"),
+                fiat_moved=(event.whale.fiat or {}).get("moved"),
                 kind=event.kind,
                 flow=event.whale.flow,
                 entities=[event.whale.from_entity, event.whale.to_entity],

@@ -28,7 +28,8 @@ class SubscriptionForm(forms.ModelForm):
         label="Minimum amount (BTC)",
         max_digits=16,
         decimal_places=8,
-        help_text="Whales of at least this many bitcoin.",
+        required=False,
+        help_text="Whales of at least this many bitcoin. Empty: the portal floor.",
     )
     max_btc = forms.DecimalField(
         label="Maximum amount (BTC)",
@@ -74,6 +75,9 @@ class SubscriptionForm(forms.ModelForm):
         fields = [
             "name",
             "active",
+            "amount_basis",
+            "min_fiat",
+            "fiat_currency",
             "min_urgency",
             "notify_unseen_confirmed",
             "email",
@@ -85,6 +89,9 @@ class SubscriptionForm(forms.ModelForm):
         ]
         labels = {
             "notify_unseen_confirmed": "Confirmed without being seen in the mempool",
+            "amount_basis": "Amount to match on",
+            "min_fiat": "Minimum fiat value",
+            "fiat_currency": "Currency of the fiat minimum",
             "min_urgency": "Minimum urgency (0 to 1)",
             "email": "Send e-mail",
             "quiet_start": "Quiet hours start",
@@ -94,6 +101,10 @@ class SubscriptionForm(forms.ModelForm):
         help_texts = {
             "notify_unseen_confirmed": "Whales we only found in a block (sent straight to a "
             "miner, or mined while the watcher was away).",
+            "amount_basis": "What moved (the total less estimated change) or all outputs.",
+            "min_fiat": "Instead of or as well as the BTC minimum, at the price when the whale "
+            "was seen. Whales seen without a price never reach it.",
+            "fiat_currency": "USD, EUR, GBP, CAD, CHF, AUD or JPY.",
             "min_urgency": "0.8 and up is high urgency (likely next block). Empty means any.",
             "email": "To the address in your account settings.",
             "quiet_start": "HH:MM in your time zone. Alerts wait and arrive as one digest.",
@@ -110,6 +121,9 @@ class SubscriptionForm(forms.ModelForm):
         "active",
         "min_btc",
         "max_btc",
+        "amount_basis",
+        "min_fiat",
+        "fiat_currency",
         "flows",
         "entities",
         "min_urgency",
@@ -129,6 +143,9 @@ class SubscriptionForm(forms.ModelForm):
         self.instance.owner = owner
         self.fields["webhooks"].queryset = WebhookEndpoint.objects.filter(owner=owner)
         self.fields["chats"].queryset = ChatEndpoint.objects.filter(owner=owner, active=True)
+        # Omitted (an older client, a script): the model's defaults, "moved" and USD.
+        self.fields["amount_basis"].required = False
+        self.fields["fiat_currency"].required = False
         # The floor itself is enforced by Subscription.clean; this is the browser's hint.
         self.fields["min_btc"].widget.attrs["min"] = str(settings.WHALE_MIN_BTC)
         self.fields["min_urgency"].widget.attrs.update({"min": 0, "max": 1, "step": "0.01"})
@@ -164,6 +181,8 @@ class SubscriptionForm(forms.ModelForm):
         data = self.cleaned_data
         if data.get("min_btc") is not None:
             subscription.min_sats = sats_from_btc(data["min_btc"])
+        elif "min_btc" in data:
+            subscription.min_sats = sats_from_btc(settings.WHALE_MIN_BTC)
         subscription.max_sats = (
             sats_from_btc(data["max_btc"]) if data.get("max_btc") is not None else None
         )

@@ -10,10 +10,12 @@ dies mid-send still leaves a visible "interrupted" attempt).
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import uuid
 from datetime import UTC, datetime, time, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -23,7 +25,9 @@ from django.utils import timezone
 
 from alerts.http import check_url
 from alerts.payloads import for_subscription
+from detection.domain.prices import fiat_of
 from detection.models import EventKind, Flow
+from detection.prices import latest_prices
 from detection.txshape import SATS_PER_BTC
 
 # Lifecycle events a subscription can ask for, in the order the pages list them.
@@ -46,6 +50,26 @@ def sats_from_btc(value: Decimal | str | float) -> int:
 
 def btc_from_sats(sats: int | None) -> Decimal | None:
     return None if sats is None else Decimal(sats) / SATS_PER_BTC
+
+
+ISO_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+def fiat_floor_error(min_fiat: Decimal, currency: str) -> str | None:
+    """Why a fiat minimum is refused: below what the portal floor is worth at the latest price.
+
+    Without a known price it cannot be judged, and is accepted (it simply matches nothing until
+    whales carry prices)."""
+    quote = latest_prices().get(currency)
+    if quote is None:
+        return None
+    floor_value = fiat_of(sats_from_btc(settings.WHALE_MIN_BTC), quote.price)
+    if min_fiat >= floor_value:
+        return None
+    return (
+        f"The fiat minimum cannot be below this portal's floor of {settings.WHALE_MIN_BTC:g} BTC, "
+        f"worth {floor_value:,} {currency} at the latest price of {quote.price:,} {currency}/BTC."
+    )
 
 
 def new_webhook_secret() -> str:
@@ -87,16 +111,53 @@ def _delimited_item_ok(item: str) -> bool:
     return bool(item) and "|" not in item and len(item) <= 100
 
 
+class AmountBasis(models.TextChoices):
+    MOVED = "moved", "Moved (less estimated change)"
+    TOTAL = "total", "Total of all outputs"
+
+
+def _amount_match(basis: str, sats: int, fiat: dict[str, Any] | None) -> Q:
+    """Subscriptions of `basis` whose BTC range holds `sats` and whose fiat minimum, if any,
+    is reached in its currency. Without a fiat value only those without a fiat minimum match:
+    no price is never a guess."""
+    fiat_match = Q(min_fiat__isnull=True)
+    for currency, amount in (fiat or {}).items():
+        try:
+            value = Decimal(amount)
+        except (InvalidOperation, TypeError):
+            continue
+        fiat_match |= Q(fiat_currency=currency, min_fiat__lte=value)
+    return Q(
+        Q(max_sats__isnull=True) | Q(max_sats__gte=sats),
+        fiat_match,
+        amount_basis=basis,
+        min_sats__lte=sats,
+    )
+
+
 class SubscriptionQuerySet(models.QuerySet):
     def matching(
-        self, *, value_sats: int, kind: str, flow: str, entities, urgency, seen_in_mempool=True
+        self,
+        *,
+        value_sats: int,
+        kind: str,
+        flow: str,
+        entities,
+        urgency,
+        moved_sats: int | None = None,
+        fiat_value: dict[str, Any] | None = None,
+        fiat_moved: dict[str, Any] | None = None,
+        seen_in_mempool: bool = True,
     ):
         """Active subscriptions that want this event. One query, served by subscription_matching.
 
         An unknown urgency (no fee known) only matches subscriptions without a minimum: we do
-        not guess that a whale is urgent. A whale confirmed without ever being seen in the
-        mempool (found by a block scan) only reaches those that still want such news.
+        not guess that a whale is urgent. Amounts compare with the whale's total or its moved
+        value as each subscription's `amount_basis` says (fiat: {currency: exact text}). A whale
+        confirmed without ever being seen in the mempool (found by a block scan) only reaches
+        those that still want such news.
         """
+        moved = value_sats if moved_sats is None else moved_sats
         # The entity rule of detection.models.entity_is: an exact name, in any case.
         entity_match = Q(entities="")
         for entity in {e for e in entities if e}:
@@ -104,17 +165,20 @@ class SubscriptionQuerySet(models.QuerySet):
         urgency_match = Q(min_urgency__isnull=True)
         if urgency is not None:
             urgency_match |= Q(min_urgency__lte=urgency)
+        amount_match = _amount_match(AmountBasis.TOTAL, value_sats, fiat_value) | _amount_match(
+            AmountBasis.MOVED, moved, fiat_moved
+        )
         unseen_match = Q()
         if kind == "confirmed" and not seen_in_mempool:
             unseen_match = Q(notify_unseen_confirmed=True)
         return self.filter(
-            Q(max_sats__isnull=True) | Q(max_sats__gte=value_sats),
+            amount_match,
             unseen_match,
             entity_match,
             urgency_match,
             Q(flows="") | Q(flows__contains=f"|{flow}|"),
             active=True,
-            min_sats__lte=value_sats,
+            min_sats__lte=max(value_sats, moved),
             **{f"notify_{kind}": True},
         )
 
@@ -138,6 +202,20 @@ class Subscription(models.Model):
 
     min_sats = models.BigIntegerField(help_text="smallest whale value, sats (>= WHALE_MIN_BTC)")
     max_sats = models.BigIntegerField(null=True, blank=True, help_text="largest, sats")
+    # Which amount the BTC and fiat limits compare with (issue 15); existing subscriptions were
+    # migrated to "total" so nothing changed for them silently.
+    amount_basis = models.CharField(
+        max_length=8, choices=AmountBasis.choices, default=AmountBasis.MOVED
+    )
+    min_fiat = models.DecimalField(
+        max_digits=20,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="smallest fiat value at detection, in fiat_currency; a whale without a price "
+        "never matches it",
+    )
+    fiat_currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217 code")
     flows = DelimitedListField(max_length=200, blank=True, default=list, help_text="empty = any")
     entities = DelimitedListField(
         max_length=1000, blank=True, default=list, help_text="either side; empty = any"
@@ -177,6 +255,10 @@ class Subscription(models.Model):
             models.CheckConstraint(
                 condition=Q(max_sats__isnull=True) | Q(max_sats__gte=F("min_sats")),
                 name="subscription_max_at_least_min",
+            ),
+            models.CheckConstraint(
+                condition=Q(min_fiat__isnull=True) | Q(min_fiat__gt=0),
+                name="subscription_min_fiat_positive",
             ),
             models.CheckConstraint(
                 condition=Q(min_urgency__isnull=True)
@@ -238,6 +320,12 @@ class Subscription(models.Model):
             errors["min_sats"] = (
                 f"The minimum cannot be below this portal's floor of {settings.WHALE_MIN_BTC:g} BTC."
             )
+        if not ISO_CURRENCY.fullmatch(self.fiat_currency or ""):
+            errors["fiat_currency"] = "A currency is three capital letters (ISO 4217), e.g. USD."
+        elif self.min_fiat is not None:
+            floor_error = fiat_floor_error(self.min_fiat, self.fiat_currency)
+            if floor_error:
+                errors["min_fiat"] = floor_error
         if self.max_sats is not None and self.min_sats and self.max_sats < self.min_sats:
             errors["max_sats"] = "The maximum must be at least the minimum."
         bad_flows = [f for f in self.flows if f not in Flow.values]

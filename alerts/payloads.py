@@ -15,6 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from alerts.chat_format import when
+from detection.domain.prices import format_money
 from detection.models import Flow
 from detection.summary import event_summary
 
@@ -107,13 +108,35 @@ def route(whale: dict[str, Any]) -> str:
     return ""
 
 
-def headline(data: dict[str, Any]) -> str:
-    """E.g. "512.3 BTC → Binance (exchange inflow) · urgency 0.91 · next block"."""
+def amount_words(whale: dict[str, Any]) -> str:
+    """What moved, with the total beside it when change was taken off: "0.7 BTC (of 133.3)"."""
+    total = whale.get("value_btc")
+    moved = whale.get("moved_btc") or total
+    text = f"{short_btc(moved)} BTC"
+    if moved is not None and total is not None and Decimal(moved) != Decimal(total):
+        text += f" (of {short_btc(total)} BTC)"
+    return text
+
+
+def fiat_words(whale: dict[str, Any], which: str, currency: str = "USD") -> str | None:
+    """The exact fiat of `which` ("value" or "moved") in `currency`, else in USD, else None."""
+    values = (whale.get("fiat") or {}).get(which) or {}
+    for code in (currency, "USD"):
+        if values.get(code) is not None:
+            return format_money(values[code], code)
+    return None
+
+
+def headline(data: dict[str, Any], currency: str = "USD") -> str:
+    """E.g. "512.3 BTC → Binance (exchange inflow) · $35,799,524.00 · urgency 0.91 · next block"."""
     whale = data.get("whale") or {}
     kind = data.get("kind", "seen")
     flow = whale.get("flow") or Flow.UNKNOWN
     flow = Flow(flow).label.lower() if flow in Flow.values else flow
-    text = f"{short_btc(whale.get('value_btc'))} BTC{route(whale)} ({flow})"
+    text = f"{amount_words(whale)}{route(whale)} ({flow})"
+    money = fiat_words(whale, "moved", currency)
+    if money:
+        text += f" · {money}"
     if kind == "confirmed":
         height = whale.get("confirmed_height")
         prefix = f"Confirmed in block {height:,}: " if height else "Confirmed: "
@@ -137,7 +160,7 @@ def digest_headline(payload: dict[str, Any]) -> str:
     return f"{count} whale alert{'s' if count != 1 else ''}{label}"
 
 
-def subject(payload: dict[str, Any]) -> str:
+def subject(payload: dict[str, Any], currency: str = "USD") -> str:
     if payload.get("type") == "whale.digest":
         return f"Whale Watch digest: {digest_headline(payload)}"
-    return headline(payload.get("data", {}))
+    return headline(payload.get("data", {}), currency)

@@ -222,7 +222,12 @@ def main() -> None:
             [WebhookEndpoint(owner=u, url=f"{url}?n={i}") for i, u in enumerate(users)]
         )
         subscriptions = Subscription.objects.bulk_create(
-            [Subscription(owner=u, name="bench", min_sats=100 * 10**8, email=False) for u in users]
+            [
+                Subscription(
+                    owner=u, name="bench", min_sats=100 * 10**8, email=False, amount_basis="total"
+                )
+                for u in users
+            ]
         )
         Subscription.webhooks.through.objects.bulk_create(
             [
@@ -278,7 +283,13 @@ def main() -> None:
         mailers = users[: args.emails]
         Subscription.objects.bulk_create(
             [
-                Subscription(owner=u, name="bench mail", min_sats=100 * 10**8, email=True)
+                Subscription(
+                    owner=u,
+                    name="bench mail",
+                    min_sats=100 * 10**8,
+                    email=True,
+                    amount_basis="total",
+                )
                 for u in mailers
             ]
         )

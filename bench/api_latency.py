@@ -148,6 +148,10 @@ def whale_rows(count: int, now: datetime, rng: random.Random):
             "",
             confirmed_at,
             rng.randrange(1, 12) if confirmed else None,
+            transfer,  # moved: no fiat, as for a source without prices
+            "[]",
+            "[]",
+            "{}",
         )
 
 
@@ -155,7 +159,8 @@ WHALE_COLUMNS = (
     "txid, status, value, transfer, fee, vsize, weight, fee_rate, effective_fee_rate, "
     "has_prevouts, inputs, outputs, flow, from_entity, to_entity, shape_tags, conflict, "
     "conflict_winner, first_seen_at, seen_in_mempool, source, updated_at, status_at, "
-    "latest_urgency, confirmed_height, confirmed_hash, confirmed_at, blocks_waited"
+    "latest_urgency, confirmed_height, confirmed_hash, confirmed_at, blocks_waited, "
+    "moved, change_outputs, change_methods, fiat"
 )
 PREDICTION_COLUMNS = (
     "whale_id, made_at, tip_height, fee_rate, projected_block, predicted_blocks, fee_percentile, "

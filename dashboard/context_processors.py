@@ -19,6 +19,12 @@ def user_time_zone(user) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo("UTC")
 
 
+def user_display_currency(user) -> str:
+    """The currency the user reads fiat amounts in (Settings), USD by default."""
+    profile = getattr(user, "profile", None)
+    return getattr(profile, "display_currency", None) or "USD"
+
+
 def site(request):
     context = {
         "site_url": settings.SITE_URL,
@@ -31,6 +37,7 @@ def site(request):
         return context
     context.update(
         user_time_zone=user_time_zone(user),
+        display_currency=user_display_currency(user),
         source_health=current_source_health(),
         source_thresholds={
             "stale": settings.WHALE_HEARTBEAT_STALE_SECONDS,

@@ -127,6 +127,20 @@ class WhaleTransaction(models.Model):
 
     value = models.BigIntegerField(help_text="sum of outputs, sats")
     transfer = models.BigIntegerField(help_text="value less change to input addresses, sats")
+    # What really moved (detection.domain.change): value less the outputs judged change.
+    moved = models.BigIntegerField(default=0, help_text="value less estimated change, sats")
+    moved_confidence = models.FloatField(
+        null=True, blank=True, help_text="0..1 confidence in `moved`; null: not estimated"
+    )
+    change_outputs = models.JSONField(default=list, help_text="indexes of outputs judged change")
+    change_methods = models.JSONField(default=list, help_text="heuristics that decided")
+    # Fiat at detection (detection.domain.prices), null when no fresh price was known. USD has
+    # columns (filters, sums); `fiat` holds every currency the source gave as exact decimal
+    # strings: {"prices": {...}, "price_time": epoch, "value": {...}, "moved": {...}}.
+    price_usd = models.DecimalField(max_digits=20, decimal_places=8, null=True, blank=True)
+    value_usd = models.DecimalField(max_digits=24, decimal_places=2, null=True, blank=True)
+    moved_usd = models.DecimalField(max_digits=24, decimal_places=2, null=True, blank=True)
+    fiat = models.JSONField(default=dict, blank=True)
     fee = models.BigIntegerField(null=True, blank=True, help_text="sats; null when unknown")
     vsize = models.PositiveIntegerField()
     weight = models.PositiveIntegerField()
@@ -176,6 +190,9 @@ class WhaleTransaction(models.Model):
             # min_btc + flow filters
             models.Index(fields=["flow", "-value"], name="whale_by_flow_value"),
             models.Index(fields=["-value"], name="whale_by_value"),
+            # min_moved_btc and min_usd filters
+            models.Index(fields=["-moved"], name="whale_by_moved"),
+            models.Index(fields=["-value_usd"], name="whale_by_value_usd"),
             # entity + date range filters (entity_is: an exact name in any case, hence Upper)
             models.Index(
                 Upper("from_entity"), F("first_seen_at").desc(), name="whale_by_from_entity_ci"
@@ -210,6 +227,16 @@ class WhaleTransaction(models.Model):
     @property
     def transfer_btc(self) -> float:
         return self.transfer / SATS_PER_BTC
+
+    @property
+    def moved_btc(self) -> float:
+        return self.moved / SATS_PER_BTC
+
+    def fiat_amount(self, which: str, currency: str) -> str | None:
+        """Exact decimal text of the fiat `which` ("value" or "moved") in `currency`, or None."""
+        values = (self.fiat or {}).get(which) or {}
+        amount = values.get(currency)
+        return amount if isinstance(amount, str) else None
 
     @property
     def chain_root(self) -> WhaleTransaction:
@@ -377,13 +404,18 @@ class WhaleHourlyVolume(models.Model):
     """
 
     KEY = ("hour", "flow")
-    SUMS = ("count", "value", "transfer")
+    SUMS = ("count", "value", "transfer", "moved", "value_usd_cents", "moved_usd_cents", "priced")
 
     hour = models.DateTimeField(help_text="start of the UTC hour of first_seen_at")
     flow = models.CharField(max_length=20, choices=Flow.choices)
     count = models.BigIntegerField(default=0)
     value = models.BigIntegerField(default=0)
     transfer = models.BigIntegerField(default=0)
+    # Fiat volume (issue 15): whales seen with a USD price, and their USD sums in cents.
+    moved = models.BigIntegerField(default=0)
+    value_usd_cents = models.BigIntegerField(default=0)
+    moved_usd_cents = models.BigIntegerField(default=0)
+    priced = models.BigIntegerField(default=0, help_text="whales with a USD value")
 
     class Meta:
         constraints = [
@@ -394,7 +426,7 @@ class WhaleHourlyVolume(models.Model):
         return f"{self.hour:%Y-%m-%d %H}h {self.flow}: {self.count}"
 
     @classmethod
-    def add(cls, deltas: dict[tuple, tuple[int, int, int]]) -> None:
+    def add(cls, deltas: dict[tuple, tuple[int, ...]]) -> None:
         _upsert_sums(cls, cls.KEY, cls.SUMS, deltas)
 
 

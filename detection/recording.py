@@ -25,7 +25,7 @@ from django.db.models import Q
 
 from detection import labels as label_store
 from detection import stats as rollup
-from detection.domain import accuracy, flow, urgency
+from detection.domain import accuracy, change, flow, prices, urgency
 from detection.ingest.events import BadEvent, check_event
 from detection.models import (
     Block,
@@ -160,6 +160,7 @@ def _whale_for(payload: dict[str, Any], txid: str) -> WhaleTransaction | None:
         source=str(payload.get("source", ""))[:200],
     )
     _fill_from_tx(whale, tx)
+    _fill_fiat(whale, payload.get("prices"), _time(payload.get("observed_at"), "observed_at"))
     try:
         with transaction.atomic():
             whale.save()
@@ -202,12 +203,34 @@ def _fill_from_tx(whale: WhaleTransaction, tx: WhaleTx) -> None:
         }
         for o in tx.outputs
     ]
+    estimate = change.estimate(tx, coinjoin=flow.COINJOIN_LIKE in result.shape_tags)
+    whale.moved = estimate.moved
+    whale.moved_confidence = estimate.confidence
+    whale.change_outputs = list(estimate.change)
+    whale.change_methods = list(estimate.methods)
     whale.flow = result.flow if result.flow in Flow.values else Flow.UNKNOWN
     whale.from_entity = result.from_entity or ""
     whale.to_entity = result.to_entity or ""
     whale.shape_tags = list(result.shape_tags)
     if settings.WHALE_CLUSTERING and result.cluster_candidates:
         label_store.save_cluster_labels(result.cluster_candidates, tx.txid)
+
+
+def _fill_fiat(whale: WhaleTransaction, snapshot: Any, detected_at: datetime) -> None:
+    """Fiat values at detection from the prices the ingest knew then; none when stale."""
+    values = prices.fiat_values(
+        whale.value,
+        whale.moved,
+        snapshot,
+        detected_at.timestamp(),
+        settings.WHALE_PRICE_MAX_AGE_SECONDS,
+    )
+    if values is None:
+        return
+    whale.fiat = values.to_json()
+    whale.price_usd = values.prices.get("USD")
+    whale.value_usd = values.value.get("USD")
+    whale.moved_usd = values.moved.get("USD")
 
 
 def _label_json(label) -> dict[str, Any]:
@@ -611,6 +634,9 @@ def _shares_of(whale: WhaleTransaction) -> tuple:
             status=whale.status,
             value=whale.value,
             transfer=whale.transfer,
+            moved=whale.moved,
+            value_usd=whale.value_usd,
+            moved_usd=whale.moved_usd,
         ),
         rollup.coverage_contribution(
             status=whale.status,

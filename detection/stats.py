@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from django.core.cache import cache
+from django.core.exceptions import FieldDoesNotExist
 from django.core.mail import mail_admins
 from django.db import connection, transaction
 from django.db.models import Case, Count, F, IntegerField, Q, Sum, Value, When
@@ -123,12 +125,33 @@ def hour_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
+def usd_cents(amount: Decimal | None) -> int:
+    return 0 if amount is None else int(amount * 100)
+
+
 def volume_contribution(
-    *, first_seen_at: datetime, flow: str, status: str, value: int, transfer: int
-) -> tuple[VolumeKey, tuple[int, int, int]] | None:
+    *,
+    first_seen_at: datetime,
+    flow: str,
+    status: str,
+    value: int,
+    transfer: int,
+    moved: int | None = None,
+    value_usd: Decimal | None = None,
+    moved_usd: Decimal | None = None,
+) -> tuple[VolumeKey, tuple[int, ...]] | None:
+    """(key, (count, value, transfer, moved, value_usd_cents, moved_usd_cents, priced))."""
     if status == WhaleStatus.REPLACED:
         return None
-    return (hour_of(first_seen_at), flow), (1, value, transfer)
+    return (hour_of(first_seen_at), flow), (
+        1,
+        value,
+        transfer,
+        value if moved is None else moved,
+        usd_cents(value_usd),
+        usd_cents(moved_usd),
+        0 if value_usd is None else 1,
+    )
 
 
 def coverage_contribution(
@@ -171,19 +194,44 @@ def outcome_contribution(
     return key, (0, 0, 0, 0, 1)
 
 
-def volume_sums(whales) -> dict[VolumeKey, tuple[int, int, int]]:
-    """{(hour, flow): (count, value, transfer)} of a WhaleTransaction queryset."""
+def volume_sums(whales) -> dict[VolumeKey, tuple[int, ...]]:
+    """{(hour, flow): WhaleHourlyVolume.SUMS} of a WhaleTransaction queryset."""
+    sums = {"n": Count("id"), "value_sum": Sum("value"), "transfer_sum": Sum("transfer")}
+    # Migration 0004's historical model predates moved and fiat (0005 fills them in).
+    if _has_field(whales.model, "moved"):
+        sums.update(
+            moved_sum=Sum("moved"),
+            value_usd_sum=Sum("value_usd"),
+            moved_usd_sum=Sum("moved_usd"),
+            priced=Count("value_usd"),
+        )
     rows = (
         whales.exclude(status=WhaleStatus.REPLACED)
         .annotate(hour=Trunc("first_seen_at", "hour", tzinfo=UTC))
         .values("hour", "flow")
-        .annotate(n=Count("id"), value_sum=Sum("value"), transfer_sum=Sum("transfer"))
+        .annotate(**sums)
         .order_by()
     )
     return {
-        (row["hour"], row["flow"]): (row["n"], row["value_sum"], row["transfer_sum"])
+        (row["hour"], row["flow"]): (
+            row["n"],
+            row["value_sum"],
+            row["transfer_sum"],
+            row.get("moved_sum", row["value_sum"]),
+            usd_cents(row.get("value_usd_sum")),
+            usd_cents(row.get("moved_usd_sum")),
+            row.get("priced", 0),
+        )
         for row in rows
     }
+
+
+def _has_field(model, name: str) -> bool:
+    try:
+        model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return False
+    return True
 
 
 def coverage_sums(whales) -> dict[tuple[datetime], tuple[int, int]]:
@@ -329,8 +377,16 @@ def rebuild_rollups(
         )
         volume_model.objects.bulk_create(
             [
-                volume_model(hour=hour, flow=flow, count=n, value=value, transfer=transfer)
-                for (hour, flow), (n, value, transfer) in volumes.items()
+                volume_model(
+                    hour=hour,
+                    flow=flow,
+                    **{
+                        name: amount
+                        for name, amount in zip(WhaleHourlyVolume.SUMS, sums, strict=True)
+                        if _has_field(volume_model, name)
+                    },
+                )
+                for (hour, flow), sums in volumes.items()
             ],
             batch_size=2000,
         )

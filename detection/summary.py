@@ -6,6 +6,8 @@ every surface says the same thing. Imports no Django: it reads attributes of the
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from detection.txshape import SATS_PER_BTC
@@ -20,6 +22,26 @@ def btc(sats: int | None) -> str | None:
     return f"{sign}{whole}.{frac:08d}"
 
 
+def fiat_text(value: Decimal | None) -> str | None:
+    """A fiat column as exact decimal text ("64778760.00"), None when absent."""
+    return None if value is None else format(value, "f")
+
+
+def fiat_json(fiat: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A whale's stored fiat values for the outside world (price_time as ISO 8601 UTC)."""
+    if not fiat:
+        return None
+    price_time = fiat.get("price_time")
+    return {
+        "price_time": None
+        if price_time is None
+        else datetime.fromtimestamp(price_time, tz=UTC).isoformat().replace("+00:00", "Z"),
+        "prices": dict(fiat.get("prices") or {}),
+        "value": dict(fiat.get("value") or {}),
+        "moved": dict(fiat.get("moved") or {}),
+    }
+
+
 def whale_summary(whale) -> dict[str, Any]:
     prediction = whale.predictions.order_by("-made_at", "-id").first()
     return {
@@ -30,6 +52,12 @@ def whale_summary(whale) -> dict[str, Any]:
         "value_sat": whale.value,
         "transfer_btc": btc(whale.transfer),
         "transfer_sat": whale.transfer,
+        "moved_btc": btc(whale.moved),
+        "moved_sat": whale.moved,
+        "moved_confidence": whale.moved_confidence,
+        "value_usd": fiat_text(whale.value_usd),
+        "moved_usd": fiat_text(whale.moved_usd),
+        "fiat": fiat_json(whale.fiat),
         "fee_sat": whale.fee,
         "fee_rate": whale.best_fee_rate,
         "flow": whale.flow,

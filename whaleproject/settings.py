@@ -304,6 +304,8 @@ WHALE_HEARTBEAT_STALE_SECONDS = env.int("WHALE_HEARTBEAT_STALE_SECONDS", 30, min
 WHALE_RETENTION_DAYS = env.int("WHALE_RETENTION_DAYS", 90, minimum=1)
 WHALE_CLUSTERING = env.bool("WHALE_CLUSTERING", True)
 WHALE_OUTBOUND_ALLOW_LOOPBACK = env.bool("WHALE_OUTBOUND_ALLOW_LOOPBACK", False)
+# Fiat values (issue 15): a price older than this when a whale is detected gives no fiat value.
+WHALE_PRICE_MAX_AGE_SECONDS = env.int("WHALE_PRICE_MAX_AGE_SECONDS", 3600, minimum=1)
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {

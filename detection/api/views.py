@@ -30,7 +30,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from detection.api import stats as api_stats
 from detection.api.csv import CsvRenderer, whales_csv_response
-from detection.api.filters import BTC_PATTERN, WhaleFilter
+from detection.api.filters import BTC_PATTERN, USD_PATTERN, WhaleFilter
 from detection.api.pagination import NewestFirstCursorPagination, decode_cursor
 from detection.api.serializers import (
     ErrorSerializer,
@@ -156,6 +156,18 @@ WHALE_LIST_PARAMETERS = [
     ),
     OpenApiParameter(
         "max_btc", OpenApiTypes.STR, description="value at most, BTC", pattern=BTC_PATTERN
+    ),
+    OpenApiParameter(
+        "min_moved_btc",
+        OpenApiTypes.STR,
+        description="moved (value less estimated change) at least, BTC",
+        pattern=BTC_PATTERN,
+    ),
+    OpenApiParameter(
+        "min_usd",
+        OpenApiTypes.STR,
+        description="value in USD at detection at least; whales without a price never match",
+        pattern=USD_PATTERN,
     ),
     OpenApiParameter("flow", OpenApiTypes.STR, enum=Flow.values),
     OpenApiParameter(

@@ -341,3 +341,27 @@ def script_address(script: bytes) -> tuple[str, str | None]:
     if size and script[-1] == 0xAE:
         return "multisig", None
     return "unknown", None
+
+
+def script_type_of_address(address: str | None) -> str:
+    """The Esplora `scriptpubkey_type` an address implies ("" when it cannot be told).
+
+    By prefix and length only, for addresses a source already gave with a transaction (inputs
+    carry an address but no script type); it validates nothing.
+    """
+    if not address:
+        return ""
+    lowered = address.lower()
+    for hrp in ("bc1", "tb1", "bcrt1"):
+        if lowered.startswith(hrp):
+            program = lowered[len(hrp) :]
+            if program.startswith("q"):
+                return "v0_p2wpkh" if len(address) == len(hrp) + 39 else "v0_p2wsh"
+            if program.startswith("p"):
+                return "v1_p2tr"
+            return ""
+    if address[0] in "1mn":
+        return "p2pkh"
+    if address[0] in "32":
+        return "p2sh"
+    return ""

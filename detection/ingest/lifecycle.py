@@ -24,6 +24,9 @@ JSON-able dict with all of these keys (null when not relevant):
                      otherwise []
 ``changes``          "updated"/"replaced": {"effective_fee_rate": [old, new],
                      "projected_block": [old, new], "fee": [old, new]} (only what changed)
+``prices``           the latest fiat prices the source gave, {"USD": ["69880", received_at], ...}
+                     (``detection.domain.prices.PriceBook.snapshot``); {} before any; the
+                     recorder uses only those fresh at the whale's detection
 ``projection``       {"projected_block" (0 = next), "fee_percentile" (vsize-weighted share of the
                      mempool paying less, 0..1; null while the local mempool is incomplete),
                      "tip_height", "next_block_median_fee_rate" (block 0's ``medianFee``),
@@ -59,6 +62,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from detection.domain.prices import PriceBook
 from detection.domain.urgency import purge_floor_from_mempoolminfee
 from detection.ingest.events import WhaleEventPayload, check_event
 from detection.ingest.projection import Projection
@@ -163,6 +167,7 @@ class WhaleTracker:
         # follower fetches them to walk back to where the chains meet, and rescans them.
         self.walk_backs: list[tuple[int, str]] = []
         self.untrusted_confirmations = 0
+        self.prices = PriceBook()
 
     # -- public -----------------------------------------------------------------------------
 
@@ -173,6 +178,9 @@ class WhaleTracker:
     def handle(self, frame: ParsedFrame) -> list[Event]:
         events: list[Event] = []
         at = frame.received_at
+        if frame.conversions is not None:
+            # Before the whales of the same frame, so an init frame's price applies to them.
+            self.prices.update(frame.conversions, at)
         for info in sorted(frame.blocks, key=lambda b: b.height):
             self._note_block(info, at, events, announce=False)
         if frame.block is not None:
@@ -690,6 +698,7 @@ class WhaleTracker:
             "reasons": reasons or [],
             "changes": changes or {},
             "projection": projection,
+            "prices": self.prices.snapshot(),
         }
         check_event(event)  # the consumer's own check: a bad event stops here, not in a worker
         return event

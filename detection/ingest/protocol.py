@@ -92,6 +92,8 @@ class ParsedFrame:
     tx_confirmed: list[str] = field(default_factory=list)
     tx_replaced: str | None = None
     pong: bool = False
+    # `conversions` as sent (an object); detection.domain.prices.PriceBook judges each price
+    conversions: dict[str, Any] | None = None
 
     @property
     def tx_count(self) -> int:
@@ -630,6 +632,12 @@ class FrameParser:
         else:
             self._bad("bad_txReplaced")
 
+    def _on_conversions(self, value: Any, frame: ParsedFrame) -> None:
+        if type(value) is not dict:
+            self._bad("bad_conversions")
+            return
+        frame.conversions = value
+
     def _on_pong(self, value: Any, frame: ParsedFrame) -> None:
         frame.pong = True
         self.pongs += 1
@@ -658,4 +666,5 @@ _HANDLERS = {
     "txConfirmed": FrameParser._on_tx_confirmed,
     "txReplaced": FrameParser._on_tx_replaced,
     "pong": FrameParser._on_pong,
+    "conversions": FrameParser._on_conversions,
 }

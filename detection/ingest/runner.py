@@ -117,6 +117,9 @@ class Stats:
     projection_ms: float | None = None
     projections: int = 0
     tip_height: int | None = None
+    # Latest fiat prices ({code: [price text, received_at]}) and the rejected ones by reason.
+    prices: dict[str, list[Any]] = field(default_factory=dict)
+    prices_rejected: dict[str, int] = field(default_factory=dict)
     frames_per_s: float = 0.0
     tx_per_s: float = 0.0
     whales_per_s: float = 0.0
@@ -615,6 +618,8 @@ class IngestRunner:
                 "ghosts_cleared": self.ghosts_cleared,
                 "queued": self.blocks.queued,
             }
+        stats.prices = self.tracker.prices.snapshot()
+        stats.prices_rejected = dict(self.tracker.prices.rejected)
         return stats.snapshot()
 
     def stop(self) -> None:

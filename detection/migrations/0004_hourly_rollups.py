@@ -4,7 +4,7 @@ from django.db import migrations, models
 
 
 def backfill(apps, schema_editor):
-    # Nothing to do here any more: 0005_i14_predictions changes what a prediction contributes
+    # Nothing to do here any more: 0008_predictions changes what a prediction contributes
     # (one scored outcome per chain, the new hit rule) and rebuilds every rollup from the raw
     # rows with detection.stats.rebuild_rollups, which needs that migration's fields.
     return

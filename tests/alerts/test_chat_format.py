@@ -27,7 +27,9 @@ def alert(kind: str = "seen", **whale) -> dict:
 
 
 def test_the_trader_line_with_a_fiat_value():
-    message = compose(alert(fiat={"USD": "64778760.00"}))
+    message = compose(
+        alert(fiat={"value": {"USD": "64778760.00"}, "moved": {"USD": "64778760.00"}})
+    )
     assert message.summary == (
         "🐋 927 BTC ($64.8M) moved · unknown wallet → #Binance · fee 12.5 sat/vB, next block"
     )
@@ -36,7 +38,8 @@ def test_the_trader_line_with_a_fiat_value():
 
 def test_no_fiat_part_without_a_price_and_moved_wins_over_the_total():
     assert compose(alert(fiat=None)).headline == "🐋 927 BTC moved"
-    assert compose(alert(moved_btc="512.34", fiat={"USD": None})).headline == "🐋 512.3 BTC moved"
+    moved = compose(alert(moved_btc="512.34", fiat={"moved": {"USD": None}}))
+    assert moved.headline == "🐋 512.3 BTC moved (of 927 BTC)"
 
 
 def test_lifecycle_words():

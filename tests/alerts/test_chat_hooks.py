@@ -248,8 +248,8 @@ def test_quiet_hours_give_one_digest_per_channel(
     assert tg.params["text"] == (
         "<b>🐋 3 whale alerts for “alice's whales”</b> · held for quiet hours\n"
         "• 🐋 927 BTC moved · unknown wallet → unknown wallet\n"
-        "• 🐋 133.3 BTC moved · unknown wallet → unknown wallet\n"
-        "• 🐋 103 BTC moved · unknown wallet → unknown wallet"
+        "• 🐋 0.7 BTC moved (of 133.3 BTC) · unknown wallet → unknown wallet\n"
+        "• 🐋 100 BTC moved (of 103 BTC) · unknown wallet → unknown wallet"
     )
     assert "reply_markup" not in tg.params
     by_path = {r.path: json.loads(r.body) for r in receiver.wait_for(2)}

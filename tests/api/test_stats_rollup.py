@@ -89,6 +89,12 @@ def rollup_rows(model) -> dict[tuple, tuple]:
     return rows
 
 
+def volume_row(tx) -> tuple:
+    """The volume sums of one unpriced whale: count, value, transfer, moved, then no fiat."""
+    whale = WhaleTransaction.objects.get(txid=tx.txid)
+    return (1, whale.value, whale.transfer, whale.moved, 0, 0, 0)
+
+
 def assert_rollups_match_the_rows() -> None:
     assert rollup_rows(WhaleHourlyVolume) == stats.volume_sums(WhaleTransaction.objects.all())
     assert rollup_rows(WhaleHourlyCoverage) == stats.coverage_sums(WhaleTransaction.objects.all())
@@ -198,13 +204,13 @@ def test_a_lifecycle_moves_exact_sums_between_rows(exchange_labels):
     apply("seen", 0, 0, 0, seen_at, 0)
     hour = seen_at.replace(minute=0, second=0, microsecond=0)
     flow = WhaleTransaction.objects.get(txid=old.txid).flow
-    assert rollup_rows(WhaleHourlyVolume) == {(hour, flow): (1, old.value, old.transfer)}
+    assert rollup_rows(WhaleHourlyVolume) == {(hour, flow): volume_row(old)}
 
     replaced_at = BASE + timedelta(hours=2)
     apply("replaced", 3, 0, 0, replaced_at, 0)
     new_hour = hour + timedelta(hours=2)
     # the replaced whale leaves the volumes, its replacement carries the money
-    assert rollup_rows(WhaleHourlyVolume) == {(new_hour, flow): (1, new.value, new.transfer)}
+    assert rollup_rows(WhaleHourlyVolume) == {(new_hour, flow): volume_row(new)}
     band = _band_of(old.txid)
     assert rollup_rows(PredictionHourlyOutcome) == {(new_hour, band): (0, 0, 0, 1, 0)}
 
@@ -225,7 +231,7 @@ def test_a_lifecycle_moves_exact_sums_between_rows(exchange_labels):
     assert WhaleTransaction.objects.get(txid=new.txid).status == WhaleStatus.PENDING
     assert rollup_rows(WhaleHourlyCoverage) == {}
     assert rollup_rows(PredictionHourlyOutcome) == {(new_hour, band): (0, 0, 0, 1, 0)}
-    assert rollup_rows(WhaleHourlyVolume) == {(new_hour, flow): (1, new.value, new.transfer)}
+    assert rollup_rows(WhaleHourlyVolume) == {(new_hour, flow): volume_row(new)}
     assert_rollups_match_the_rows()
 
 
@@ -263,9 +269,7 @@ def test_purge_takes_its_whales_out_of_the_rollups(exchange_labels):
 
     assert result.whales == 3
     flow = WhaleTransaction.objects.get(txid=recent.txid).flow
-    assert rollup_rows(WhaleHourlyVolume) == {
-        (recent_hour, flow): (1, recent.value, recent.transfer)
-    }
+    assert rollup_rows(WhaleHourlyVolume) == {(recent_hour, flow): volume_row(recent)}
     assert rollup_rows(PredictionHourlyOutcome) == dict([recent_outcome])
     assert rollup_rows(WhaleHourlyCoverage) == {(stats.hour_of(now - timedelta(hours=2)),): (1, 1)}
     assert_rollups_match_the_rows()
@@ -298,7 +302,7 @@ def test_backfill_migration_rebuilds_what_recording_kept(exchange_labels):
     WhaleHourlyCoverage.objects.all().delete()
     PredictionHourlyOutcome.objects.all().delete()
 
-    migration = importlib.import_module("detection.migrations.0005_i14_predictions")
+    migration = importlib.import_module("detection.migrations.0008_predictions")
     migration.rescore(django_apps, None)
 
     assert rollup_rows(WhaleHourlyVolume) == kept_volumes

@@ -279,7 +279,16 @@ def test_event_contract_keys():
         "reasons",
         "changes",
         "projection",
+        "prices",
     }
+    assert events[0]["prices"] == {}  # no `conversions` yet
+
+
+def test_events_carry_the_latest_prices():
+    runner = make_runner()
+    feed(runner, {"conversions": {"time": 1711854906, "USD": 69880, "EUR": "bad"}}, 0.5)
+    events = feed(runner, mempool_frame(1, added=[as_unconfirmed(whales_277647()[0])]), 1.0)
+    assert events[0]["prices"] == {"USD": ["69880", 0.5]}
     assert set(events[0]["projection"]) == {
         "projected_block",
         "fee_percentile",

@@ -64,7 +64,8 @@ async def test_subscribes_exactly_and_reports_whales(mempool_server: MempoolServ
         == 92_700_000_000
     )
     assert stats["connected"] is False and stats["frames"] == 3 and stats["events_published"] == 6
-    assert mempool_server.received[0][2:] == []  # nothing pending at connect: no track-txs
+    # nothing pending at connect: no track-txs, only the init request (for the fiat prices)
+    assert mempool_server.received[0][2:] == ['{"action":"init"}']
 
 
 async def test_reconnect_resubscribes_and_resyncs_pending_whales(mempool_server: MempoolServer):
@@ -82,12 +83,14 @@ async def test_reconnect_resubscribes_and_resyncs_pending_whales(mempool_server:
     messages = await mempool_server.wait_messages(1, 3, timeout=5.0)
     assert time.monotonic() - dropped_at < 3.0
     assert messages[:2] == [WANT, TRACK_MEMPOOL]
-    # One track-txs (each replaces the server's set), at most 100 txids; the rest counted.
-    await asyncio.sleep(0.2)
-    assert len(messages) == 3
+    # One track-txs (each replaces the server's set), at most 100 txids; the rest counted; then
+    # the init request (for the fiat prices).
+    messages = await mempool_server.wait_messages(1, 4, timeout=5.0)
+    assert len(messages) == 4
     tracked = orjson.loads(messages[2])["track-txs"]
     assert len(tracked) == 100 and set(tracked) <= {w["txid"] for w in whales}
     assert source.track_txs_overflow == 150
+    assert messages[3] == '{"action":"init"}'
     assert source.reconnects == 1 and source.connected
     # The resync answer, beside the block (a "confirmed" alone is not trusted): one confirmed,
     # one replaced.

@@ -92,7 +92,7 @@ def test_the_migration_rescores_old_rows_and_rebuilds_the_rollups(whale_tx):
         resolved_at=resolved_at,
         scored=True,
     )
-    migration = importlib.import_module("detection.migrations.0005_i14_predictions")
+    migration = importlib.import_module("detection.migrations.0008_predictions")
     migration.rescore(django_apps, None)
     first, later = Prediction.objects.filter(whale=whale).order_by("made_at")
     assert (first.scored, first.hit, first.abs_error) == (True, False, 4)  # 4 blocks early

@@ -7,6 +7,7 @@ whales still pending with ONE ``{"track-txs":[...]}`` of at most 100 txids (the 
 last), the most valuable first (``set_track_provider``; the rest are counted in
 ``track_txs_overflow`` and checked over REST by the resync); the ``tracked-txs`` answers flow
 through the parser like any frame.
+Last, ``{"action":"init"}`` asks for the init data, for its current fiat ``conversions``.
 
 Keepalive: protocol-level pings (``ping_interval``) plus the application ping
 ``{"action":"ping"}`` every 30 s, which the server answers with ``{"pong":true}``.
@@ -53,6 +54,9 @@ SUBSCRIPTIONS: tuple[dict[str, object], ...] = (
     {"action": "want", "data": ["blocks", "mempool-blocks", "stats"]},
     {"track-mempool": True},
 )
+# The init data carries the current fiat `conversions`; the server pushes prices only when they
+# change (as rarely as once an hour), so without it a new connection would wait for a price.
+INIT_MESSAGE = {"action": "init"}
 PING_MESSAGE = {"action": "ping"}
 TRACK_TXS_CHUNK = 100  # the server closes the connection above 100 txids per message
 REST_MAX_PER_ANSWER = 32  # bounds the threads one resync answer can occupy
@@ -256,6 +260,7 @@ class LiveSource:
             # One message: each track-txs replaces the set the server follows for us.
             await self._send(ws, {"track-txs": txids[:TRACK_TXS_CHUNK]})
             log.info("resynchronising %d pending whales", min(len(txids), TRACK_TXS_CHUNK))
+        await self._send(ws, INIT_MESSAGE)
 
     # -- replacements named by a resync answer ----------------------------------------------
 

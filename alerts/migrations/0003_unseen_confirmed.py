@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('alerts', '0002_i17_chat_channels'),
+        ('alerts', '0002_chat_channels'),
     ]
 
     operations = [

@@ -44,7 +44,7 @@ def rescore(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('detection', '0005_i13_block_scan'),
+        ('detection', '0007_moved_fiat'),
     ]
 
     operations = [
