@@ -5,6 +5,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from hypothesis import HealthCheck, settings
 
+from whaleproject.health import forget_anonymous_result
 from whaleproject.redis_client import get_redis
 
 # "ci" (the default) keeps property tests small and repeatable: the same examples on every run,
@@ -48,6 +49,7 @@ def _clear_cache():
     from django.core.cache import cache
 
     cache.clear()
+    forget_anonymous_result()  # one test's cached health answer must not leak into the next
     yield
 
 

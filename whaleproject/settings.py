@@ -349,9 +349,11 @@ LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
 WHALE_METRICS_TOKEN = env.str("WHALE_METRICS_TOKEN", "")
 if WHALE_METRICS_TOKEN and len(WHALE_METRICS_TOKEN) < 16:
     raise ImproperlyConfigured("WHALE_METRICS_TOKEN must be at least 16 characters")
-WHALE_METRICS_ALLOW = env.list("WHALE_METRICS_ALLOW", [])
+# Parsed here, once: the setting holds ip_network objects, not strings.
 try:
-    _metrics_networks = [ip_network(cidr, strict=False) for cidr in WHALE_METRICS_ALLOW]
+    WHALE_METRICS_ALLOW = tuple(
+        ip_network(cidr, strict=False) for cidr in env.list("WHALE_METRICS_ALLOW", [])
+    )
 except ValueError as exc:
     raise ImproperlyConfigured(f"WHALE_METRICS_ALLOW has a bad network: {exc}") from None
 # The ingest process serves its own figures here (0 turns it off). Loopback by default: the
@@ -360,6 +362,8 @@ WHALE_INGEST_METRICS_PORT = env.int("WHALE_INGEST_METRICS_PORT", 9108, minimum=0
 WHALE_INGEST_METRICS_ADDRESS = env.str("WHALE_INGEST_METRICS_ADDRESS", "127.0.0.1")
 # /api/v1/health/ fails ("workers": backlog) when more tasks than this wait in the broker.
 WHALE_QUEUE_BACKLOG_MAX = env.int("WHALE_QUEUE_BACKLOG_MAX", 1000, minimum=1)
+# Security hardening (issue 16): anonymous health callers share one result this many seconds.
+WHALE_HEALTH_CACHE_SECONDS = env.float("WHALE_HEALTH_CACHE_SECONDS", 5.0, minimum=0, maximum=60)
 
 # whitenoise serves straight from the source folders in debug runs, so no collectstatic rerun
 # is needed after editing a file.
