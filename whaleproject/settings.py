@@ -30,7 +30,17 @@ else:
     if len(SECRET_KEY) < 32:
         raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters when DEBUG is off")
 
-SITE_URL = env.url("SITE_URL", "http://127.0.0.1:8000", schemes=("http", "https")).rstrip("/")
+# Production fails closed: without DEBUG, SITE_URL is required and must be https (it decides
+# secure cookies, HSTS and the SSL redirect), unless plain http is asked for explicitly.
+ALLOW_INSECURE_HTTP = env.bool("ALLOW_INSECURE_HTTP", False)
+SITE_URL = env.url(
+    "SITE_URL", "http://127.0.0.1:8000" if DEBUG else None, schemes=("http", "https")
+).rstrip("/")
+if not DEBUG and not SITE_URL.startswith("https://") and not ALLOW_INSECURE_HTTP:
+    raise ImproperlyConfigured(
+        "SITE_URL must be an https:// URL when DEBUG is off "
+        "(set ALLOW_INSECURE_HTTP=true to serve plain http on purpose)"
+    )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [SITE_URL])
 
