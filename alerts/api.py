@@ -45,6 +45,7 @@ from alerts.models import (
 )
 from alerts.views import redeliver_problem
 from detection.api import StrictQueryParamsMixin
+from detection.api_ratelimit import SendRateLimit
 from detection.push import btc
 from detection.serializers import ErrorSerializer
 from whaleproject.api_errors import error_response
@@ -386,7 +387,7 @@ class WebhookEndpointViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
         request=None,
         responses={201: DeliveryDetailSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND},
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], throttle_classes=[SendRateLimit])
     def test(self, request, id=None):
         """Send a test event now (one try, no retries) and return the delivery with its try."""
         delivery = engine.send_test_now(self.get_object())
@@ -496,7 +497,7 @@ class DeliveryViewSet(StrictQueryParamsMixin, OwnedViewSetMixin, viewsets.ReadOn
             409: CONFLICT,
         },
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], throttle_classes=[SendRateLimit])
     def redeliver(self, request, id=None):
         """Queue the delivery again now, with the same webhook-id."""
         delivery = self.get_object()

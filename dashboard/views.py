@@ -1,5 +1,3 @@
-import math
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
@@ -7,9 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_http_methods
-from django_ratelimit.decorators import ratelimit
 
 from dashboard.context_processors import user_time_zone
 from dashboard.feed_filters import FeedFilterForm
@@ -21,44 +17,9 @@ from dashboard.whale_page import TXID_PATTERN, whale_detail_context
 from detection.models import WhaleTransaction
 
 
-def _retry_after(rate: str) -> int:
-    """Seconds until a django-ratelimit window ("5/m", "100/h") resets, at most."""
-    periods = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    _, _, period = rate.partition("/")
-    digits = "".join(ch for ch in period if ch.isdigit())
-    unit = period[len(digits) :] or "s"
-    return int(digits or 1) * periods.get(unit[0], 60)
-
-
-def ratelimited(request, exception):
-    """django-ratelimit sends every blocked request here (RATELIMIT_VIEW): 429, never 403."""
-    retry = _retry_after(settings.WHALE_LOGIN_RATE_USERNAME)
-    if request.path.startswith("/api/"):
-        from django.http import JsonResponse
-
-        response = JsonResponse(
-            {"error": {"code": "throttled", "message": "Too many requests; retry later."}},
-            status=429,
-        )
-    else:
-        response = render(request, "registration/ratelimited.html", status=429)
-    response["Retry-After"] = str(math.ceil(retry))
-    return response
-
-
-@method_decorator(
-    ratelimit(key="ip", rate=lambda g, r: settings.WHALE_LOGIN_RATE_IP, method="POST"),
-    name="post",
-)
-@method_decorator(
-    ratelimit(
-        key=lambda group, request: (request.POST.get("username") or "").strip().lower(),
-        rate=lambda g, r: settings.WHALE_LOGIN_RATE_USERNAME,
-        method="POST",
-    ),
-    name="post",
-)
 class ThrottledLoginView(auth_views.LoginView):
+    """Throttled by whaleproject.throttling.ThrottleMiddleware, like the admin log-in."""
+
     redirect_authenticated_user = True
 
 

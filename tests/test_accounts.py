@@ -154,7 +154,7 @@ def test_login_is_throttled_per_username_with_429(client, alice, settings):
         )
     response = client.post(reverse("login"), {"username": "alice", "password": "x"})
     assert response.status_code == 429
-    assert int(response["Retry-After"]) == 60
+    assert 1 <= int(response["Retry-After"]) <= 60  # what is left of the window hit
     # The right password does not get through while throttled either.
     response = client.post(reverse("login"), {"username": "alice", "password": "x"})
     assert response.status_code == 429

@@ -75,6 +75,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # After authentication: the one throttling policy for the HTML forms (whaleproject/throttling).
+    "whaleproject.throttling.ThrottleMiddleware",
     "django_ratelimit.middleware.RatelimitMiddleware",
 ]
 
@@ -208,7 +210,7 @@ WHALE_SIGNUP_OPEN = env.bool("WHALE_SIGNUP_OPEN", True)
 WHALE_LOGIN_RATE_IP = env.str("WHALE_LOGIN_RATE_IP", "20/m")
 WHALE_LOGIN_RATE_USERNAME = env.str("WHALE_LOGIN_RATE_USERNAME", "5/m")
 RATELIMIT_USE_CACHE = "default"
-RATELIMIT_VIEW = "dashboard.views.ratelimited"
+RATELIMIT_VIEW = "whaleproject.throttling.ratelimited"
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", True)
 
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", 14 * 24 * 3600, minimum=300)
@@ -314,11 +316,25 @@ WHALE_API_READ_RATE = env.str("WHALE_API_READ_RATE", "300/m")
 WHALE_API_EXPORT_RATE = env.str("WHALE_API_EXPORT_RATE", "20/h")
 WHALE_API_TOKEN_RATE_IP = env.str("WHALE_API_TOKEN_RATE_IP", "30/m")
 WHALE_API_TOKEN_RATE_USERNAME = env.str("WHALE_API_TOKEN_RATE_USERNAME", "10/m")
+# Security hardening (issue 16): the other ways in, at the same policy (whaleproject/throttling).
+WHALE_PASSWORD_RESET_RATE_IP = env.str("WHALE_PASSWORD_RESET_RATE_IP", "10/h")
+WHALE_PASSWORD_RESET_RATE_ACCOUNT = env.str("WHALE_PASSWORD_RESET_RATE_ACCOUNT", "3/h")
+WHALE_SIGNUP_RATE_IP = env.str("WHALE_SIGNUP_RATE_IP", "5/h")
+WHALE_EMAIL_CHANGE_RATE = env.str("WHALE_EMAIL_CHANGE_RATE", "5/h")
+# Webhook test sends and redeliveries, per user, pages and API together.
+WHALE_SEND_RATE = env.str("WHALE_SEND_RATE", "10/m")
 for _name in (
+    "WHALE_LOGIN_RATE_IP",
+    "WHALE_LOGIN_RATE_USERNAME",
     "WHALE_API_READ_RATE",
     "WHALE_API_EXPORT_RATE",
     "WHALE_API_TOKEN_RATE_IP",
     "WHALE_API_TOKEN_RATE_USERNAME",
+    "WHALE_PASSWORD_RESET_RATE_IP",
+    "WHALE_PASSWORD_RESET_RATE_ACCOUNT",
+    "WHALE_SIGNUP_RATE_IP",
+    "WHALE_EMAIL_CHANGE_RATE",
+    "WHALE_SEND_RATE",
 ):
     if not re.fullmatch(r"[1-9]\d*/\d*[smhd]", globals()[_name]):
         raise ImproperlyConfigured(f"{_name} must be a rate like 300/m, 20/h or 5/10s")
