@@ -221,13 +221,14 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
         ]
 
     def validate_url(self, value: str) -> str:
-        from alerts.http import check_url
+        from alerts.http import check_url, normalise_url
 
         try:
+            value = normalise_url(value)
             check_url(value)
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from None
-        return value.strip()
+        return value
 
     def validate(self, attrs):
         request = self.context["request"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import unicodedata
 import uuid
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
@@ -197,6 +198,9 @@ class Subscription(models.Model):
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
+        # The name reaches e-mail subjects: a line break there makes every send fail.
+        if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in self.name or ""):
+            errors["name"] = "Names cannot contain line breaks or other control characters."
         floor = sats_from_btc(settings.WHALE_MIN_BTC)
         if self.min_sats is not None and self.min_sats < floor:
             errors["min_sats"] = (
@@ -291,9 +295,10 @@ class WebhookEndpoint(models.Model):
         return f"<WebhookEndpoint {self.public_id} {self.url}>"
 
     def clean(self) -> None:
-        from alerts.http import check_url
+        from alerts.http import check_url, normalise_url
 
         try:
+            self.url = normalise_url(self.url)
             check_url(self.url)
         except ValueError as exc:
             raise ValidationError({"url": str(exc)}) from None

@@ -305,7 +305,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # The API speaks JSON only; form and multipart bodies are refused with 415.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Size and nesting are limited before parsing (whaleproject/api_parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["whaleproject.api_parsers.LimitedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "whaleproject.api_errors.exception_handler",
 }
@@ -338,6 +339,9 @@ for _name in (
 ):
     if not re.fullmatch(r"[1-9]\d*/\d*[smhd]", globals()[_name]):
         raise ImproperlyConfigured(f"{_name} must be a rate like 300/m, 20/h or 5/10s")
+# Security hardening (issue 16): JSON bodies larger or deeper than this are a 400, unparsed.
+WHALE_API_MAX_JSON_BYTES = env.int("WHALE_API_MAX_JSON_BYTES", 65536, minimum=1024)
+WHALE_API_MAX_JSON_DEPTH = env.int("WHALE_API_MAX_JSON_DEPTH", 32, minimum=4, maximum=1000)
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=15),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=7),
