@@ -6,6 +6,8 @@ a bad value stops start-up with a message naming the variable.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from datetime import timedelta
 from ipaddress import ip_network
@@ -300,7 +302,8 @@ WHALE_OUTBOUND_ALLOW_LOOPBACK = env.bool("WHALE_OUTBOUND_ALLOW_LOOPBACK", False)
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        # simplejwt's JWTAuthentication plus the per-user token generation (revocation).
+        "dashboard.api_auth.GenerationJWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -342,12 +345,22 @@ for _name in (
 # Security hardening (issue 16): JSON bodies larger or deeper than this are a 400, unparsed.
 WHALE_API_MAX_JSON_BYTES = env.int("WHALE_API_MAX_JSON_BYTES", 65536, minimum=1024)
 WHALE_API_MAX_JSON_DEPTH = env.int("WHALE_API_MAX_JSON_DEPTH", 32, minimum=4, maximum=1000)
+# JWTs are signed with their own key, so rotating it logs every API client out without touching
+# sessions or signed links. Default: derived from SECRET_KEY (HMAC, one-way).
+JWT_SIGNING_KEY = env.str(
+    "JWT_SIGNING_KEY",
+    hmac.new(SECRET_KEY.encode(), b"whalewatch-jwt-signing-key", hashlib.sha256).hexdigest(),
+)
+if len(JWT_SIGNING_KEY) < 32:
+    raise ImproperlyConfigured("JWT_SIGNING_KEY must be at least 32 characters")
+# Lifetimes (docs/API.md, docs/SECURITY.md): access 15 minutes, refresh 7 days and single-use.
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=15),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=7),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
-    "SIGNING_KEY": SECRET_KEY,
+    "SIGNING_KEY": JWT_SIGNING_KEY,
+    "TOKEN_OBTAIN_SERIALIZER": "dashboard.api_auth.GenerationTokenObtainSerializer",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Whale Watch API",
