@@ -70,6 +70,8 @@ MIDDLEWARE = [
     # First, so every log line of the request (even a crash in another middleware) carries its id.
     "whaleproject.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy (no inline script) and Permissions-Policy on every response.
+    "whaleproject.security_headers.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
