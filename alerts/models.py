@@ -51,6 +51,13 @@ def new_webhook_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
+def address_confirmed(user) -> bool:
+    """False while the owner's address awaits its confirmation link (sign-up, e-mail change);
+    accounts without a profile were made by an operator and count as confirmed."""
+    profile = getattr(user, "profile", None)
+    return profile is None or profile.email_confirmed
+
+
 class DelimitedListField(models.CharField):
     """A short list of strings stored as "|a|b|" ("" = empty list).
 
