@@ -407,6 +407,11 @@ WHALE_INGEST_METRICS_PORT = env.int("WHALE_INGEST_METRICS_PORT", 9108, minimum=0
 WHALE_INGEST_METRICS_ADDRESS = env.str("WHALE_INGEST_METRICS_ADDRESS", "127.0.0.1")
 # /api/v1/health/ fails ("workers": backlog) when more tasks than this wait in the broker.
 WHALE_QUEUE_BACKLOG_MAX = env.int("WHALE_QUEUE_BACKLOG_MAX", 1000, minimum=1)
+# Security hardening (issue 16): a session's dashboard socket re-checks the session this often
+# and closes once it is logged out.
+WHALE_SOCKET_SESSION_CHECK_SECONDS = env.float(
+    "WHALE_SOCKET_SESSION_CHECK_SECONDS", 5.0, minimum=0.1, maximum=300
+)
 # Security hardening (issue 16): anonymous health callers share one result this many seconds.
 WHALE_HEALTH_CACHE_SECONDS = env.float("WHALE_HEALTH_CACHE_SECONDS", 5.0, minimum=0, maximum=60)
 
