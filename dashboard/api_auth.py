@@ -8,8 +8,8 @@ access token issued before fails at once, and blacklists the user's outstanding 
 
 from __future__ import annotations
 
-from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
 
 from dashboard.models import Profile

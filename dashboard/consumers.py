@@ -2,8 +2,9 @@
 
 Protocol (the browser side is static/js/feed.js):
 
-* A logged-in session is enough; it is re-checked every WHALE_SOCKET_SESSION_CHECK_SECONDS and
-  the socket closed with 4401 once the session is logged out or its password changed. Without one the socket is accepted and must authenticate with
+* A logged-in session is enough. The session (or the newest JWT) is re-checked every
+  WHALE_SOCKET_SESSION_CHECK_SECONDS and the socket closed with 4401 once it is logged out,
+  revoked (POST /api/v1/auth/logout/) or its password changed. Without one the socket is accepted and must authenticate with
   `{"type": "auth", "token": "<simplejwt access token>"}` within AUTH_TIMEOUT_SECONDS, else it is
   closed with 4401. A JWT socket is closed with 4401 when its token expires, unless the client
   sent a fresher token by then (the same message again).
@@ -74,6 +75,10 @@ def _session_still_holds(session_key: str | None, user_id) -> bool:
     return current.is_authenticated and current.pk == user_id and current.is_active
 
 
+async def _token_still_holds(raw_token: str) -> bool:
+    return await _user_for_token(raw_token) is not None
+
+
 @database_sync_to_async
 def _snapshot(filters: dict[str, Any], with_whales: bool) -> dict[str, Any]:
     return snapshot_message(filters, with_whales=with_whales)
@@ -105,7 +110,9 @@ class WhaleFeedConsumer(AsyncJsonWebsocketConsumer):
         session_user = self.scope.get("user")
         if session_user is not None and session_user.is_authenticated:
             await self._start_feed(session_user)
-            self._session_watch = asyncio.ensure_future(self._watch_session(session_user.pk))
+            session_key = getattr(self.scope.get("session"), "session_key", None)
+            user_id = session_user.pk
+            self._watch(lambda: _session_still_holds(session_key, user_id))
         else:
             self._arm_timer(self.auth_timeout_seconds)
 
@@ -142,6 +149,8 @@ class WhaleFeedConsumer(AsyncJsonWebsocketConsumer):
         user, expires_at = found
         self.token_expires_at = expires_at
         self._arm_timer(max(0.0, expires_at - time.time()))
+        # The newest token is the one re-checked: a logout or password change revokes it.
+        self._watch(lambda: _token_still_holds(token))
         if self.user is None:
             await self._start_feed(user)
 
@@ -178,17 +187,20 @@ class WhaleFeedConsumer(AsyncJsonWebsocketConsumer):
         self._fanout = None
         await self.close(code=code)
 
-    async def _watch_session(self, user_id) -> None:
-        """Re-checks the session every WHALE_SOCKET_SESSION_CHECK_SECONDS: a logged-out or
-        password-changed session's socket closes with 4401 within that time."""
-        session = self.scope.get("session")
-        session_key = getattr(session, "session_key", None)
+    def _watch(self, still_holds) -> None:
+        """Re-checks the credential (session or token) every WHALE_SOCKET_SESSION_CHECK_SECONDS
+        and closes with 4401 once it is logged out, revoked or its password changed."""
+        if self._session_watch is not None:
+            self._session_watch.cancel()
+        self._session_watch = asyncio.ensure_future(self._watch_loop(still_holds))
+
+    async def _watch_loop(self, still_holds) -> None:
         while True:
             await asyncio.sleep(settings.WHALE_SOCKET_SESSION_CHECK_SECONDS)
             try:
-                holds = await _session_still_holds(session_key, user_id)
+                holds = await still_holds()
             except Exception:  # the database is away: keep the socket, check again later
-                log.warning("dashboard socket: session check failed", exc_info=True)
+                log.warning("dashboard socket: credential check failed", exc_info=True)
                 continue
             if not holds:
                 self._session_watch = None

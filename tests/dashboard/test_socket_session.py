@@ -9,8 +9,10 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.sessions.models import Session
 
+from dashboard.api_auth import GenerationTokenObtainSerializer
 from dashboard.consumers import CLOSE_UNAUTHENTICATED
-from tests.dashboard.conftest import session_headers
+from dashboard.models import revoke_api_tokens
+from tests.dashboard.conftest import ANONYMOUS_HEADERS, session_headers
 from whaleproject.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -59,3 +61,18 @@ async def test_a_live_session_keeps_its_socket(alice, quick_session_check):
     await communicator.send_json_to({"type": "ping"})
     assert await communicator.receive_json_from(timeout=3) == {"type": "pong"}
     await communicator.disconnect()
+
+
+async def test_revoking_the_token_closes_a_jwt_socket(alice, quick_session_check):
+    def issue() -> str:
+        return str(GenerationTokenObtainSerializer.get_token(alice).access_token)
+
+    token = await sync_to_async(issue)()
+    communicator = WebsocketCommunicator(
+        application, "/ws/whales/?whales=0", headers=ANONYMOUS_HEADERS
+    )
+    assert (await communicator.connect())[0]
+    await communicator.send_json_to({"type": "auth", "token": token})
+    assert (await communicator.receive_json_from(timeout=5))["type"] == "snapshot"
+    await sync_to_async(revoke_api_tokens)(alice)  # POST /api/v1/auth/logout/
+    await expect_closed(communicator)
