@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from dashboard.api_auth import GenerationJWTAuthentication
 from dashboard.models import revoke_api_tokens
-from detection.serializers import ErrorSerializer
+from detection.api.serializers import ErrorSerializer
 
 
 @extend_schema(tags=["auth"], request=None, responses={204: None, 401: ErrorSerializer})

@@ -1,8 +1,8 @@
 """The one throttling policy: which action is limited, by what key, at what rate.
 
 Every way in goes through `blocked_limit`: the HTML forms (log-in, admin log-in, password reset,
-sign-up, e-mail change, sending a test event or a redelivery) through `ThrottleMiddleware`, and
-the REST API through the DRF throttles in detection.api_ratelimit, which call the same function.
+sign-up, e-mail change, sending a test event, a chat test message or a redelivery) through `ThrottleMiddleware`, and
+the REST API through the DRF throttles in detection.api.throttling, which call the same function.
 Counting is django-ratelimit's public `get_usage` on the Redis cache (fixed windows).
 
 Keys: "ip" is django-ratelimit's own client address (RATELIMIT_IP_META_KEY, IPv6 /64). An
@@ -173,6 +173,7 @@ FORM_ACTIONS = {
     "account-settings": ("email-change", _email_change_account),
     "alerts:webhook-test": ("send", lambda request: user_key(request.user)),
     "alerts:delivery-redeliver": ("send", lambda request: user_key(request.user)),
+    "alerts:chat-test": ("send", lambda request: user_key(request.user)),
 }
 
 

@@ -6,7 +6,7 @@ or pasted, so an entity label starting with one is as dangerous as the ASCII sig
 
 import pytest
 
-from detection.csv_export import _safe_text
+from detection.api.csv import _safe_text
 
 
 @pytest.mark.parametrize("sign", ["＝", "＋", "－", "＠", "=", "+", "-", "@"])

@@ -12,7 +12,7 @@ from django.core import mail
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from alerts.models import Delivery, DeliveryStatus
+from alerts.models import ChatEndpoint, Delivery, DeliveryStatus
 from tests.alerts.conftest import make_endpoint
 
 pytestmark = pytest.mark.django_db
@@ -152,3 +152,21 @@ def test_webhook_test_page_and_api_share_the_allowance(client, alice, settings):
     assert client.post(page).status_code == 302
     assert client.post(f"/api/v1/webhooks/{endpoint.public_id}/test/").status_code == 201
     assert_throttled(client.post(page), 60)
+
+
+def test_chat_test_message_spends_the_same_send_allowance(client, alice, settings):
+    # A private address: the SSRF guard refuses it, so each test send is recorded and nothing
+    # leaves the machine.
+    settings.WHALE_SEND_RATE = "3/m"
+    endpoint = make_endpoint(alice, "https://10.0.0.1/hook")
+    chat = ChatEndpoint.objects.create(owner=alice, service="discord", url="https://10.0.0.1/x")
+    client.force_login(alice)
+    assert client.post(f"/api/v1/webhooks/{endpoint.public_id}/test/").status_code == 201
+    chat_page = reverse("alerts:chat-test", kwargs={"public_id": chat.public_id})
+    assert client.post(chat_page).status_code == 302
+    assert client.post(f"/api/v1/chats/{chat.public_id}/test/").status_code == 201
+    assert_throttled(client.post(chat_page), 60)
+    response = client.post(f"/api/v1/chats/{chat.public_id}/test/")
+    assert_throttled(response, 60)
+    assert response.json()["error"]["code"] == "throttled"
+    assert Delivery.objects.filter(kind="test").count() == 3
