@@ -33,7 +33,7 @@ from alerts.forms import (
     FLOW_CHOICES,
     KIND_CHOICES,
 )
-from alerts.http import check_url
+from alerts.http import check_url, normalise_url
 from alerts.models import (
     AmountBasis,
     ChatEndpoint,
@@ -46,6 +46,7 @@ from alerts.models import (
 )
 from alerts.views import redeliver_problem
 from detection.api.serializers import ErrorSerializer
+from detection.api.throttling import SendRateLimit
 from detection.api.views import StrictQueryParamsMixin
 from detection.summary import btc
 from whaleproject.api_errors import error_response
@@ -264,10 +265,11 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
 
     def validate_url(self, value: str) -> str:
         try:
+            value = normalise_url(value)
             check_url(value)
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from None
-        return value.strip()
+        return value
 
     def validate(self, attrs):
         request = self.context["request"]
@@ -428,7 +430,7 @@ class WebhookEndpointViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
         request=None,
         responses={201: DeliveryDetailSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND},
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], throttle_classes=[SendRateLimit])
     def test(self, request, id=None):
         """Send a test event now (one try, no retries) and return the delivery with its try."""
         delivery = engine.send_test_now(self.get_object())
@@ -538,7 +540,7 @@ class DeliveryViewSet(StrictQueryParamsMixin, OwnedViewSetMixin, viewsets.ReadOn
             409: CONFLICT,
         },
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], throttle_classes=[SendRateLimit])
     def redeliver(self, request, id=None):
         """Queue the delivery again now, with the same webhook-id."""
         delivery = self.get_object()

@@ -20,6 +20,7 @@ from alerts.api import (
 from alerts.http import check_url
 from alerts.models import TELEGRAM_LINK_TTL, Channel, ChatEndpoint
 from detection.api.serializers import ErrorSerializer
+from detection.api.throttling import SendRateLimit
 from whaleproject.api_errors import error_response
 
 HOOK_SERVICES = (Channel.DISCORD.value, Channel.SLACK.value)
@@ -121,7 +122,7 @@ class ChatEndpointViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
         request=None,
         responses={201: DeliveryDetailSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND},
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], throttle_classes=[SendRateLimit])
     def test(self, request, id=None):
         """Send a test message now (one try, no retries) and return the delivery with its try."""
         delivery = engine.send_test_now(self.get_object())

@@ -8,13 +8,11 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
-from django_ratelimit.decorators import ratelimit
 
 from alerts import delivery as engine
 from alerts import telegram_bot
 from alerts.forms import ChatHookForm, ChatLabelForm, EndpointStateForm
 from alerts.models import Channel, ChatEndpoint, DeliveryStatus
-from alerts.views import TEST_SEND_RATE
 
 HOOK_SERVICES = {"discord": Channel.DISCORD, "slack": Channel.SLACK}
 
@@ -84,7 +82,6 @@ def chat_detail(request, public_id):
 
 @login_required
 @require_POST
-@ratelimit(key="user", rate=TEST_SEND_RATE, method="POST")
 def chat_test(request, public_id):
     chat = get_object_or_404(ChatEndpoint, public_id=public_id, owner=request.user)
     if not chat.active:

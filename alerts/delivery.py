@@ -34,6 +34,7 @@ from alerts.models import (
     DeliveryKind,
     DeliveryStatus,
     WebhookEndpoint,
+    address_confirmed,
 )
 from alerts.payloads import sample_payload
 from alerts.transports import Outcome, transport_for
@@ -139,7 +140,9 @@ def _claim(ids: list[int]) -> tuple[list[Delivery], list[DeliveryAttempt]]:
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
             .claimable(now=now, stranded_before=now - stranded_after())
             .filter(pk__in=ids)
-            .select_related("owner", "endpoint", "chat", "subscription", "event__alert_fanout")
+            .select_related(
+                "owner__profile", "endpoint", "chat", "subscription", "event__alert_fanout"
+            )
             .order_by("pk")
         )
         if not deliveries:
@@ -181,6 +184,8 @@ def _mark_interrupted(delivery_ids: list[int]) -> None:
 
 def _refusal(delivery: Delivery) -> str:
     """Why this delivery must not be sent any more (the user changed something), or ""."""
+    if delivery.channel == Channel.EMAIL and not address_confirmed(delivery.owner):
+        return "not sent: the e-mail address is not confirmed yet"
     if delivery.kind == DeliveryKind.TEST:
         return ""
     if delivery.kind == DeliveryKind.ALERT or delivery.kind == DeliveryKind.DIGEST:

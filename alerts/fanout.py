@@ -35,6 +35,7 @@ from alerts.models import (
     DeliveryStatus,
     EventFanOut,
     Subscription,
+    address_confirmed,
 )
 from detection.models import WhaleEvent
 
@@ -106,6 +107,7 @@ def fan_out(event_id: int) -> int:
             if (
                 subscription.email
                 and subscription.owner.email
+                and address_confirmed(subscription.owner)
                 and subscription.owner_id not in emailed
             ):
                 emailed.add(subscription.owner_id)

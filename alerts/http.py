@@ -20,13 +20,14 @@ from __future__ import annotations
 import contextlib
 import http.client
 import ipaddress
+import re
 import socket
 import ssl
 import threading
 import time
 import unicodedata
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from django.conf import settings
 
@@ -126,6 +127,40 @@ def blocked_reason(ip: IPAddress, *, allow_loopback: bool = False) -> str | None
 
 def loopback_allowed() -> bool:
     return bool(getattr(settings, "WHALE_OUTBOUND_ALLOW_LOOPBACK", False))
+
+
+_URL_SAFE = "/%:@!$&'()*+,;=-._~?"
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def normalise_url(url: str) -> str:
+    """The URL as it will be sent: IDNA host, percent-encoded path and query; or ValueError.
+
+    A URL with spaces or a non-ASCII path used to be saved and fail only at send time.
+    """
+    url = url.strip()
+    if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in url):
+        raise ValueError("URL cannot contain spaces, tabs or line breaks; percent-encode them.")
+    parts = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    host, colon, port = hostport, "", ""
+    if not hostport.startswith("["):
+        host, colon, port = hostport.partition(":")
+    labels = []
+    for label in host.split("."):
+        try:
+            if not label.isascii():
+                label = label.encode("idna").decode("ascii")
+            elif label.lower().startswith("xn--"):
+                label.encode("ascii").decode("idna")  # raises on bad punycode
+        except UnicodeError:
+            raise ValueError("URL has a host name that is not valid IDNA.") from None
+        labels.append(label.lower())
+    netloc = f"{userinfo}{at}{'.'.join(labels)}{colon}{port}"
+    path, query, fragment = (quote(p, safe=_URL_SAFE) for p in parts[2:5])
+    if _BAD_PERCENT.search(path + query + fragment):
+        raise ValueError("URL has a % that does not start a percent-encoded byte (%XX).")
+    return urlunsplit((parts.scheme, netloc, path, query, fragment))
 
 
 def check_url(url: str) -> tuple[str, str, int]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+import unicodedata
 import uuid
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -23,7 +24,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from alerts.http import check_url
+from alerts.http import check_url, normalise_url
 from alerts.payloads import for_subscription
 from detection.domain.prices import fiat_of
 from detection.models import EventKind, Flow
@@ -74,6 +75,13 @@ def fiat_floor_error(min_fiat: Decimal, currency: str) -> str | None:
 
 def new_webhook_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def address_confirmed(user) -> bool:
+    """False while the owner's address awaits its confirmation link (sign-up, e-mail change);
+    accounts without a profile were made by an operator and count as confirmed."""
+    profile = getattr(user, "profile", None)
+    return profile is None or profile.email_confirmed
 
 
 class DelimitedListField(models.CharField):
@@ -315,6 +323,9 @@ class Subscription(models.Model):
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
+        # The name reaches e-mail subjects: a line break there makes every send fail.
+        if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in self.name or ""):
+            errors["name"] = "Names cannot contain line breaks or other control characters."
         floor = sats_from_btc(settings.WHALE_MIN_BTC)
         if self.min_sats is not None and self.min_sats < floor:
             errors["min_sats"] = (
@@ -423,6 +434,7 @@ class WebhookEndpoint(models.Model):
 
     def clean(self) -> None:
         try:
+            self.url = normalise_url(self.url)
             check_url(self.url)
         except ValueError as exc:
             raise ValidationError({"url": str(exc)}) from None

@@ -155,7 +155,8 @@ def headline(data: dict[str, Any], currency: str = "USD") -> str:
 def digest_headline(payload: dict[str, Any]) -> str:
     data = payload.get("data", {})
     count = data.get("count", 0)
-    name = (data.get("subscription") or {}).get("name", "")
+    # One line whatever the stored name holds: the headline becomes an e-mail subject.
+    name = " ".join(str((data.get("subscription") or {}).get("name", "")).split())
     label = f" for “{name}”" if name else ""
     return f"{count} whale alert{'s' if count != 1 else ''}{label}"
 

@@ -37,6 +37,8 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/8")
 os.environ.setdefault("REDIS_KEY_PREFIX", "ww-alerts-bench")
 os.environ.setdefault("SECRET_KEY", "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
 os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SITE_URL", "http://testserver")
+os.environ.setdefault("ALLOW_INSECURE_HTTP", "true")
 os.environ.setdefault("WHALE_VAR_DIR", str(ROOT / "var" / "bench"))
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ["WHALE_OUTBOUND_ALLOW_LOOPBACK"] = "true"

@@ -61,6 +61,8 @@ def configure_django(database: str) -> str:
     os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{database}"))
     os.environ.setdefault("SECRET_KEY", "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
     os.environ.setdefault("DEBUG", "false")
+    os.environ.setdefault("SITE_URL", "http://testserver")
+    os.environ.setdefault("ALLOW_INSECURE_HTTP", "true")
     os.environ.setdefault("ALLOWED_HOSTS", "testserver")
     # Redis db 6 under its own prefix: db 0 and 1 belong to the dev server and the test suite.
     os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/6")

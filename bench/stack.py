@@ -293,6 +293,7 @@ class Stack:
             DEBUG="false",
             ALLOWED_HOSTS="127.0.0.1,localhost",
             SITE_URL=f"http://127.0.0.1:{self.ports['web']}",
+            ALLOW_INSECURE_HTTP="true",
             WHALE_SOURCE=f"ws://127.0.0.1:{self.ports['feed']}/api/v1/ws",
             WHALE_VAR_DIR=str(var),
             STATIC_ROOT=str(var / "static"),

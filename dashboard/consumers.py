@@ -2,7 +2,9 @@
 
 Protocol (the browser side is static/js/feed.js):
 
-* A logged-in session is enough. Without one the socket is accepted and must authenticate with
+* A logged-in session is enough. The session (or the newest JWT) is re-checked every
+  WHALE_SOCKET_SESSION_CHECK_SECONDS and the socket closed with 4401 once it is logged out,
+  revoked (POST /api/v1/auth/logout/) or its password changed. Without one the socket is accepted and must authenticate with
   `{"type": "auth", "token": "<simplejwt access token>"}` within AUTH_TIMEOUT_SECONDS, else it is
   closed with 4401. A JWT socket is closed with 4401 when its token expires, unless the client
   sent a fresher token by then (the same message again).
@@ -19,13 +21,18 @@ import asyncio
 import contextlib
 import logging
 import time
+from importlib import import_module
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth import get_user
 
+from dashboard.api_auth import GenerationJWTAuthentication
 from dashboard.fanout import CLOSE_LAYER_FAILED, local_fanout
 from dashboard.feed_filters import filters_from_query
 from dashboard.live import snapshot_message
@@ -44,10 +51,9 @@ __all__ = ["CLOSE_UNAUTHENTICATED", "WHALE_FEED_GROUP", "WhaleFeedConsumer"]
 @database_sync_to_async
 def _user_for_token(raw_token: str):
     """(user, expiry epoch) for a valid access token, else None."""
-    from rest_framework_simplejwt.authentication import JWTAuthentication
     from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
 
-    auth = JWTAuthentication()
+    auth = GenerationJWTAuthentication()  # a revoked token (logout, new password) is refused
     try:
         validated = auth.get_validated_token(raw_token.encode())
         user = auth.get_user(validated)
@@ -56,6 +62,21 @@ def _user_for_token(raw_token: str):
     if not user.is_active:
         return None
     return user, float(validated["exp"])
+
+
+@database_sync_to_async
+def _session_still_holds(session_key: str | None, user_id) -> bool:
+    """Whether the session still logs in `user_id`: not logged out or flushed, and its auth hash
+    still matches (a password change ends every other session)."""
+    if not session_key:
+        return False
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    current = get_user(SimpleNamespace(session=store))
+    return current.is_authenticated and current.pk == user_id and current.is_active
+
+
+async def _token_still_holds(raw_token: str) -> bool:
+    return await _user_for_token(raw_token) is not None
 
 
 @database_sync_to_async
@@ -75,6 +96,7 @@ class WhaleFeedConsumer(AsyncJsonWebsocketConsumer):
         self.user = None
         self.token_expires_at: float | None = None
         self._timer: asyncio.Task | None = None
+        self._session_watch: asyncio.Task | None = None
         self._fanout = None
         self._live = False
         self._held_back: list[str] = []
@@ -88,12 +110,17 @@ class WhaleFeedConsumer(AsyncJsonWebsocketConsumer):
         session_user = self.scope.get("user")
         if session_user is not None and session_user.is_authenticated:
             await self._start_feed(session_user)
+            session_key = getattr(self.scope.get("session"), "session_key", None)
+            user_id = session_user.pk
+            self._watch(lambda: _session_still_holds(session_key, user_id))
         else:
             self._arm_timer(self.auth_timeout_seconds)
 
     async def disconnect(self, code):
         if self._timer is not None:
             self._timer.cancel()
+        if self._session_watch is not None:
+            self._session_watch.cancel()
         if self._fanout is not None:
             await self._fanout.leave(self)
 
@@ -122,6 +149,8 @@ class WhaleFeedConsumer(AsyncJsonWebsocketConsumer):
         user, expires_at = found
         self.token_expires_at = expires_at
         self._arm_timer(max(0.0, expires_at - time.time()))
+        # The newest token is the one re-checked: a logout or password change revokes it.
+        self._watch(lambda: _token_still_holds(token))
         if self.user is None:
             await self._start_feed(user)
 
@@ -157,6 +186,27 @@ class WhaleFeedConsumer(AsyncJsonWebsocketConsumer):
     async def drop(self, code: int) -> None:
         self._fanout = None
         await self.close(code=code)
+
+    def _watch(self, still_holds) -> None:
+        """Re-checks the credential (session or token) every WHALE_SOCKET_SESSION_CHECK_SECONDS
+        and closes with 4401 once it is logged out, revoked or its password changed."""
+        if self._session_watch is not None:
+            self._session_watch.cancel()
+        self._session_watch = asyncio.ensure_future(self._watch_loop(still_holds))
+
+    async def _watch_loop(self, still_holds) -> None:
+        while True:
+            await asyncio.sleep(settings.WHALE_SOCKET_SESSION_CHECK_SECONDS)
+            try:
+                holds = await still_holds()
+            except Exception:  # the database is away: keep the socket, check again later
+                log.warning("dashboard socket: credential check failed", exc_info=True)
+                continue
+            if not holds:
+                self._session_watch = None
+                with contextlib.suppress(Exception):
+                    await self.close(code=CLOSE_UNAUTHENTICATED)
+                return
 
     def _arm_timer(self, seconds: float) -> None:
         """Close with 4401 after `seconds` (auth deadline, or the token's expiry)."""

@@ -10,10 +10,12 @@ urlpatterns = [
     path("accounts/login/", views.ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/signup/done/", views.signup_done, name="signup-done"),
+    path("accounts/confirm/<str:token>/", views.confirm_email, name="confirm-email"),
     path("accounts/settings/", views.account_settings, name="account-settings"),
     path(
         "accounts/password/change/",
-        auth_views.PasswordChangeView.as_view(),
+        views.NotifyingPasswordChangeView.as_view(),
         name="password_change",
     ),
     path(

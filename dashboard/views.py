@@ -1,16 +1,13 @@
-import math
-
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_http_methods
-from django_ratelimit.decorators import ratelimit
 
+from dashboard import account_mail
 from dashboard.context_processors import user_time_zone
 from dashboard.feed_filters import FeedFilterForm
 from dashboard.forms import AccountSettingsForm, SignUpForm
@@ -21,60 +18,56 @@ from dashboard.whale_page import TXID_PATTERN, whale_detail_context
 from detection.models import WhaleTransaction
 
 
-def _retry_after(rate: str) -> int:
-    """Seconds until a django-ratelimit window ("5/m", "100/h") resets, at most."""
-    periods = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    _, _, period = rate.partition("/")
-    digits = "".join(ch for ch in period if ch.isdigit())
-    unit = period[len(digits) :] or "s"
-    return int(digits or 1) * periods.get(unit[0], 60)
-
-
-def ratelimited(request, exception):
-    """django-ratelimit sends every blocked request here (RATELIMIT_VIEW): 429, never 403."""
-    retry = _retry_after(settings.WHALE_LOGIN_RATE_USERNAME)
-    if request.path.startswith("/api/"):
-        from django.http import JsonResponse
-
-        response = JsonResponse(
-            {"error": {"code": "throttled", "message": "Too many requests; retry later."}},
-            status=429,
-        )
-    else:
-        response = render(request, "registration/ratelimited.html", status=429)
-    response["Retry-After"] = str(math.ceil(retry))
-    return response
-
-
-@method_decorator(
-    ratelimit(key="ip", rate=lambda g, r: settings.WHALE_LOGIN_RATE_IP, method="POST"),
-    name="post",
-)
-@method_decorator(
-    ratelimit(
-        key=lambda group, request: (request.POST.get("username") or "").strip().lower(),
-        rate=lambda g, r: settings.WHALE_LOGIN_RATE_USERNAME,
-        method="POST",
-    ),
-    name="post",
-)
 class ThrottledLoginView(auth_views.LoginView):
+    """Throttled by whaleproject.throttling.ThrottleMiddleware, like the admin log-in."""
+
     redirect_authenticated_user = True
 
 
 @require_http_methods(["GET", "POST"])
 def signup(request):
+    """Creates an inactive account and mails a confirmation link; the answer is the same when
+    the address already has an account (its owner gets a notice instead)."""
     if not settings.WHALE_SIGNUP_OPEN:
         raise Http404("Sign-up is closed on this portal.")
     if request.user.is_authenticated:
         return redirect("home")
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = form.save()
-        login(request, user, backend="dashboard.auth.UsernameOrEmailBackend")
-        messages.success(request, "Welcome to Whale Watch.")
-        return redirect("home")
+        existing = form.existing_address()
+        if existing is not None:
+            account_mail.send_signup_attempt_notice(existing)
+        else:
+            user = form.save(commit=False)
+            user.is_active = False  # until the link is opened
+            user.save()
+            Profile.objects.filter(user=user).update(email_confirmed=False)
+            account_mail.send_confirmation(user)
+        return redirect("signup-done")
     return render(request, "registration/signup.html", {"form": form})
+
+
+@require_http_methods(["GET", "HEAD"])
+def signup_done(request):
+    return render(request, "registration/signup_done.html")
+
+
+@require_http_methods(["GET", "HEAD"])
+def confirm_email(request, token):
+    found = account_mail.read_confirmation_token(token)
+    user = None
+    if found is not None:
+        user_id, address = found
+        user = get_user_model().objects.filter(pk=user_id).first()
+        if user is not None and (user.email or "").casefold() != address:
+            user = None  # a link for an address the account no longer has
+    if user is None:
+        return render(request, "registration/email_confirmed.html", {"invalid": True}, status=400)
+    Profile.objects.update_or_create(user=user, defaults={"email_confirmed": True})
+    if not user.is_active:
+        user.is_active = True
+        user.save(update_fields=["is_active"])
+    return render(request, "registration/email_confirmed.html", {"confirmed_user": user})
 
 
 @login_required
@@ -88,10 +81,29 @@ def account_settings(request):
     }
     form = AccountSettingsForm(request.POST or None, user=request.user, initial=initial)
     if request.method == "POST" and form.is_valid():
-        form.save()
-        messages.success(request, "Settings saved.")
+        old_address = form.save()
+        if old_address is None:
+            messages.success(request, "Settings saved.")
+        else:
+            if old_address:
+                account_mail.send_email_changed_notice(
+                    old_address, request.user.email, request.user.get_username()
+                )
+            account_mail.send_confirmation(request.user)
+            messages.success(
+                request, "Settings saved. Confirm the new address by the link we sent to it."
+            )
         return redirect("account-settings")
     return render(request, "registration/settings.html", {"form": form})
+
+
+class NotifyingPasswordChangeView(auth_views.PasswordChangeView):
+    """The form asks for the old password (Django's); the address on file is told."""
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        account_mail.send_password_changed_notice(self.request.user)
+        return response
 
 
 @login_required

@@ -10,6 +10,7 @@ from django.core.management import call_command
 from hypothesis import HealthCheck, settings
 
 from whaleproject.celery import app
+from whaleproject.health import forget_anonymous_result
 from whaleproject.redis_client import get_redis
 
 # "ci" (the default) keeps property tests small and repeatable: the same examples on every run,
@@ -68,6 +69,7 @@ def pytest_collection_modifyitems(config, items):
 def _clear_cache():
     # Rate-limit counters live in the cache; one test's attempts must not throttle the next.
     cache.clear()
+    forget_anonymous_result()  # one test's cached health answer must not leak into the next
     yield
 
 

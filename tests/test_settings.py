@@ -18,6 +18,7 @@ def load_settings(**overrides: str) -> subprocess.CompletedProcess:
         "PATH": os.environ.get("PATH", ""),
         "DEBUG": "false",
         "SECRET_KEY": "x" * 40,
+        "SITE_URL": "https://whales.example",
         "WHALE_VAR_DIR": str(ROOT / "var" / "test"),
     }
     environ.update(overrides)

@@ -102,7 +102,7 @@ class Env:
             raise ImproperlyConfigured(f"{name}={value!r} has an empty item in its comma list")
         return items
 
-    def url(self, name: str, default: str, *, schemes: tuple[str, ...]) -> str:
+    def url(self, name: str, default: str | None, *, schemes: tuple[str, ...]) -> str:
         value = self.str(name, default)
         parts = urlsplit(value)
         if parts.scheme not in schemes:

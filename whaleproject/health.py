@@ -191,3 +191,24 @@ def overall() -> tuple[bool, dict[str, Check]]:
         checks["ingest"] = Check(False, unreachable)
     required = ("database", "redis", "workers", "beat", "ingest")
     return all(checks[name].ok for name in required), checks
+
+
+# Anonymous callers (load balancers, anyone) share one pass/fail for a few seconds, so a flood of
+# calls cannot turn into a flood of Celery pings. Per process; staff always get a live check.
+_anonymous_result: tuple[float, bool, dict[str, bool]] | None = None
+
+
+def anonymous_overall(max_age: float) -> tuple[bool, dict[str, bool]]:
+    global _anonymous_result
+    now = time.monotonic()
+    if _anonymous_result is not None and now - _anonymous_result[0] < max_age:
+        return _anonymous_result[1], _anonymous_result[2]
+    ok, checks = overall()
+    passes = {name: check.ok for name, check in checks.items()}
+    _anonymous_result = (now, ok, passes)
+    return ok, passes
+
+
+def forget_anonymous_result() -> None:
+    global _anonymous_result
+    _anonymous_result = None

@@ -425,7 +425,7 @@ def _client_allowed(remote_addr: str | None) -> bool:
         address = ip_address(remote_addr)
     except ValueError:
         return False
-    return any(address in network for network in settings._metrics_networks)
+    return any(address in network for network in settings.WHALE_METRICS_ALLOW)
 
 
 def _bearer(request) -> str | None:

@@ -6,6 +6,8 @@ a bad value stops start-up with a message naming the variable.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from datetime import timedelta
 from ipaddress import ip_network
@@ -30,7 +32,17 @@ else:
     if len(SECRET_KEY) < 32:
         raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters when DEBUG is off")
 
-SITE_URL = env.url("SITE_URL", "http://127.0.0.1:8000", schemes=("http", "https")).rstrip("/")
+# Production fails closed: without DEBUG, SITE_URL is required and must be https (it decides
+# secure cookies, HSTS and the SSL redirect), unless plain http is asked for explicitly.
+ALLOW_INSECURE_HTTP = env.bool("ALLOW_INSECURE_HTTP", False)
+SITE_URL = env.url(
+    "SITE_URL", "http://127.0.0.1:8000" if DEBUG else None, schemes=("http", "https")
+).rstrip("/")
+if not DEBUG and not SITE_URL.startswith("https://") and not ALLOW_INSECURE_HTTP:
+    raise ImproperlyConfigured(
+        "SITE_URL must be an https:// URL when DEBUG is off "
+        "(set ALLOW_INSECURE_HTTP=true to serve plain http on purpose)"
+    )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [SITE_URL])
 
@@ -60,6 +72,8 @@ MIDDLEWARE = [
     # First, so every log line of the request (even a crash in another middleware) carries its id.
     "whaleproject.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy (no inline script) and Permissions-Policy on every response.
+    "whaleproject.security_headers.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -67,6 +81,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # After authentication: the one throttling policy for the HTML forms (whaleproject/throttling).
+    "whaleproject.throttling.ThrottleMiddleware",
     "django_ratelimit.middleware.RatelimitMiddleware",
 ]
 
@@ -206,7 +222,7 @@ WHALE_SIGNUP_OPEN = env.bool("WHALE_SIGNUP_OPEN", True)
 WHALE_LOGIN_RATE_IP = env.str("WHALE_LOGIN_RATE_IP", "20/m")
 WHALE_LOGIN_RATE_USERNAME = env.str("WHALE_LOGIN_RATE_USERNAME", "5/m")
 RATELIMIT_USE_CACHE = "default"
-RATELIMIT_VIEW = "dashboard.views.ratelimited"
+RATELIMIT_VIEW = "whaleproject.throttling.ratelimited"
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", True)
 
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", 14 * 24 * 3600, minimum=300)
@@ -310,12 +326,14 @@ WHALE_PRICE_MAX_AGE_SECONDS = env.int("WHALE_PRICE_MAX_AGE_SECONDS", 3600, minim
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        # simplejwt's JWTAuthentication plus the per-user token generation (revocation).
+        "dashboard.api_auth.GenerationJWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # The API speaks JSON only; form and multipart bodies are refused with 415.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Size and nesting are limited before parsing (whaleproject/api_parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["whaleproject.api_parsers.LimitedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "whaleproject.api_errors.exception_handler",
 }
@@ -326,20 +344,47 @@ WHALE_API_READ_RATE = env.str("WHALE_API_READ_RATE", "300/m")
 WHALE_API_EXPORT_RATE = env.str("WHALE_API_EXPORT_RATE", "20/h")
 WHALE_API_TOKEN_RATE_IP = env.str("WHALE_API_TOKEN_RATE_IP", "30/m")
 WHALE_API_TOKEN_RATE_USERNAME = env.str("WHALE_API_TOKEN_RATE_USERNAME", "10/m")
+# Security hardening (issue 16): the other ways in, at the same policy (whaleproject/throttling).
+WHALE_PASSWORD_RESET_RATE_IP = env.str("WHALE_PASSWORD_RESET_RATE_IP", "10/h")
+WHALE_PASSWORD_RESET_RATE_ACCOUNT = env.str("WHALE_PASSWORD_RESET_RATE_ACCOUNT", "3/h")
+WHALE_SIGNUP_RATE_IP = env.str("WHALE_SIGNUP_RATE_IP", "5/h")
+WHALE_EMAIL_CHANGE_RATE = env.str("WHALE_EMAIL_CHANGE_RATE", "5/h")
+# Webhook test sends and redeliveries, per user, pages and API together.
+WHALE_SEND_RATE = env.str("WHALE_SEND_RATE", "10/m")
 for _name in (
+    "WHALE_LOGIN_RATE_IP",
+    "WHALE_LOGIN_RATE_USERNAME",
     "WHALE_API_READ_RATE",
     "WHALE_API_EXPORT_RATE",
     "WHALE_API_TOKEN_RATE_IP",
     "WHALE_API_TOKEN_RATE_USERNAME",
+    "WHALE_PASSWORD_RESET_RATE_IP",
+    "WHALE_PASSWORD_RESET_RATE_ACCOUNT",
+    "WHALE_SIGNUP_RATE_IP",
+    "WHALE_EMAIL_CHANGE_RATE",
+    "WHALE_SEND_RATE",
 ):
     if not re.fullmatch(r"[1-9]\d*/\d*[smhd]", globals()[_name]):
         raise ImproperlyConfigured(f"{_name} must be a rate like 300/m, 20/h or 5/10s")
+# Security hardening (issue 16): JSON bodies larger or deeper than this are a 400, unparsed.
+WHALE_API_MAX_JSON_BYTES = env.int("WHALE_API_MAX_JSON_BYTES", 65536, minimum=1024)
+WHALE_API_MAX_JSON_DEPTH = env.int("WHALE_API_MAX_JSON_DEPTH", 32, minimum=4, maximum=1000)
+# JWTs are signed with their own key, so rotating it logs every API client out without touching
+# sessions or signed links. Default: derived from SECRET_KEY (HMAC, one-way).
+JWT_SIGNING_KEY = env.str(
+    "JWT_SIGNING_KEY",
+    hmac.new(SECRET_KEY.encode(), b"whalewatch-jwt-signing-key", hashlib.sha256).hexdigest(),
+)
+if len(JWT_SIGNING_KEY) < 32:
+    raise ImproperlyConfigured("JWT_SIGNING_KEY must be at least 32 characters")
+# Lifetimes (docs/API.md, docs/SECURITY.md): access 15 minutes, refresh 7 days and single-use.
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=15),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=7),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
-    "SIGNING_KEY": SECRET_KEY,
+    "SIGNING_KEY": JWT_SIGNING_KEY,
+    "TOKEN_OBTAIN_SERIALIZER": "dashboard.api_auth.GenerationTokenObtainSerializer",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Whale Watch API",
@@ -372,9 +417,11 @@ LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
 WHALE_METRICS_TOKEN = env.str("WHALE_METRICS_TOKEN", "")
 if WHALE_METRICS_TOKEN and len(WHALE_METRICS_TOKEN) < 16:
     raise ImproperlyConfigured("WHALE_METRICS_TOKEN must be at least 16 characters")
-WHALE_METRICS_ALLOW = env.list("WHALE_METRICS_ALLOW", [])
+# Parsed here, once: the setting holds ip_network objects, not strings.
 try:
-    _metrics_networks = [ip_network(cidr, strict=False) for cidr in WHALE_METRICS_ALLOW]
+    WHALE_METRICS_ALLOW = tuple(
+        ip_network(cidr, strict=False) for cidr in env.list("WHALE_METRICS_ALLOW", [])
+    )
 except ValueError as exc:
     raise ImproperlyConfigured(f"WHALE_METRICS_ALLOW has a bad network: {exc}") from None
 # The ingest process serves its own figures here (0 turns it off). Loopback by default: the
@@ -389,6 +436,13 @@ WHALE_INGEST_METRICS_PORT = env.int("WHALE_INGEST_METRICS_PORT", 9108, minimum=0
 WHALE_INGEST_METRICS_ADDRESS = env.str("WHALE_INGEST_METRICS_ADDRESS", "127.0.0.1")
 # /api/v1/health/ fails ("workers": backlog) when more tasks than this wait in the broker.
 WHALE_QUEUE_BACKLOG_MAX = env.int("WHALE_QUEUE_BACKLOG_MAX", 1000, minimum=1)
+# Security hardening (issue 16): a session's dashboard socket re-checks the session this often
+# and closes once it is logged out.
+WHALE_SOCKET_SESSION_CHECK_SECONDS = env.float(
+    "WHALE_SOCKET_SESSION_CHECK_SECONDS", 5.0, minimum=0.1, maximum=300
+)
+# Security hardening (issue 16): anonymous health callers share one result this many seconds.
+WHALE_HEALTH_CACHE_SECONDS = env.float("WHALE_HEALTH_CACHE_SECONDS", 5.0, minimum=0, maximum=60)
 
 # whitenoise serves straight from the source folders in debug runs, so no collectstatic rerun
 # is needed after editing a file.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -12,6 +13,11 @@ from alerts import http
 from alerts.payloads import body_bytes
 from alerts.transports.base import Outcome, Transport
 from whaleproject.metrics import observe_webhook_latency
+
+log = logging.getLogger(__name__)
+
+NOT_ALLOWED = "not allowed: webhooks go to public addresses only"
+COULD_NOT_CONNECT = "could not connect"
 
 EXCERPT_CHARS = 1000
 # 4xx answers that mean "try again later" rather than "this request is wrong".
@@ -63,13 +69,21 @@ class WebhookTransport(Transport):
         started = time.monotonic()
         try:
             response = http.post(endpoint.url, body.encode(), headers)
+        # Users see only "not allowed" or "could not connect": naming the address a host
+        # resolved to, or telling a refused port from a silent one, would make the webhook
+        # test a port scanner of the internal network. The detail goes to the server log.
         except http.BlockedDestination as exc:
+            log.info("webhook %s: %s", delivery.public_id, exc)
             return Outcome(
-                ok=False, error=str(exc), duration=time.monotonic() - started, retryable=False
+                ok=False,
+                error=NOT_ALLOWED,
+                duration=time.monotonic() - started,
+                retryable=False,
             )
         except http.OutboundError as exc:
+            log.info("webhook %s: %s", delivery.public_id, exc)
             observe_webhook_latency(time.monotonic() - started, "error")
-            return Outcome(ok=False, error=str(exc), duration=time.monotonic() - started)
+            return Outcome(ok=False, error=COULD_NOT_CONNECT, duration=time.monotonic() - started)
         outcome = self.judge(response)
         observe_webhook_latency(response.duration, "ok" if outcome.ok else "http_error")
         return outcome

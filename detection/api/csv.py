@@ -19,7 +19,8 @@ from detection.summary import btc
 CHUNK_ROWS = 2000
 # Cells a spreadsheet would run as a formula. Entities come from imported label files, so an
 # export opened in a spreadsheet must not execute them (OWASP "CSV injection").
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# Full-width signs too: spreadsheets read them as the ASCII ones when a cell is re-entered.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 
 # (header, values_list field); the BTC columns are derived from the satoshi column beside them.
 COLUMNS = (

@@ -1,117 +1,88 @@
-"""REST API rate limits: django-ratelimit counters in the Redis cache, checked from DRF.
+"""REST API rate limits: the policy of whaleproject.throttling, checked from DRF's throttle hook.
 
-The counting is django-ratelimit's (`get_usage`, the same cache keys and fixed windows as the
-login form's limits). It is called from DRF's throttle hook rather than the @ratelimit decorator
-because the decorator runs before DRF authenticates: a JWT caller is still anonymous there, so
-"per user" could not be keyed. From the hook a blocked call raises DRF's Throttled, which the
-API's exception handler turns into a 429 with Retry-After and the JSON error body.
+The hook runs after DRF authenticates, so a JWT caller is known and "per user" can be keyed (the
+@ratelimit decorator runs before that). A blocked call raises DRF's Throttled naming the limit
+hit; the API's exception handler turns it into a 429 with Retry-After and the JSON error body.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable
-
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from django_ratelimit.core import get_usage
+from rest_framework.exceptions import Throttled
 from rest_framework.throttling import BaseThrottle
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import UntypedToken
 
-log = logging.getLogger(__name__)
+from whaleproject.throttling import account_key, blocked_limit, user_key
 
 
-# The value of a per-IP limit: django-ratelimit's own "ip" key (RATELIMIT_IP_META_KEY, the
-# IPv6 /64 mask) stands in for it.
-CLIENT_IP = "ip"
+class PolicyThrottle(BaseThrottle):
+    """Counts the request against `action`'s limits; raises Throttled on the first used up."""
 
+    action = ""
 
-class RateLimit(BaseThrottle):
-    """Blocks when any of `limits()` is used up; `wait()` is the longest window left."""
-
-    group = "api"
-
-    def limits(self, request, view) -> Iterable[tuple[str, str, str]]:
-        """(limit name, key value or CLIENT_IP, rate) triples; an empty key value is not counted."""
-        raise NotImplementedError
+    def account(self, request, view) -> str:
+        return user_key(request.user)
 
     def allow_request(self, request, view) -> bool:
-        self.retry_after = None
-        if not settings.RATELIMIT_ENABLE:
-            return True
-        for name, value, rate in self.limits(request, view):
-            if not value:
-                continue
-            key = CLIENT_IP if value is CLIENT_IP else (lambda _group, _request, v=value: v)
-            try:
-                usage = get_usage(
-                    request, group=f"{self.group}:{name}", key=key, rate=rate, increment=True
-                )
-            except (KeyError, ImproperlyConfigured):
-                # No client address (a WSGI server on a Unix socket without
-                # RATELIMIT_IP_META_KEY): skip the per-IP limit rather than fail every request.
-                log.warning("no client IP for the API rate limit; set RATELIMIT_IP_META_KEY")
-                continue
-            if usage is not None and usage["should_limit"]:
-                self.retry_after = max(1, usage["time_left"])
-                return False
+        blocked = blocked_limit(request, self.action, self.account(request, view))
+        if blocked is not None:
+            raise Throttled(wait=blocked.retry_after, detail=blocked.message)
         return True
 
-    def wait(self) -> float | None:
-        return self.retry_after
+
+def _body_value(request, name: str):
+    return request.data.get(name) if hasattr(request.data, "get") else None
 
 
-class ReadRateLimit(RateLimit):
+class ReadRateLimit(PolicyThrottle):
     """Every authenticated read, per user."""
 
-    group = "api-read"
-
-    def limits(self, request, view):
-        if request.user.is_authenticated:
-            yield "user", str(request.user.pk), settings.WHALE_API_READ_RATE
+    action = "api-read"
 
 
-class ExportRateLimit(RateLimit):
+class ExportRateLimit(PolicyThrottle):
     """CSV exports scan whole tables: per user, on top of the read limit."""
 
-    group = "api-export"
+    action = "api-export"
 
-    def limits(self, request, view):
+    def allow_request(self, request, view) -> bool:
         renderer = getattr(request, "accepted_renderer", None)
-        if request.user.is_authenticated and getattr(renderer, "format", None) == "csv":
-            yield "user", str(request.user.pk), settings.WHALE_API_EXPORT_RATE
+        if getattr(renderer, "format", None) != "csv":
+            return True
+        return super().allow_request(request, view)
 
 
-class TokenObtainRateLimit(RateLimit):
-    """Password guessing: per client IP and per username tried."""
+class TokenObtainRateLimit(PolicyThrottle):
+    """Password guessing: per client IP and per account (user name and e-mail share one)."""
 
-    group = "api-token"
+    action = "token"
 
-    def limits(self, request, view):
-        yield "ip", CLIENT_IP, settings.WHALE_API_TOKEN_RATE_IP
-        username = request.data.get("username") if hasattr(request.data, "get") else None
-        if isinstance(username, str):
-            yield "username", username.strip().lower(), settings.WHALE_API_TOKEN_RATE_USERNAME
+    def account(self, request, view) -> str:
+        return account_key(_body_value(request, "username"))
 
 
-class TokenRefreshRateLimit(RateLimit):
+class TokenRefreshRateLimit(PolicyThrottle):
     """Per client IP, and per token owner when the refresh token's signature holds.
 
     The owner is only taken from a verified token, so a forged token cannot spend somebody
     else's allowance.
     """
 
-    group = "api-token-refresh"
+    action = "token-refresh"
 
-    def limits(self, request, view):
-        yield "ip", CLIENT_IP, settings.WHALE_API_TOKEN_RATE_IP
-        raw = request.data.get("refresh") if hasattr(request.data, "get") else None
-        if isinstance(raw, str) and raw:
-            try:
-                owner = UntypedToken(raw).get(jwt_settings.USER_ID_CLAIM)
-            except TokenError:
-                owner = None
-            if owner is not None:
-                yield "user", str(owner), settings.WHALE_API_TOKEN_RATE_USERNAME
+    def account(self, request, view) -> str:
+        raw = _body_value(request, "refresh")
+        if not isinstance(raw, str) or not raw:
+            return ""
+        try:
+            owner = UntypedToken(raw).get(jwt_settings.USER_ID_CLAIM)
+        except TokenError:
+            return ""
+        return f"user:{owner}" if owner is not None else ""
+
+
+class SendRateLimit(PolicyThrottle):
+    """Actions that send on the caller's behalf (webhook test, redeliver): as on the pages."""
+
+    action = "send"

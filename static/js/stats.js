@@ -46,7 +46,12 @@
   function table(id, labels, series, unit = "") {
     const holder = document.querySelector(`[data-table-for="${id}"]`);
     if (!holder) return;
-    const esc = window.WhaleWatch ? window.WhaleWatch.escapeHtml : String;
+    // Never a bare String(): every value goes into innerHTML escaped, even without banner.js.
+    const esc = window.WhaleWatch && window.WhaleWatch.escapeHtml
+      ? window.WhaleWatch.escapeHtml
+      : (value) => String(value ?? "").replace(/[&<>"']/g, (ch) => ({
+        "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
+      }[ch]));
     const cell = (v) => (v === null || v === undefined ? "—" : `${esc(v)}${unit}`);
     const head = `<tr><th scope="col">Time</th>${series.map((s) => `<th scope="col">${esc(s.name)}</th>`).join("")}</tr>`;
     const rows = labels.map((label, i) =>

@@ -96,6 +96,7 @@ def test_twice_with_migrate_and_collectstatic(tmp_path, scratch_database):
         f"STATIC_ROOT={var_dir}/static\n"
         "ALLOWED_HOSTS=whales.example.org\n"
         "SITE_URL=http://whales.example.org\n"
+        "ALLOW_INSECURE_HTTP=true\n"
         "DEFAULT_FROM_EMAIL=Whale Watch <whalewatch@example.org>\n"
     )
     first = install(prefix)

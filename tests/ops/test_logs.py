@@ -108,6 +108,7 @@ def test_a_production_process_writes_redacted_json_to_stderr(tmp_path):
         "PATH": "/usr/bin:/bin",
         "DJANGO_SETTINGS_MODULE": "whaleproject.settings",
         "DEBUG": "false",
+        "SITE_URL": "https://whales.example",
         "LOG_FORMAT": "json",
         "WHALE_VAR_DIR": str(tmp_path),
         "SECRET_KEY": SECRETS["SECRET_KEY"],

@@ -40,8 +40,7 @@ INGEST_FAMILIES = (
 @pytest.fixture(autouse=True)
 def fresh_metrics(settings):
     settings.WHALE_METRICS_TOKEN = TOKEN
-    settings.WHALE_METRICS_ALLOW = []
-    settings._metrics_networks = []
+    settings.WHALE_METRICS_ALLOW = ()
     for histogram in (metrics.detection_latency, metrics.webhook_latency):
         get_redis().delete(histogram.redis_key())
     metrics._web_registry = None  # cached collectors would hide this test's rows
@@ -73,8 +72,7 @@ def test_without_token_or_allowlist_everyone_is_refused(client, db, settings):
 def test_allowlisted_address_needs_no_token(client, db, settings):
     from ipaddress import ip_network
 
-    settings.WHALE_METRICS_ALLOW = ["10.9.0.0/16"]
-    settings._metrics_networks = [ip_network("10.9.0.0/16")]
+    settings.WHALE_METRICS_ALLOW = (ip_network("10.9.0.0/16"),)
     assert scrape(client, REMOTE_ADDR="10.9.3.4").status_code == 200
     assert scrape(client, REMOTE_ADDR="10.8.3.4").status_code == 401
 
