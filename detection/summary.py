@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from detection.domain.wording import prediction_words
 from detection.txshape import SATS_PER_BTC
 
 
@@ -22,7 +23,7 @@ def btc(sats: int | None) -> str | None:
 
 def whale_summary(whale) -> dict[str, Any]:
     prediction = whale.predictions.order_by("-made_at", "-id").first()
-    return {
+    summary = {
         "txid": whale.txid,
         "chain_txid": whale.chain_root.txid,
         "status": whale.status,
@@ -51,8 +52,14 @@ def whale_summary(whale) -> dict[str, Any]:
             "eta_seconds": prediction.eta_seconds,
             "may_not_confirm_soon": prediction.may_not_confirm_soon,
             "fee_spike": prediction.fee_spike,
+            "tip_height": prediction.tip_height,
         },
     }
+    if summary["prediction"] is not None:
+        summary["prediction"]["words"] = prediction_words(
+            summary["prediction"], summary["fee_rate"]
+        ).as_dict()
+    return summary
 
 
 def event_summary(event) -> dict[str, Any]:

@@ -65,6 +65,25 @@ async def test_recorder_replay_round_trip(tmp_path: Path, name: str):
     assert parser.malformed == {"not_json": 1, "not_object": 1}
 
 
+def test_replay_hands_the_recorded_frame_bytes_verbatim(tmp_path: Path):
+    # The Recorder splices one-line frames in as received; replay slices them back out without
+    # decoding, so the parser's single decode is the only one (and the bytes are identical).
+    frame = b'{"mempool-transactions":{"sequence":7,"added":[],"removed":[]} }'
+    raw_with_key = 'not json ,"msg": {'  # a kept-verbatim line that mentions the key
+    path = tmp_path / "verbatim.jsonl"
+    with Recorder(path) as recorder:
+        recorder.write(5.0, frame, valid_json=True)
+        recorder.write(5.5, raw_with_key)
+    # Hand-written lines in another layout still replay, through a full decode.
+    with path.open("ab") as handle:
+        handle.write(b'{ "msg": {"pong": true}, "t": 2 }\n')
+    assert list(read_recording(path)) == [
+        (0.0, frame.strip()),
+        (0.5, raw_with_key.encode()),
+        (2.0, b'{"pong":true}'),
+    ]
+
+
 async def test_replay_honours_timestamps_and_loops(tmp_path: Path):
     path = tmp_path / "paced.jsonl"
     with Recorder(path) as recorder:
