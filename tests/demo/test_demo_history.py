@@ -63,3 +63,15 @@ def test_loading_twice_gives_the_same_week():
     again = sorted(WhaleTransaction.objects.values_list("txid", "flow", "value", "status"))
     assert first == again
     assert WhaleEvent.objects.values("uid").distinct().count() == WhaleEvent.objects.count()
+
+
+def test_demo_alerts_give_the_demo_user_a_subscription_and_a_webhook(django_user_model, settings):
+    settings.WHALE_OUTBOUND_ALLOW_LOOPBACK = True
+    call_command("create_demo_user")
+    call_command("create_demo_alerts")
+    call_command("create_demo_alerts")  # idempotent: reset, not doubled
+    user = django_user_model.objects.get(username="demo")
+    [subscription] = user.alert_subscriptions.all()
+    [endpoint] = subscription.webhooks.all()
+    assert endpoint.url == "http://127.0.0.1:8099/hooks/whale-watch"
+    assert subscription.min_sats == 100 * 100_000_000 and not subscription.email

@@ -189,3 +189,25 @@ def test_good_specs(tmp_path: Path):
     assert isinstance(replay, ReplaySource) and replay.speed == 2.5 and replay.loop
     synthetic = open_source("synthetic:")
     assert isinstance(synthetic, SyntheticSource) and synthetic.speed == 1.0
+
+
+async def test_retime_moves_a_recordings_clock_to_now(tmp_path: Path):
+    # The demo recording is from another era; retime=1 makes its blocks and first-seen times
+    # continue from now, by one offset, so the order and gaps of the recording are kept.
+    path = tmp_path / "old.jsonl"
+    with Recorder(path) as recorder:
+        recorder.write(
+            0.0, orjson.dumps({"block": {"height": 900_001, "timestamp": 1_750_000_000}})
+        )
+        recorder.write(1.0, b'{"pong":true}')
+        recorder.write(
+            2.0, orjson.dumps({"blocks": [{"height": 900_002, "timestamp": 1_750_000_600}]})
+        )
+    started = time.time()
+    source = open_source(f"replay:{path}?speed=0&retime=1")
+    frames = [orjson.loads(raw) async for _received, raw in source]
+    first = frames[0]["block"]["timestamp"]
+    assert abs(first - started) < 5
+    assert frames[1] == {"pong": True}
+    assert frames[2]["blocks"][0]["timestamp"] - first == 600
+    assert frames[2]["blocks"][0]["height"] == 900_002

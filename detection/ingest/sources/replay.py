@@ -141,8 +141,52 @@ def read_recording(path: str | Path) -> Iterator[tuple[float, bytes]]:
                 log.warning("%s:%d: not a recording line, skipped", path, number)
 
 
+class Retimer:
+    """Moves a recording's clock to now: block timestamps and first-seen times are shifted by one
+    offset, fixed by the first such time in the replay, so an old recording (the demo's) reads
+    as happening now and continues a history that ends now. Only frames naming a time are
+    decoded again."""
+
+    KEYS = frozenset({"timestamp", "firstSeen", "mediantime"})
+
+    def __init__(self) -> None:
+        self.offset: float | None = None
+
+    def frame(self, raw: bytes) -> bytes:
+        if b'"timestamp"' not in raw and b'"firstSeen"' not in raw:
+            return raw
+        try:
+            frame = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return raw
+        return orjson.dumps(self._shift(frame))
+
+    def _shift(self, value):
+        if isinstance(value, list):
+            return [self._shift(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        shifted = {}
+        for key, item in value.items():
+            if key in self.KEYS and isinstance(item, int | float) and not isinstance(item, bool):
+                if self.offset is None:
+                    self.offset = time.time() - item
+                shifted[key] = round(item + self.offset)
+            else:
+                shifted[key] = self._shift(item)
+        return shifted
+
+
 class ReplaySource(StaticStatus):
-    def __init__(self, spec: str, path: str | Path, *, speed: float = 1.0, loop: bool = False):
+    def __init__(
+        self,
+        spec: str,
+        path: str | Path,
+        *,
+        speed: float = 1.0,
+        loop: bool = False,
+        retime: bool = False,
+    ):
         self.spec = spec
         self.path = Path(path)
         if not self.path.is_file():
@@ -151,6 +195,7 @@ class ReplaySource(StaticStatus):
             raise ValueError("replay speed must be >= 0")
         self.speed = speed
         self.loop = loop
+        self.retimer = Retimer() if retime else None
         self._closing = False
         self.frames = 0
 
@@ -172,6 +217,8 @@ class ReplaySource(StaticStatus):
                     elif self.frames % 64 == 0:
                         await asyncio.sleep(0)  # as fast as possible, but let others run
                     self.frames += 1
+                    if self.retimer is not None:
+                        raw = self.retimer.frame(raw)
                     yield time.time(), raw
                 if not self.loop:
                     return
