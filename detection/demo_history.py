@@ -8,8 +8,8 @@ are exactly what the ingest would have written. Times run over the 7 days before
 every 10 minutes, and the last block is the height the demo recording starts from, so the live
 replay continues the same chain of heights.
 
-Every flow class appears, with replacements (fee bumps), drops, one reorg and scored
-predictions. The demo labels are "Demo Exchange A" to "Demo Exchange D" and "Demo Fund", under
+Every flow class appears, with replacements (fee bumps), drops, one reorg, whales seen only in
+their block and scored predictions. The demo labels are "Demo Exchange A" to "Demo Exchange D" and "Demo Fund", under
 the label source DEMO_LABEL_SOURCE, so they are easy to tell from real ones (and to delete).
 """
 
@@ -236,9 +236,16 @@ class _Builder:
                 fee_rate = round(market * 1.1, 1)  # zero-fee whales are rare
             tx = self.tx(index, flow, fee_rate)
             proj = self.projection(seen_at, fee_rate, market)
-            events.append((seen_at, 0, self.payload("seen", tx, seen_at, projection=proj)))
             age = self.now - seen_at
             fate = index % 20
+            if fate == 13 and age >= timedelta(minutes=50):
+                # Seen only in its block (the mempool never showed it): no seen event at all.
+                height = self.height_at(seen_at) + 1
+                mined_at = self.time_of(height)
+                block = self.block(height)
+                events.append((mined_at, 8, self.payload("confirmed", tx, mined_at, block=block)))
+                continue
+            events.append((seen_at, 0, self.payload("seen", tx, seen_at, projection=proj)))
             if age < timedelta(minutes=50):
                 continue  # still pending: the feed's top
             if fate == 3 and fee_rate > 0:  # fee bump: the replacement confirms

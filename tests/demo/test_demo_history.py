@@ -37,6 +37,7 @@ def test_a_week_of_history_in_every_flow_class():
     assert {WhaleStatus.CONFIRMED, WhaleStatus.PENDING, WhaleStatus.REPLACED} <= statuses
     assert WhaleStatus.DROPPED in statuses
     assert WhaleEvent.objects.filter(kind="reorged").count() == 1
+    assert whales.filter(seen_in_mempool=False, status=WhaleStatus.CONFIRMED).count() >= 5
     assert Block.objects.filter(orphaned=True).count() == 1
 
     now = timezone.now()
