@@ -24,10 +24,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from django.db import transaction
 
 from detection.domain.addresses import encode_segwit_address
 from detection.domain.esplora import whale_tx_from_esplora
+from detection.ingest.sources.replay import read_recording
 from detection.models import AddressLabel, Block, Prediction, WhaleTransaction
 from detection.recording import record_event
 from detection.stats import rebuild_rollups
@@ -42,9 +44,7 @@ EXCHANGES = ("Demo Exchange A", "Demo Exchange B", "Demo Exchange C", "Demo Exch
 FUND = "Demo Fund"
 BLOCK_INTERVAL = timedelta(minutes=10)
 DAYS = 7
-# The height of the first block frame in detection/fixtures/demo.jsonl.gz, less one: the history
-# ends on the block the live replay builds on.
-REPLAY_FIRST_HEIGHT = 900_001
+DEMO_RECORDING = FIXTURES / "demo.jsonl.gz"
 RECENT_PENDING = 8  # whales seen in the last half hour, still waiting
 FLOWS = ("exchange_inflow", "exchange_outflow", "inter_exchange", "exchange_internal", "unknown")
 
@@ -55,6 +55,16 @@ class DemoSummary:
     events: int
     blocks: int
     tip_height: int
+
+
+def replay_parent(path: Path = DEMO_RECORDING) -> tuple[int, str]:
+    """(height, hash) of the block the demo recording's first block builds on: the history's
+    tip, so the live replay continues the same chain."""
+    for _t, raw in read_recording(path):
+        block = orjson.loads(raw).get("block") if raw.startswith(b"{") else None
+        if isinstance(block, dict) and block.get("previousblockhash"):
+            return int(block["height"]) - 1, str(block["previousblockhash"])
+    raise ValueError(f"{path}: no block frame to continue from")
 
 
 def templates() -> list[dict[str, Any]]:
@@ -70,7 +80,7 @@ class _Builder:
         self.seed = seed
         self.now = now.replace(microsecond=0)
         self.count = whales
-        self.tip_height = REPLAY_FIRST_HEIGHT - 1
+        self.tip_height, self.tip_hash = replay_parent()
         self.blocks_in_week = int(timedelta(days=DAYS) / BLOCK_INTERVAL)
         self.shapes = templates()
         self.events = 0
@@ -110,7 +120,7 @@ class _Builder:
         if height not in self.blocks:
             self.blocks[height] = {
                 "height": height,
-                "hash": self._hash("block", height),
+                "hash": self.tip_hash if height == self.tip_height else self._hash("block", height),
                 "time": self.time_of(height).timestamp(),
             }
         return self.blocks[height]
