@@ -48,6 +48,7 @@ DEMO_ENV := $(RUN_ENV) WHALE_OUTBOUND_ALLOW_LOOPBACK=true
 
 demo: prepare
 	$(DEMO_ENV) $(PY) manage.py create_demo_user
+	$(DEMO_ENV) $(PY) manage.py create_demo_alerts --remove
 	$(DEMO_ENV) $(PY) manage.py load_demo_history
 	$(DEMO_ENV) $(PY) manage.py create_demo_alerts
 	@echo "Whale Watch demo (offline replay): http://127.0.0.1:$(PORT)/  (Ctrl-C stops every process)"

@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from alerts.models import Delivery, EventFanOut
 from detection import demo_history
 from detection.models import (
     AddressLabel,
@@ -78,3 +79,18 @@ def test_demo_alerts_give_the_demo_user_a_subscription_and_a_webhook(django_user
     [endpoint] = subscription.webhooks.all()
     assert endpoint.url == "http://127.0.0.1:8099/hooks/whale-watch"
     assert subscription.min_sats == 100 * 100_000_000 and not subscription.email
+
+
+def test_history_loaded_without_the_demo_subscription_sends_no_alerts(
+    settings, django_capture_on_commit_callbacks
+):
+    # make demo: remove the example alerts, load the week, then create them: history is not news.
+    settings.WHALE_OUTBOUND_ALLOW_LOOPBACK = True
+    call_command("create_demo_user")
+    call_command("create_demo_alerts")
+    call_command("create_demo_alerts", remove=True)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        call_command("load_demo_history", whales=20)
+    assert callbacks  # the fan-out did run for every event, and found no subscription
+    assert EventFanOut.objects.exists() and not Delivery.objects.exists()
+    call_command("create_demo_alerts")

@@ -19,13 +19,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--username", default="demo")
         parser.add_argument("--url", default=DEMO_RECEIVER_URL)
+        parser.add_argument(
+            "--remove",
+            action="store_true",
+            help="only remove them (before load_demo_history, so a week of history is not alerted)",
+        )
 
-    def handle(self, *args, username, url, **options):
+    def handle(self, *args, username, url, remove, **options):
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"no user {username!r}: run create_demo_user first")
         WebhookEndpoint.objects.filter(owner=user, description=DEMO_DESCRIPTION).delete()
         Subscription.objects.filter(owner=user, name=DEMO_SUBSCRIPTION).delete()
+        if remove:
+            self.stdout.write("Demo alerts removed")
+            return
         endpoint = WebhookEndpoint.objects.create(owner=user, url=url, description=DEMO_DESCRIPTION)
         subscription = Subscription.objects.create(
             owner=user, name=DEMO_SUBSCRIPTION, min_sats=100 * 100_000_000, email=False
