@@ -42,11 +42,18 @@ run: prepare
 	@echo "Whale Watch: http://127.0.0.1:$(PORT)/  (Ctrl-C stops every process)"
 	$(RUN_ENV) $(VENV)/bin/honcho start -f Procfile
 
+# The demo: a week of history ending now, the demo login with an example subscription whose
+# webhook goes to a local receiver (Procfile.demo), then the replay continuing the same chain.
+DEMO_ENV := $(RUN_ENV) WHALE_OUTBOUND_ALLOW_LOOPBACK=true
+
 demo: prepare
-	$(RUN_ENV) $(PY) manage.py create_demo_user
+	$(DEMO_ENV) $(PY) manage.py create_demo_user
+	$(DEMO_ENV) $(PY) manage.py create_demo_alerts --remove
+	$(DEMO_ENV) $(PY) manage.py load_demo_history
+	$(DEMO_ENV) $(PY) manage.py create_demo_alerts
 	@echo "Whale Watch demo (offline replay): http://127.0.0.1:$(PORT)/  (Ctrl-C stops every process)"
-	$(RUN_ENV) WHALE_SOURCE="replay:detection/fixtures/demo.jsonl.gz?loop=1&speed=1" \
-	  $(VENV)/bin/honcho start -f Procfile
+	$(DEMO_ENV) WHALE_SOURCE="replay:detection/fixtures/demo.jsonl.gz?loop=1&speed=1&retime=1" \
+	  $(VENV)/bin/honcho start -f Procfile.demo
 
 demo-data: install
 	DEBUG=true $(PY) manage.py make_demo_recording

@@ -21,6 +21,8 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
+from detection.domain import wording
+
 # A digest names at most this many events; the rest are counted.
 DIGEST_LINES = 15
 
@@ -119,14 +121,8 @@ def when(prediction: dict[str, Any] | None) -> str:
     """When a pending whale should confirm, in the words every alert uses."""
     if not prediction:
         return ""
-    if prediction.get("may_be_purged"):
-        return "may be purged"
-    if prediction.get("may_not_confirm_soon"):
-        return "may not confirm soon"
-    block = prediction.get("projected_block")
-    if block is None:
-        return ""
-    return "next block" if block == 0 else f"in ~{block + 1} blocks"
+    words = prediction.get("words") or wording.prediction_words(prediction, None).as_dict()
+    return "" if words["target"] == wording.NO_PREDICTION else words["target"]
 
 
 def fee(whale: dict[str, Any], *, now: bool = False) -> str:

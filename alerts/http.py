@@ -306,6 +306,50 @@ def _connect(addresses, port: int, connect_timeout: float, deadline: float) -> s
     raise last_error or OutboundTimeout("connect timed out")
 
 
+# --- connection reuse ----------------------------------------------------------------------
+#
+# A worker sends many deliveries to the same few hosts, so a connection that the receiver keeps
+# open is kept for the next POST to the same (scheme, host, port), per thread. It was opened
+# through the guard above, so reusing it resolves nothing and reaches only the checked peer.
+
+IDLE_SECONDS = 30.0  # below common server keep-alive timeouts, so we rarely meet a closed socket
+_idle = threading.local()
+
+
+@dataclass
+class _Open:
+    connection: _PinnedConnection
+    peer: str
+    idle_since: float
+
+
+def _take_idle(key: tuple[str, str, int]) -> _Open | None:
+    pool: dict = getattr(_idle, "pool", None) or {}
+    held = pool.pop(key, None)
+    if held is not None and time.monotonic() - held.idle_since > IDLE_SECONDS:
+        held.connection.close()
+        return None
+    return held
+
+
+def _keep_idle(key: tuple[str, str, int], held: _Open) -> None:
+    pool = getattr(_idle, "pool", None)
+    if pool is None:
+        pool = _idle.pool = {}
+    old = pool.pop(key, None)
+    if old is not None:
+        old.connection.close()
+    held.idle_since = time.monotonic()
+    pool[key] = held
+
+
+def close_idle_connections() -> None:
+    """Close this thread's kept connections (tests, worker shutdown)."""
+    for held in (getattr(_idle, "pool", None) or {}).values():
+        held.connection.close()
+    _idle.pool = {}
+
+
 def post(url: str, body: bytes, headers: dict[str, str]) -> Response:
     """POST `body` to `url` through the guard. Raises OutboundError (or a subclass)."""
     connect_timeout = float(settings.WHALE_OUTBOUND_CONNECT_TIMEOUT)
@@ -318,12 +362,54 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Response:
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
-
+    key = (scheme, host, port)
     started = time.monotonic()
+    held = _take_idle(key)
+    if held is not None:
+        try:
+            return _exchange(held, key, target, body, headers, started, total_timeout)
+        except _StaleConnection:
+            # The receiver closed the kept connection before reading our request; a webhook
+            # carries its webhook-id, so sending it again on a fresh connection is safe.
+            started = time.monotonic()
     deadline = started + total_timeout
     addresses = resolve_public(host, port)
     sock = _connect(addresses, port, connect_timeout, deadline)
     peer = sock.getpeername()[0]
+    try:
+        if scheme == "https":
+            context = ssl.create_default_context()
+            sock = context.wrap_socket(sock, server_hostname=host)
+    except ssl.SSLError as exc:
+        sock.close()
+        raise OutboundError(f"TLS error: {exc.reason or exc}") from None
+    except OSError as exc:
+        sock.close()
+        raise OutboundError(f"connection failed: {exc.__class__.__name__}: {exc}") from None
+    held = _Open(_PinnedConnection(host, port, sock, timeout=total_timeout), peer, started)
+    try:
+        return _exchange(held, key, target, body, headers, started, total_timeout)
+    except _StaleConnection as exc:
+        cause = exc.__cause__
+        raise OutboundError(f"connection failed: {cause.__class__.__name__}: {cause}") from None
+
+
+class _StaleConnection(Exception):
+    """A kept connection failed before any answer byte arrived."""
+
+
+def _exchange(
+    held: _Open,
+    key: tuple[str, str, int],
+    target: str,
+    body: bytes,
+    headers: dict[str, str],
+    started: float,
+    total_timeout: float,
+) -> Response:
+    deadline = started + total_timeout
+    connection = held.connection
+    sock = connection.sock
     # A slow-drip server could keep each read under the per-read timeout for ever; the watchdog
     # closes the socket when the total time is up, whatever the server does.
     timed_out = threading.Event()
@@ -336,32 +422,35 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Response:
     watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _expire)
     watchdog.daemon = True
     watchdog.start()
+    keep = False
     try:
-        if scheme == "https":
-            context = ssl.create_default_context()
-            sock = context.wrap_socket(sock, server_hostname=host)
         sock.settimeout(max(0.05, deadline - time.monotonic()))
-        connection = _PinnedConnection(host, port, sock, timeout=total_timeout)
         send_headers = {
             "User-Agent": USER_AGENT,
             "Content-Type": "application/json",
-            "Connection": "close",
             **headers,
         }
-        connection.request("POST", target, body=body, headers=send_headers)
-        answer = connection.getresponse()
+        try:
+            connection.request("POST", target, body=body, headers=send_headers)
+            answer = connection.getresponse()
+        except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine) as exc:
+            if not timed_out.is_set():
+                raise _StaleConnection() from exc
+            raise
         content = answer.read(MAX_RESPONSE_BYTES + 1)
         if time.monotonic() > deadline or timed_out.is_set():
             raise OutboundTimeout(f"no complete answer within {total_timeout:g} s")
+        truncated = len(content) > MAX_RESPONSE_BYTES
+        keep = not truncated and not answer.will_close and answer.isclosed()
         return Response(
             status=answer.status,
             headers={k.lower(): v for k, v in answer.getheaders()},
             body=content[:MAX_RESPONSE_BYTES],
             duration=time.monotonic() - started,
-            peer=peer,
-            truncated=len(content) > MAX_RESPONSE_BYTES,
+            peer=held.peer,
+            truncated=truncated,
         )
-    except OutboundError:
+    except (OutboundError, _StaleConnection):
         raise
     except ssl.SSLError as exc:
         raise OutboundError(f"TLS error: {exc.reason or exc}") from None
@@ -371,4 +460,7 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Response:
         raise OutboundError(f"connection failed: {exc.__class__.__name__}: {exc}") from None
     finally:
         watchdog.cancel()
-        sock.close()
+        if keep and not timed_out.is_set():
+            _keep_idle(key, held)
+        else:
+            connection.close()

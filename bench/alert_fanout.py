@@ -63,7 +63,7 @@ class Receipts:
         self.expected = 0
 
 
-def start_receiver(receipts: Receipts) -> ThreadingHTTPServer:
+def start_receiver(receipts: Receipts, *, closes: bool = False) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -80,7 +80,8 @@ def start_receiver(receipts: Receipts) -> ThreadingHTTPServer:
                     receipts.done.set()
             self.send_response(204)
             self.send_header("Content-Length", "0")
-            self.send_header("Connection", "close")
+            if closes:  # A/B: a receiver that refuses keep-alive (the client before issue 19)
+                self.send_header("Connection", "close")
             self.end_headers()
 
     class Server(ThreadingHTTPServer):
@@ -168,6 +169,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--emails", type=int, default=200)
+    parser.add_argument(
+        "--receiver-closes",
+        action="store_true",
+        help="the receiver answers Connection: close, so every delivery opens a connection",
+    )
     add_json_argument(parser)
     args = parser.parse_args()
     report = Results("alert_fanout", "Alert fan-out")
@@ -194,7 +200,7 @@ def main() -> None:
         WhaleTransaction.objects.filter(txid=tx.txid).delete()
 
     receipts = Receipts()
-    receiver = start_receiver(receipts)
+    receiver = start_receiver(receipts, closes=args.receiver_closes)
     mail_times: list[float] = []
 
     class Sink:

@@ -73,9 +73,19 @@ def record_event(payload: dict[str, Any]) -> RecordResult:
         kind, txid, event_uid, sequence = check_event(payload)
     except BadEvent as exc:
         raise BadPayload(str(exc)) from None
-    if WhaleEvent.objects.filter(uid=event_uid).exists():
-        return RecordResult(None, False, "duplicate event id")
+    try:
+        return _record(payload, kind, txid, event_uid, sequence)
+    except _WhaleRace:
+        # Another worker inserted the same new whale first; our transaction rolled back whole.
+        # Once more: now the row is found and locked like any known whale.
+        return _record(payload, kind, txid, event_uid, sequence)
 
+
+class _WhaleRace(Exception):
+    pass
+
+
+def _record(payload: dict[str, Any], kind: str, txid: str, event_uid, sequence) -> RecordResult:
     # _collecting_rollups exits first, so the rollup rows are written just before the commit
     # (also on the early returns, which may still commit a new whale row).
     with transaction.atomic(), _collecting_rollups():
@@ -86,26 +96,36 @@ def record_event(payload: dict[str, Any]) -> RecordResult:
             whale = _whale_for({}, payload["replaced_txid"])
         if whale is None:
             return RecordResult(None, False, f"no record of {txid} and no transaction in payload")
+        new = _is_new(whale)
+        # A whale inserted by this transaction has no events yet: no redelivery to look for.
+        if not new and WhaleEvent.objects.filter(uid=event_uid).exists():
+            return RecordResult(None, False, "duplicate event id")
         if kind == EventKind.CONFIRMED and _confirmed_there_already(whale, payload):
             # A block scanned again (an ingest restarted between recording a block's whales and
             # saving it as scanned) names a whale this row already has confirmed there.
             return RecordResult(None, False, "already confirmed in that block")
         chain = whale.chain_root
         occurred_at = _time(payload.get("observed_at"), "observed_at")
-        try:
-            with transaction.atomic():
-                event = WhaleEvent.objects.create(
-                    uid=event_uid,
-                    whale=whale,
-                    chain=chain,
-                    kind=kind,
-                    sequence=sequence,
-                    occurred_at=occurred_at,
-                    frame_received_at=_optional_time(payload.get("frame_received_at")),
-                    details=_details(payload),
-                )
-        except IntegrityError:
-            return RecordResult(None, False, "duplicate (chain, kind, sequence)")
+        event = WhaleEvent(
+            uid=event_uid,
+            whale=whale,
+            chain=chain,
+            kind=kind,
+            sequence=sequence,
+            occurred_at=occurred_at,
+            frame_received_at=_optional_time(payload.get("frame_received_at")),
+            details=_details(payload),
+        )
+        if new and chain.pk == whale.pk:
+            # Its own chain, created by this transaction: nothing else can hold its keys yet,
+            # so the insert needs no savepoint.
+            event.save(force_insert=True)
+        else:
+            try:
+                with transaction.atomic():
+                    event.save(force_insert=True)
+            except IntegrityError:
+                return RecordResult(None, False, "duplicate (chain, kind, sequence)")
         apply = _APPLY[kind]
         apply(whale, event, payload)
         # Registered first so the latency is taken at commit, before the push and fan-out run.
@@ -161,14 +181,24 @@ def _whale_for(payload: dict[str, Any], txid: str) -> WhaleTransaction | None:
     )
     _fill_from_tx(whale, tx)
     _fill_fiat(whale, payload.get("prices"), _time(payload.get("observed_at"), "observed_at"))
+    if payload["kind"] == EventKind.SEEN:
+        # What _on_seen and _predict would otherwise write in two more UPDATEs.
+        whale.status_at = _time(payload.get("observed_at"), "observed_at")
+        score = _score(whale, payload.get("projection") or {})
+        whale.latest_urgency = score.urgency if score is not None else None
     try:
-        with transaction.atomic():
-            whale.save()
-    except IntegrityError:
-        # Another worker created it first; use theirs.
-        return WhaleTransaction.objects.select_for_update().get(txid=txid)
+        # No savepoint: losing the race aborts the whole transaction, and record_event starts
+        # over (_WhaleRace), which is rarer and cheaper than a savepoint on every new whale.
+        whale.save(force_insert=True)
+    except IntegrityError as exc:
+        raise _WhaleRace(txid) from exc
+    whale.created_by_this_event = True
     _move_whale(None, _shares_of(whale))
     return whale
+
+
+def _is_new(whale: WhaleTransaction) -> bool:
+    return getattr(whale, "created_by_this_event", False)
 
 
 def _fill_from_tx(whale: WhaleTransaction, tx: WhaleTx) -> None:
@@ -268,7 +298,7 @@ def _set_status(whale: WhaleTransaction, status: str, at: datetime, **fields: An
 
 def _predict(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]) -> None:
     projection = payload.get("projection") or {}
-    previous = whale.predictions.order_by("-made_at", "-id").first()
+    previous = None if _is_new(whale) else whale.predictions.order_by("-made_at", "-id").first()
     fee_rate = whale.best_fee_rate
     tip_height = projection.get("tip_height")
     projected_block = projection.get("projected_block")
@@ -291,21 +321,15 @@ def _predict(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]
         )
         if not change.material:
             return
-    context = urgency.context_from_projection(projection)
-    try:
-        score = urgency.score_urgency(
-            fee_rate,
-            context,
-            projected_block=projected_block,
-            fee_percentile=projection.get("fee_percentile"),
-            fee_spike=bool(projection.get("fee_spike")),
-        )
-    except ValueError as exc:
-        log.warning("prediction skipped for %s: %s", whale.txid, exc)
+    score = _score(whale, projection)
+    if score is None:
         return
     made_at = projection.get("made_at")
     root = whale.chain_root
-    first_of_chain = not Prediction.objects.filter(Q(whale=root) | Q(whale__chain=root)).exists()
+    # A new whale that is its own chain's root has no predictions yet: no query needed.
+    first_of_chain = (_is_new(whale) and root.pk == whale.pk) or not Prediction.objects.filter(
+        Q(whale=root) | Q(whale__chain=root)
+    ).exists()
     prediction = Prediction.objects.create(
         scored=first_of_chain,
         whale=whale,
@@ -324,9 +348,28 @@ def _predict(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]
         fee_spike=score.fee_spike,
         basis=str(projection.get("basis", ""))[:20],
     )
-    _refresh_latest_urgency(whale)
+    if not _is_new(whale):
+        _refresh_latest_urgency(whale)
+    elif whale.latest_urgency != score.urgency:  # its only prediction; usually set on insert
+        whale.latest_urgency = score.urgency
+        whale.save(update_fields=["latest_urgency", "updated_at"])
     if whale.status == WhaleStatus.CONFIRMED and whale.confirmed_height is not None:
         _resolve_confirmed([prediction], whale.confirmed_height, whale.confirmed_hash)
+
+
+def _score(whale: WhaleTransaction, projection: dict[str, Any]) -> urgency.UrgencyScore | None:
+    context = urgency.context_from_projection(projection)
+    try:
+        return urgency.score_urgency(
+            whale.best_fee_rate,
+            context,
+            projected_block=projection.get("projected_block"),
+            fee_percentile=projection.get("fee_percentile"),
+            fee_spike=bool(projection.get("fee_spike")),
+        )
+    except ValueError as exc:
+        log.warning("prediction skipped for %s: %s", whale.txid, exc)
+        return None
 
 
 def _refresh_latest_urgency(whale: WhaleTransaction) -> None:

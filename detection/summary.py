@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from detection.domain.wording import prediction_words
 from detection.txshape import SATS_PER_BTC
 
 
@@ -44,7 +45,7 @@ def fiat_json(fiat: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def whale_summary(whale) -> dict[str, Any]:
     prediction = whale.predictions.order_by("-made_at", "-id").first()
-    return {
+    summary = {
         "txid": whale.txid,
         "chain_txid": whale.chain_root.txid,
         "status": whale.status,
@@ -80,8 +81,14 @@ def whale_summary(whale) -> dict[str, Any]:
             "may_not_confirm_soon": prediction.may_not_confirm_soon,
             "may_be_purged": prediction.may_be_purged,
             "fee_spike": prediction.fee_spike,
+            "tip_height": prediction.tip_height,
         },
     }
+    if summary["prediction"] is not None:
+        summary["prediction"]["words"] = prediction_words(
+            summary["prediction"], summary["fee_rate"]
+        ).as_dict()
+    return summary
 
 
 def event_summary(event) -> dict[str, Any]:

@@ -11,7 +11,9 @@ from decimal import Decimal, InvalidOperation
 from django import template
 from django.utils import timezone
 
+from detection.domain import wording
 from detection.domain.prices import compact_money, format_money
+from detection.domain.wording import PredictionWords, eta_words
 from detection.models import Flow
 from detection.summary import btc
 
@@ -44,23 +46,13 @@ def fee_rate(rate) -> str:
 
 @register.filter
 def eta(seconds) -> str:
-    if seconds is None:
-        return ""
-    minutes = round(seconds / 60)
-    if minutes < 1:
-        return "< 1 min"
-    if minutes < 90:
-        return f"~{minutes} min"
-    hours = seconds / 3600
-    return f"~{hours:.0f} h" if hours < 48 else f"~{hours / 24:.0f} d"
+    return eta_words(seconds)
 
 
 @register.filter
-def block_target(prediction) -> str:
-    if not prediction or prediction.get("predicted_blocks") is None:
-        return "no prediction"
-    blocks = prediction["predicted_blocks"]
-    return "next block" if blocks <= 1 else f"within {blocks} blocks"
+def prediction_words(prediction, fee_rate) -> PredictionWords:
+    """What a pending whale's prediction says, in the one phrasing (detection.domain.wording)."""
+    return wording.prediction_words(prediction, fee_rate)
 
 
 @register.filter

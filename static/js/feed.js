@@ -330,18 +330,10 @@
     return `${rate.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })} sat/vB`;
   }
 
-  function formatEta(seconds) {
-    if (typeof seconds !== "number") return "";
-    const minutes = Math.round(seconds / 60);
-    if (minutes < 1) return "< 1 min";
-    if (minutes < 90) return `~${minutes} min`;
-    const hours = seconds / 3600;
-    return hours < 48 ? `~${Math.round(hours)} h` : `~${Math.round(hours / 24)} d`;
-  }
-
-  function blockTarget(p) {
-    if (!p || p.predicted_blocks === null || p.predicted_blocks === undefined) return "no prediction";
-    return p.predicted_blocks <= 1 ? "next block" : `within ${p.predicted_blocks} blocks`;
+  // The server phrases every prediction once (detection/domain/wording.py), so the live row
+  // says exactly what the page says.
+  function predictionWords(p) {
+    return (p && p.words) || { target: "no prediction", detail: "" };
   }
 
   function formatAge(iso) {
@@ -374,10 +366,8 @@
         ? `<span class="sub">after ${w.blocks_waited} block${w.blocks_waited === 1 ? "" : "s"}</span>` : "";
       target = `<span>block ${esc(w.confirmed_height ?? "?")}</span>${waited}`;
     } else {
-      const eta = formatEta(p && p.eta_seconds);
-      const soon = p && p.may_be_purged ? " · may be purged"
-        : p && p.may_not_confirm_soon ? " · may not confirm soon" : "";
-      target = `<span>${esc(blockTarget(p))}</span><span class="sub">${esc(eta + soon)}</span>`;
+      const words = predictionWords(p);
+      target = `<span>${esc(words.target)}</span><span class="sub">${esc(words.detail)}</span>`;
     }
     const badges = [`<span class="badge status status-${esc(w.status)}">${esc(w.status)}</span>`];
     if (w.txid !== w.chain_txid) {

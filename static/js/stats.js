@@ -34,7 +34,8 @@
   Chart.defaults.maintainAspectRatio = false;
   Chart.defaults.plugins.legend.labels.boxWidth = 12;
 
-  const btc = (v) => `${Number(v).toLocaleString("en-US", { maximumFractionDigits: 0 })} BTC`;
+  // Numbers on charts: static/js/chart_format.js, the one axis rule.
+  const btc = (v) => window.ChartFormat.value(v, "BTC");
   const timeAxis = { ticks: { autoSkip: true, maxRotation: 0, autoSkipPadding: 12 }, grid: { display: false } };
 
   function chart(id, config) {
@@ -73,7 +74,7 @@
     options: {
       scales: {
         x: { ...timeAxis, stacked: true },
-        y: { stacked: true, beginAtZero: true, ticks: { callback: btc } },
+        y: { stacked: true, beginAtZero: true, ticks: { callback: window.ChartFormat.axisTick("BTC") } },
       },
       plugins: { tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${btc(c.parsed.y)}` } } },
     },
@@ -100,7 +101,7 @@
     options: {
       scales: {
         x: { ...timeAxis, stacked: true },
-        y: { stacked: false, ticks: { callback: (v) => btc(Math.abs(v)) } },
+        y: { stacked: false, ticks: { callback: window.ChartFormat.axisTick("BTC", { absolute: true }) } },
       },
       plugins: {
         tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${btc(Math.abs(c.parsed.y))}` } },
@@ -172,7 +173,7 @@
     options: {
       scales: {
         x: timeAxis,
-        y: { min: 0, max: 100, ticks: { callback: (v) => `${v} %` } },
+        y: { min: 0, max: 100, ticks: { callback: window.ChartFormat.axisTick("%") } },
       },
       plugins: { tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${c.parsed.y} %` } } },
     },

@@ -65,6 +65,25 @@ async def test_recorder_replay_round_trip(tmp_path: Path, name: str):
     assert parser.malformed == {"not_json": 1, "not_object": 1}
 
 
+def test_replay_hands_the_recorded_frame_bytes_verbatim(tmp_path: Path):
+    # The Recorder splices one-line frames in as received; replay slices them back out without
+    # decoding, so the parser's single decode is the only one (and the bytes are identical).
+    frame = b'{"mempool-transactions":{"sequence":7,"added":[],"removed":[]} }'
+    raw_with_key = 'not json ,"msg": {'  # a kept-verbatim line that mentions the key
+    path = tmp_path / "verbatim.jsonl"
+    with Recorder(path) as recorder:
+        recorder.write(5.0, frame, valid_json=True)
+        recorder.write(5.5, raw_with_key)
+    # Hand-written lines in another layout still replay, through a full decode.
+    with path.open("ab") as handle:
+        handle.write(b'{ "msg": {"pong": true}, "t": 2 }\n')
+    assert list(read_recording(path)) == [
+        (0.0, frame.strip()),
+        (0.5, raw_with_key.encode()),
+        (2.0, b'{"pong":true}'),
+    ]
+
+
 async def test_replay_honours_timestamps_and_loops(tmp_path: Path):
     path = tmp_path / "paced.jsonl"
     with Recorder(path) as recorder:
@@ -170,3 +189,25 @@ def test_good_specs(tmp_path: Path):
     assert isinstance(replay, ReplaySource) and replay.speed == 2.5 and replay.loop
     synthetic = open_source("synthetic:")
     assert isinstance(synthetic, SyntheticSource) and synthetic.speed == 1.0
+
+
+async def test_retime_moves_a_recordings_clock_to_now(tmp_path: Path):
+    # The demo recording is from another era; retime=1 makes its blocks and first-seen times
+    # continue from now, by one offset, so the order and gaps of the recording are kept.
+    path = tmp_path / "old.jsonl"
+    with Recorder(path) as recorder:
+        recorder.write(
+            0.0, orjson.dumps({"block": {"height": 900_001, "timestamp": 1_750_000_000}})
+        )
+        recorder.write(1.0, b'{"pong":true}')
+        recorder.write(
+            2.0, orjson.dumps({"blocks": [{"height": 900_002, "timestamp": 1_750_000_600}]})
+        )
+    started = time.time()
+    source = open_source(f"replay:{path}?speed=0&retime=1")
+    frames = [orjson.loads(raw) async for _received, raw in source]
+    first = frames[0]["block"]["timestamp"]
+    assert abs(first - started) < 5
+    assert frames[1] == {"pong": True}
+    assert frames[2]["blocks"][0]["timestamp"] - first == 600
+    assert frames[2]["blocks"][0]["height"] == 900_002

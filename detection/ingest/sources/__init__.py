@@ -1,7 +1,8 @@
 """Frame sources chosen by a URL-like string (DESIGN §3).
 
 - ``wss://host/path`` / ``ws://host/path`` — live mempool.space-compatible WebSocket;
-- ``replay:PATH[?speed=N&loop=1]`` — a recording (``.jsonl`` / ``.jsonl.gz``), speed 0 = as fast
+- ``replay:PATH[?speed=N&loop=1&retime=1]`` — a recording (``retime=1`` moves its block and
+  first-seen times to the wall clock, the first one to now), (``.jsonl`` / ``.jsonl.gz``), speed 0 = as fast
   as possible (default 1 = real time);
 - ``synthetic:[?seed=N&tx_per_s=N&whale_ratio=N&speed=N&block_interval=S&rbf_ratio=N
   &cpfp_ratio=N&frames=N]`` — generated frames (speed default 1 = real time, 0 = fast).
@@ -45,7 +46,7 @@ _SYNTHETIC_PARAMS: dict[str, type] = {
     "cpfp_ratio": float,
     "frames": int,
 }
-_REPLAY_PARAMS: dict[str, type] = {"speed": float, "loop": int}
+_REPLAY_PARAMS: dict[str, type] = {"speed": float, "loop": int, "retime": int}
 
 
 def _query(spec: str, query: str, allowed: dict[str, type]) -> dict[str, Any]:
@@ -82,6 +83,7 @@ def open_source(spec: str, **options: Any) -> FrameSource:
             path,
             speed=params.get("speed", 1.0),
             loop=bool(params.get("loop", 0)),
+            retime=bool(params.get("retime", 0)),
             **options,
         )
     if spec.startswith("synthetic:"):

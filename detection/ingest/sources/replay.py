@@ -6,7 +6,9 @@ line::
     {"t": <seconds since the first frame, float>, "msg": <the frame's JSON value as received>}
 
 ``msg`` holds the frame itself as a JSON value (not a string containing JSON), because frames are
-JSON: the file stays readable and greppable, and replay re-serialises it for the same parser.
+JSON: the file stays readable and greppable. Replay slices the frame's bytes out of the line without
+decoding them (the Recorder writes ``{"t":...,"msg":...}`` in that order), so the parser decodes
+each frame once; a line in another layout is decoded in full and re-serialised.
 A frame that was not valid JSON (hostile or corrupted) is kept verbatim instead as
 ``{"t": ..., "raw": "<text>"}`` so that replaying it exercises the parser's error path too.
 
@@ -93,12 +95,40 @@ class Recorder:
         self.close()
 
 
+_LINE_HEAD = b'{"t":'
+_MSG_KEY = b',"msg":'
+
+
+def _split_line(line: bytes) -> tuple[float, bytes] | None:
+    """``(t, msg bytes)`` of a line in the layout the Recorder writes, without decoding ``msg``.
+
+    The frame is handed to the parser as the bytes on disk, so it is decoded once, by the parser,
+    as a live frame would be. A line in any other layout returns None and is decoded in full.
+    """
+    if not line.startswith(_LINE_HEAD):
+        return None
+    key = line.find(_MSG_KEY, len(_LINE_HEAD))
+    end = line.rstrip().rfind(b"}")
+    if key < 0 or end <= key:
+        return None
+    try:
+        t = float(line[len(_LINE_HEAD) : key])
+    except ValueError:
+        return None
+    msg = line[key + len(_MSG_KEY) : end].strip()
+    return (t, msg) if msg else None
+
+
 def read_recording(path: str | Path) -> Iterator[tuple[float, bytes]]:
     """Yield ``(t, raw frame bytes)`` from a recording; bad lines are logged and skipped."""
     path = Path(path)
     with _open_text(path, "r") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
+                continue
+            split = _split_line(line)
+            if split is not None:
+                yield split
                 continue
             try:
                 entry = orjson.loads(line)
@@ -111,8 +141,52 @@ def read_recording(path: str | Path) -> Iterator[tuple[float, bytes]]:
                 log.warning("%s:%d: not a recording line, skipped", path, number)
 
 
+class Retimer:
+    """Moves a recording's clock to now: block timestamps and first-seen times are shifted by one
+    offset, fixed by the first such time in the replay, so an old recording (the demo's) reads
+    as happening now and continues a history that ends now. Only frames naming a time are
+    decoded again."""
+
+    KEYS = frozenset({"timestamp", "firstSeen", "mediantime"})
+
+    def __init__(self) -> None:
+        self.offset: float | None = None
+
+    def frame(self, raw: bytes) -> bytes:
+        if b'"timestamp"' not in raw and b'"firstSeen"' not in raw:
+            return raw
+        try:
+            frame = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return raw
+        return orjson.dumps(self._shift(frame))
+
+    def _shift(self, value):
+        if isinstance(value, list):
+            return [self._shift(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        shifted = {}
+        for key, item in value.items():
+            if key in self.KEYS and isinstance(item, int | float) and not isinstance(item, bool):
+                if self.offset is None:
+                    self.offset = time.time() - item
+                shifted[key] = round(item + self.offset)
+            else:
+                shifted[key] = self._shift(item)
+        return shifted
+
+
 class ReplaySource(StaticStatus):
-    def __init__(self, spec: str, path: str | Path, *, speed: float = 1.0, loop: bool = False):
+    def __init__(
+        self,
+        spec: str,
+        path: str | Path,
+        *,
+        speed: float = 1.0,
+        loop: bool = False,
+        retime: bool = False,
+    ):
         self.spec = spec
         self.path = Path(path)
         if not self.path.is_file():
@@ -121,6 +195,7 @@ class ReplaySource(StaticStatus):
             raise ValueError("replay speed must be >= 0")
         self.speed = speed
         self.loop = loop
+        self.retimer = Retimer() if retime else None
         self._closing = False
         self.frames = 0
 
@@ -142,6 +217,8 @@ class ReplaySource(StaticStatus):
                     elif self.frames % 64 == 0:
                         await asyncio.sleep(0)  # as fast as possible, but let others run
                     self.frames += 1
+                    if self.retimer is not None:
+                        raw = self.retimer.frame(raw)
                     yield time.time(), raw
                 if not self.loop:
                     return

@@ -1,0 +1,96 @@
+"""`load_demo_history`: a deterministic week that fills the feed, the stats and the flows."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from alerts.models import Delivery, EventFanOut
+from detection import demo_history
+from detection.models import (
+    AddressLabel,
+    Block,
+    Flow,
+    Prediction,
+    WhaleEvent,
+    WhaleHourlyVolume,
+    WhaleStatus,
+    WhaleTransaction,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_week_of_history_in_every_flow_class():
+    started = time.monotonic()
+    call_command("load_demo_history")
+    elapsed = time.monotonic() - started
+    assert elapsed < 10, f"took {elapsed:.1f} s"
+
+    whales = WhaleTransaction.objects.filter(source="demo history")
+    assert whales.count() >= 200
+    assert set(whales.values_list("flow", flat=True)) == set(Flow.values)
+    statuses = set(whales.values_list("status", flat=True))
+    assert {WhaleStatus.CONFIRMED, WhaleStatus.PENDING, WhaleStatus.REPLACED} <= statuses
+    assert WhaleStatus.DROPPED in statuses
+    assert WhaleEvent.objects.filter(kind="reorged").count() == 1
+    assert whales.filter(seen_in_mempool=False, status=WhaleStatus.CONFIRMED).count() >= 5
+    assert Block.objects.filter(orphaned=True).count() == 1
+
+    now = timezone.now()
+    first = whales.order_by("first_seen_at").first().first_seen_at
+    assert now - timedelta(days=7, minutes=5) <= first <= now - timedelta(days=6)
+    tip = Block.objects.filter(orphaned=False).order_by("-height").first()
+    # The tip is the parent of the demo recording's first block: the replay continues it.
+    assert (tip.height, tip.hash) == demo_history.replay_parent()
+    assert tip.height == 900_000
+    assert abs((now - tip.time).total_seconds()) < 15 * 60
+
+    scored = Prediction.objects.filter(whale__in=whales, hit__isnull=False)
+    assert scored.count() >= 150 and scored.filter(hit=True).exists()
+    assert scored.filter(hit=False).exists()
+    resolved_hours = {p.resolved_at.replace(minute=0, second=0) for p in scored}
+    assert len(resolved_hours) > 24  # resolved over the week, not all "now"
+    assert WhaleHourlyVolume.objects.values("hour").distinct().count() > 100
+    entities = set(AddressLabel.objects.filter(source="demo").values_list("entity", flat=True))
+    assert {"Demo Exchange A", "Demo Exchange B", "Demo Fund"} <= entities
+
+
+def test_loading_twice_gives_the_same_week():
+    call_command("load_demo_history", whales=30)
+    first = sorted(WhaleTransaction.objects.values_list("txid", "flow", "value", "status"))
+    call_command("load_demo_history", whales=30)
+    again = sorted(WhaleTransaction.objects.values_list("txid", "flow", "value", "status"))
+    assert first == again
+    assert WhaleEvent.objects.values("uid").distinct().count() == WhaleEvent.objects.count()
+
+
+def test_demo_alerts_give_the_demo_user_a_subscription_and_a_webhook(django_user_model, settings):
+    settings.WHALE_OUTBOUND_ALLOW_LOOPBACK = True
+    call_command("create_demo_user")
+    call_command("create_demo_alerts")
+    call_command("create_demo_alerts")  # idempotent: reset, not doubled
+    user = django_user_model.objects.get(username="demo")
+    [subscription] = user.alert_subscriptions.all()
+    [endpoint] = subscription.webhooks.all()
+    assert endpoint.url == "http://127.0.0.1:8099/hooks/whale-watch"
+    assert subscription.min_sats == 100 * 100_000_000 and not subscription.email
+
+
+def test_history_loaded_without_the_demo_subscription_sends_no_alerts(
+    settings, django_capture_on_commit_callbacks
+):
+    # make demo: remove the example alerts, load the week, then create them: history is not news.
+    settings.WHALE_OUTBOUND_ALLOW_LOOPBACK = True
+    call_command("create_demo_user")
+    call_command("create_demo_alerts")
+    call_command("create_demo_alerts", remove=True)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        call_command("load_demo_history", whales=20)
+    assert callbacks  # the fan-out did run for every event, and found no subscription
+    assert EventFanOut.objects.exists() and not Delivery.objects.exists()
+    call_command("create_demo_alerts")
