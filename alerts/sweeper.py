@@ -1,10 +1,12 @@
-"""The once-a-minute sweep (celery beat → alerts.sweep_deliveries). Three jobs:
+"""The sweep every few seconds (celery beat → alerts.sweep_deliveries,
+WHALE_ALERT_SWEEP_SECONDS). Three jobs:
 
 1. catch up fan-outs that never ran (an event committed, then its on-commit fan-out was lost);
 2. release held alerts whose quiet hours or hourly window ended: one alone goes as itself,
    several go as one digest;
-3. re-queue sends that are due but not on the broker (long retries wait in the database only)
-   and sends stranded in "sending" by a worker that died mid-try.
+3. queue sends that are due but not on the broker (every retry waits in the database only),
+   sends queued long ago but never taken (the message died with a worker) and sends stranded in
+   "sending" by a worker that died mid-try, all after WHALE_DELIVERY_STRANDED_SECONDS.
 
 Rows are taken with select_for_update(skip_locked=True), so two sweepers (or a sweeper and a
 worker) never fight over a row, and the send itself is claimed again by the task.
@@ -39,8 +41,9 @@ log = logging.getLogger(__name__)
 BATCH = 1000
 # Events older than this are not fanned out late: an alert hours after the fact misleads.
 CATCH_UP_WINDOW = timedelta(hours=1)
-# Give the normal on-commit fan-out this long before the sweeper steps in.
-CATCH_UP_GRACE = timedelta(seconds=30)
+# Give the normal on-commit fan-out this long before the sweeper steps in (a worker killed
+# between the commit and the fan-out): seconds, so such an alert is late by seconds.
+CATCH_UP_GRACE = timedelta(seconds=10)
 
 
 @dataclass

@@ -1,41 +1,29 @@
-"""Celery tasks of the alerts app. Thin: the work is in alerts.delivery and alerts.sweeper."""
+"""Celery tasks of the alerts app. Thin: the work is in alerts.delivery and alerts.sweeper.
+
+The send tasks do not retry themselves (a Celery retry is a countdown task, which the broker holds
+unacknowledged until it is due). When the database is away the rows stay as they were, due
+(or "sending" and soon stranded), and the sweeper, every few seconds, queues them again.
+"""
 
 from __future__ import annotations
 
 import logging
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(
-    name="alerts.send_delivery",
-    ignore_result=True,
-    # The database is away: the row is untouched (or still claimable once stranded), so
-    # retrying the task is safe. Backoff stays far below the broker's visibility timeout.
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=2,
-    retry_backoff_max=300,
-    max_retries=20,
-)
+@shared_task(name="alerts.send_delivery", ignore_result=True)
 def send_delivery(delivery_id: int) -> None:
     from alerts.delivery import send_delivery as send
 
     send(delivery_id)
 
 
-@shared_task(
-    name="alerts.send_deliveries",
-    ignore_result=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=2,
-    retry_backoff_max=300,
-    max_retries=20,
-)
+@shared_task(name="alerts.send_deliveries", ignore_result=True)
 def send_deliveries(delivery_ids: list[int]) -> None:
-    """A small batch, sent in parallel; a retried batch skips what was already sent."""
+    """A small batch, sent in parallel; a repeated batch skips what was already sent."""
     from alerts.delivery import send_deliveries as send
 
     send(delivery_ids)

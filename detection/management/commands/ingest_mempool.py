@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from detection import pending_events
 from detection.domain.urgency import FeeSpikeDetector
 from detection.ingest.runner import IngestRunner, PendingWhale
 from detection.ingest.sources import open_source
@@ -115,16 +117,45 @@ class EventPublisher:
             self.spikes.add(at, rate)
 
     def __call__(self, event: dict) -> None:
-        from detection.tasks import record_whale_event
-
         projection = event.get("projection")
         if projection:
             self.observe_next_block_rate(
                 projection.get("made_at") or time.time(), projection.get("next_block_fee_rate")
             )
             projection["fee_spike"] = self.spikes.spiking
-        # Raises while the broker is down; the runner keeps the event and retries.
-        record_whale_event.apply_async(args=[event], retry=False)
+        # Owned before it is published: from here a crash of this process or of a worker, or a
+        # lost message, costs a re-publish (pending_events), not the event. Both raise while
+        # Redis is down; the runner keeps the event and retries.
+        pending_events.own(event)
+        publish_event(event)
+
+
+def publish_event(event: dict) -> None:
+    from detection.tasks import record_whale_event
+
+    record_whale_event.apply_async(args=[event], retry=False)
+
+
+class OwnedEventSweeper(threading.Thread):
+    """Every few seconds: publish again the events not recorded within their deadline,
+    including, right after a restart, those a killed ingest had owned."""
+
+    def __init__(self, interval: float):
+        super().__init__(name="owned-events", daemon=True)
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            try:
+                pending_events.publish_overdue(publish_event)
+            except Exception:
+                log.warning("could not publish overdue events (Redis down?)", exc_info=True)
+            if self.stopped.wait(self.interval):
+                return
+
+    def stop(self) -> None:
+        self.stopped.set()
 
 
 class Heartbeat:
@@ -208,9 +239,12 @@ class Command(BaseCommand):
         self._report_previous_position(position_path)
         self._start_metrics_server()
         self.stdout.write(f"ingest: reading {spec} (whale floor {settings.WHALE_MIN_BTC} BTC)")
+        sweeper = OwnedEventSweeper(settings.WHALE_EVENT_SWEEP_SECONDS)
+        sweeper.start()
         try:
             final = asyncio.run(self._run(runner))
         finally:
+            sweeper.stop()
             if recorder is not None:
                 recorder.close()
         self.stdout.write(
