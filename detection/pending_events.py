@@ -9,6 +9,11 @@ WHALE_EVENT_RECORD_DEADLINE_SECONDS, any event still unsettled. Recording is ide
 event's uid, so a repeat costs one no-op task. The set outlives the ingest process: after a
 SIGKILL, the restarted ingest publishes what the dead one owned.
 
+Only while no task waits in the broker's queue: then an unsettled event is not among the queued
+tasks but lost. While tasks wait (a backlog, the workers behind) an overdue event may simply be
+queued, and publishing it again would feed the backlog it waits in; a message a dead worker held
+then comes back through the broker's visibility timeout (30 s) anyway.
+
 Two keys: a hash event_id → {"owned_at", "event"} and a sorted set event_id → when it is due
 again. Entries live seconds; one still unsettled after MAX_AGE is dropped with an error.
 """
@@ -76,8 +81,19 @@ def owned_count() -> int:
     return get_redis().zcard(_due_key())
 
 
-def publish_overdue(publish: Callable[[dict[str, Any]], Any], now: float | None = None) -> int:
-    """Publish again every owned event past its deadline; returns how many were published."""
+def publish_overdue(
+    publish: Callable[[dict[str, Any]], Any],
+    now: float | None = None,
+    *,
+    queue_waiting: int | None = 0,
+) -> int:
+    """Publish again every owned event past its deadline; returns how many were published.
+
+    `queue_waiting` is the number of tasks waiting in the broker's queue (None: unknown, as when
+    the broker is down): overdue events wait while it is above 0.
+    """
+    if queue_waiting:
+        return 0
     now = time.time() if now is None else now
     client = get_redis()
     overdue = [

@@ -40,6 +40,15 @@ def test_an_event_is_published_again_only_after_its_deadline(owned, seen):
     assert pending_events.owned_count() == 1
 
 
+def test_overdue_events_wait_while_tasks_wait_in_the_queue(owned, seen):
+    published = []
+    pending_events.own(seen, now=1000.0)
+    # a backlog: the event may be one of the queued tasks; publishing it again would feed it
+    assert pending_events.publish_overdue(published.append, now=1030.0, queue_waiting=40) == 0
+    assert pending_events.publish_overdue(published.append, now=1032.0, queue_waiting=0) == 1
+    assert published == [seen]
+
+
 def test_a_settled_event_is_never_published_again(owned, seen):
     published = []
     pending_events.own(seen, now=1000.0)

@@ -28,7 +28,7 @@ from detection.ingest.sources.replay import Recorder
 from detection.ingest.state import MemoryPolicy
 from detection.txshape import SATS_PER_BTC
 from whaleproject import metrics
-from whaleproject.health import write_ingest_heartbeat
+from whaleproject.health import celery_queue_depth, write_ingest_heartbeat
 
 log = logging.getLogger("detection.ingest")
 
@@ -148,7 +148,10 @@ class OwnedEventSweeper(threading.Thread):
     def run(self) -> None:
         while True:
             try:
-                pending_events.publish_overdue(publish_event)
+                depth = celery_queue_depth()
+                pending_events.publish_overdue(
+                    publish_event, queue_waiting=depth.waiting if depth is not None else None
+                )
             except Exception:
                 log.warning("could not publish overdue events (Redis down?)", exc_info=True)
             if self.stopped.wait(self.interval):
