@@ -55,12 +55,13 @@ class SweepResult:
     stranded: int = 0
 
 
-def sweep(now: datetime | None = None) -> SweepResult:
+def sweep(now: datetime | None = None, *, queue_waiting: int | None = 0) -> SweepResult:
+    """`queue_waiting`: tasks waiting in the broker's queue (None: unknown)."""
     now = now or timezone.now()
     result = SweepResult()
     result.fanned_out = catch_up_fan_outs(now)
     result.released, result.digests = release_held(now)
-    result.requeued, result.stranded = requeue_due(now)
+    result.requeued, result.stranded = requeue_due(now, queue_waiting=queue_waiting)
     return result
 
 
@@ -131,9 +132,17 @@ def release_held(now: datetime) -> tuple[int, int]:
     return released, digests
 
 
-def requeue_due(now: datetime) -> tuple[int, int]:
-    """Queue due sends that are not on the broker. Returns (queued, of which stranded)."""
+def requeue_due(now: datetime, *, queue_waiting: int | None = 0) -> tuple[int, int]:
+    """Queue due sends that are not on the broker. Returns (queued, of which stranded).
+
+    A send queued long ago and never taken counts as lost (its message died with a worker) only
+    while no task waits in the broker's queue: during a backlog it is most likely still queued,
+    and queueing it again every sweep would feed the backlog.
+    """
     stale = now - stranded_after()
+    not_on_broker = Q(enqueued_at__isnull=True)
+    if not queue_waiting:
+        not_on_broker |= Q(enqueued_at__lt=stale)
     with transaction.atomic():
         rows = list(
             Delivery.objects.select_for_update(skip_locked=True)
@@ -142,7 +151,7 @@ def requeue_due(now: datetime) -> tuple[int, int]:
                     status__in=[DeliveryStatus.PENDING, DeliveryStatus.FAILED],
                     next_attempt_at__lte=now,
                 )
-                & (Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
+                & not_on_broker
                 | Q(status=DeliveryStatus.SENDING, sending_since__lt=stale)
             )
             .order_by("next_attempt_at", "id")

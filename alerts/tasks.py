@@ -11,6 +11,8 @@ import logging
 
 from celery import shared_task
 
+from whaleproject.health import celery_queue_depth
+
 log = logging.getLogger(__name__)
 
 
@@ -33,6 +35,7 @@ def send_deliveries(delivery_ids: list[int]) -> None:
 def sweep_deliveries() -> None:
     from alerts.sweeper import sweep
 
-    result = sweep()
+    depth = celery_queue_depth()
+    result = sweep(queue_waiting=depth.waiting if depth is not None else None)
     if result.fanned_out or result.released or result.requeued:
         log.info("alert sweep: %s", result)
