@@ -153,15 +153,15 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = False
 # The longest any task may run (prefork kills it after the hard limit). Sends are bounded by
-# WHALE_OUTBOUND_TOTAL_TIMEOUT, recordings take milliseconds; the daily purge works in batches and
-# stops at the soft limit, the next run going on where it stopped.
-CELERY_TASK_TIME_LIMIT = 20
-CELERY_TASK_SOFT_TIME_LIMIT = 15
+# WHALE_OUTBOUND_TOTAL_TIMEOUT, recordings take milliseconds; the hourly purge works in batches
+# and stops at the soft limit, the next run going on where it stopped.
+CELERY_TASK_TIME_LIMIT = 15
+CELERY_TASK_SOFT_TIME_LIMIT = 12
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # Redis hands an unacknowledged task to another worker after this long: it is how a task held by
-# a worker killed outright (SIGKILL, OOM) comes back, so it is short, just above the hard time
-# limit (a task still running when it is handed out again would run twice: harmless, recordings
-# and sends are idempotent, but wasteful). That is safe only because no task waits on a worker
+# a worker killed outright (SIGKILL, OOM) comes back, so it is short: above the hard time limit
+# with room for a prefetched task's wait (a task still running when it is handed out again would
+# run twice: harmless, recordings and sends are idempotent, but wasteful). That is safe only because no task waits on a worker
 # unacknowledged: retries and delayed sends are rows in the database (alerts.sweeper), never
 # Celery countdowns or ETAs, which the broker would hold unacknowledged until due.
 # docs/RELIABILITY.md, "A worker dies".
@@ -382,12 +382,18 @@ WHALE_OUTBOUND_TOTAL_TIMEOUT = env.float(
     "WHALE_OUTBOUND_TOTAL_TIMEOUT", 10.0, minimum=0.2, maximum=60
 )
 # A delivery still "sending" after this many seconds belongs to a dead worker, and one queued this
-# long ago but never taken was lost with one; the sweeper sends it again. Above
-# WHALE_OUTBOUND_TOTAL_TIMEOUT, so a slow send in progress is never sent a second time alongside.
-WHALE_DELIVERY_STRANDED_SECONDS = env.int("WHALE_DELIVERY_STRANDED_SECONDS", 15, minimum=1)
+# long ago but never taken was lost with one; the sweeper sends it again. Longer than a task may
+# live (CELERY_TASK_TIME_LIMIT), so a slow send still in progress is never sent a second time
+# alongside it.
+WHALE_DELIVERY_STRANDED_SECONDS = env.int("WHALE_DELIVERY_STRANDED_SECONDS", 20, minimum=1)
 if WHALE_DELIVERY_STRANDED_SECONDS <= WHALE_OUTBOUND_TOTAL_TIMEOUT:
     raise ImproperlyConfigured(
         "WHALE_DELIVERY_STRANDED_SECONDS must be longer than WHALE_OUTBOUND_TOTAL_TIMEOUT"
+    )
+if WHALE_DELIVERY_STRANDED_SECONDS <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        "WHALE_DELIVERY_STRANDED_SECONDS must be longer than a task's hard time limit "
+        f"({CELERY_TASK_TIME_LIMIT} s)"
     )
 if CELERY_TASK_SOFT_TIME_LIMIT <= WHALE_OUTBOUND_TOTAL_TIMEOUT:
     raise ImproperlyConfigured(
