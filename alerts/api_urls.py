@@ -3,10 +3,12 @@
 from rest_framework.routers import SimpleRouter
 
 from alerts.api import DeliveryViewSet, SubscriptionViewSet, WebhookEndpointViewSet
+from alerts.chat_api import ChatEndpointViewSet
 
 router = SimpleRouter()
 router.register("subscriptions", SubscriptionViewSet, basename="subscription")
 router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
+router.register("chats", ChatEndpointViewSet, basename="chat")
 router.register("deliveries", DeliveryViewSet, basename="delivery")
 
 urlpatterns = router.urls

@@ -10,10 +10,12 @@ dies mid-send still leaves a visible "interrupted" attempt).
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import uuid
 from datetime import UTC, datetime, time, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -21,7 +23,11 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from alerts.http import check_url
+from alerts.payloads import for_subscription
+from detection.domain.prices import fiat_of
 from detection.models import EventKind, Flow
+from detection.prices import latest_prices
 from detection.txshape import SATS_PER_BTC
 
 # Lifecycle events a subscription can ask for, in the order the pages list them.
@@ -44,6 +50,26 @@ def sats_from_btc(value: Decimal | str | float) -> int:
 
 def btc_from_sats(sats: int | None) -> Decimal | None:
     return None if sats is None else Decimal(sats) / SATS_PER_BTC
+
+
+ISO_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+def fiat_floor_error(min_fiat: Decimal, currency: str) -> str | None:
+    """Why a fiat minimum is refused: below what the portal floor is worth at the latest price.
+
+    Without a known price it cannot be judged, and is accepted (it simply matches nothing until
+    whales carry prices)."""
+    quote = latest_prices().get(currency)
+    if quote is None:
+        return None
+    floor_value = fiat_of(sats_from_btc(settings.WHALE_MIN_BTC), quote.price)
+    if min_fiat >= floor_value:
+        return None
+    return (
+        f"The fiat minimum cannot be below this portal's floor of {settings.WHALE_MIN_BTC:g} BTC, "
+        f"worth {floor_value:,} {currency} at the latest price of {quote.price:,} {currency}/BTC."
+    )
 
 
 def new_webhook_secret() -> str:
@@ -85,28 +111,83 @@ def _delimited_item_ok(item: str) -> bool:
     return bool(item) and "|" not in item and len(item) <= 100
 
 
+class AmountBasis(models.TextChoices):
+    MOVED = "moved", "Moved (less estimated change)"
+    TOTAL = "total", "Total of all outputs"
+
+
+def _amount_match(basis: str, sats: int, fiat: dict[str, Any] | None) -> Q:
+    """Subscriptions of `basis` whose BTC range holds `sats` and whose fiat minimum, if any,
+    is reached in its currency. Without a fiat value only those without a fiat minimum match:
+    no price is never a guess."""
+    fiat_match = Q(min_fiat__isnull=True)
+    for currency, amount in (fiat or {}).items():
+        try:
+            value = Decimal(amount)
+        except (InvalidOperation, TypeError):
+            continue
+        fiat_match |= Q(fiat_currency=currency, min_fiat__lte=value)
+    return Q(
+        Q(max_sats__isnull=True) | Q(max_sats__gte=sats),
+        fiat_match,
+        amount_basis=basis,
+        min_sats__lte=sats,
+    )
+
+
 class SubscriptionQuerySet(models.QuerySet):
-    def matching(self, *, value_sats: int, kind: str, flow: str, entities, urgency):
+    def matching(
+        self,
+        *,
+        value_sats: int,
+        kind: str,
+        flow: str,
+        entities,
+        urgency,
+        moved_sats: int | None = None,
+        fiat_value: dict[str, Any] | None = None,
+        fiat_moved: dict[str, Any] | None = None,
+        seen_in_mempool: bool = True,
+    ):
         """Active subscriptions that want this event. One query, served by subscription_matching.
 
         An unknown urgency (no fee known) only matches subscriptions without a minimum: we do
-        not guess that a whale is urgent.
+        not guess that a whale is urgent. Amounts compare with the whale's total or its moved
+        value as each subscription's `amount_basis` says (fiat: {currency: exact text}). A whale
+        confirmed without ever being seen in the mempool (found by a block scan) only reaches
+        those that still want such news.
         """
+        moved = value_sats if moved_sats is None else moved_sats
+        # The entity rule of detection.models.entity_is: an exact name, in any case.
         entity_match = Q(entities="")
         for entity in {e for e in entities if e}:
             entity_match |= Q(entities__icontains=f"|{entity}|")
         urgency_match = Q(min_urgency__isnull=True)
         if urgency is not None:
             urgency_match |= Q(min_urgency__lte=urgency)
+        amount_match = _amount_match(AmountBasis.TOTAL, value_sats, fiat_value) | _amount_match(
+            AmountBasis.MOVED, moved, fiat_moved
+        )
+        unseen_match = Q()
+        if kind == "confirmed" and not seen_in_mempool:
+            unseen_match = Q(notify_unseen_confirmed=True)
         return self.filter(
-            Q(max_sats__isnull=True) | Q(max_sats__gte=value_sats),
+            amount_match,
+            unseen_match,
             entity_match,
             urgency_match,
             Q(flows="") | Q(flows__contains=f"|{flow}|"),
             active=True,
-            min_sats__lte=value_sats,
+            min_sats__lte=max(value_sats, moved),
             **{f"notify_{kind}": True},
         )
+
+
+# How many subscriptions and endpoints one user may keep; the form and the REST API both ask the
+# models below (limit_problem), so the rule and its words live here only.
+MAX_SUBSCRIPTIONS_PER_USER = 50
+MAX_ENDPOINTS_PER_USER = 20
+MAX_CHATS_PER_USER = 20
 
 
 class Subscription(models.Model):
@@ -121,6 +202,20 @@ class Subscription(models.Model):
 
     min_sats = models.BigIntegerField(help_text="smallest whale value, sats (>= WHALE_MIN_BTC)")
     max_sats = models.BigIntegerField(null=True, blank=True, help_text="largest, sats")
+    # Which amount the BTC and fiat limits compare with (issue 15); existing subscriptions were
+    # migrated to "total" so nothing changed for them silently.
+    amount_basis = models.CharField(
+        max_length=8, choices=AmountBasis.choices, default=AmountBasis.MOVED
+    )
+    min_fiat = models.DecimalField(
+        max_digits=20,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="smallest fiat value at detection, in fiat_currency; a whale without a price "
+        "never matches it",
+    )
+    fiat_currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217 code")
     flows = DelimitedListField(max_length=200, blank=True, default=list, help_text="empty = any")
     entities = DelimitedListField(
         max_length=1000, blank=True, default=list, help_text="either side; empty = any"
@@ -132,9 +227,14 @@ class Subscription(models.Model):
     notify_confirmed = models.BooleanField(default=True)
     notify_dropped = models.BooleanField(default=True)
     notify_reorged = models.BooleanField(default=True)
+    notify_unseen_confirmed = models.BooleanField(
+        default=True,
+        help_text="also whales confirmed without ever being seen in the mempool",
+    )
 
     email = models.BooleanField(default=True, help_text="send to the owner's e-mail address")
     webhooks = models.ManyToManyField("WebhookEndpoint", blank=True, related_name="subscriptions")
+    chats = models.ManyToManyField("ChatEndpoint", blank=True, related_name="subscriptions")
 
     # Local times in the owner's Profile.time_zone; the window may span midnight.
     quiet_start = models.TimeField(null=True, blank=True)
@@ -157,6 +257,10 @@ class Subscription(models.Model):
                 name="subscription_max_at_least_min",
             ),
             models.CheckConstraint(
+                condition=Q(min_fiat__isnull=True) | Q(min_fiat__gt=0),
+                name="subscription_min_fiat_positive",
+            ),
+            models.CheckConstraint(
                 condition=Q(min_urgency__isnull=True)
                 | (Q(min_urgency__gte=0) & Q(min_urgency__lte=1)),
                 name="subscription_urgency_0_1",
@@ -176,6 +280,20 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.owner})"
+
+    @staticmethod
+    def limit_problem(owner) -> str | None:
+        """Why `owner` may not add one more subscription, or None."""
+        if Subscription.objects.filter(owner=owner).count() >= MAX_SUBSCRIPTIONS_PER_USER:
+            return f"You can have at most {MAX_SUBSCRIPTIONS_PER_USER} subscriptions."
+        return None
+
+    @staticmethod
+    def channel_problem(email: bool, webhooks, chats=()) -> str | None:
+        """Why a subscription with these channels cannot be saved, or None."""
+        if not email and not webhooks and not chats:
+            return "Choose at least one channel: e-mail, a webhook or a chat."
+        return None
 
     # --- presentation helpers -------------------------------------------------------------
 
@@ -202,6 +320,12 @@ class Subscription(models.Model):
             errors["min_sats"] = (
                 f"The minimum cannot be below this portal's floor of {settings.WHALE_MIN_BTC:g} BTC."
             )
+        if not ISO_CURRENCY.fullmatch(self.fiat_currency or ""):
+            errors["fiat_currency"] = "A currency is three capital letters (ISO 4217), e.g. USD."
+        elif self.min_fiat is not None:
+            floor_error = fiat_floor_error(self.min_fiat, self.fiat_currency)
+            if floor_error:
+                errors["min_fiat"] = floor_error
         if self.max_sats is not None and self.min_sats and self.max_sats < self.min_sats:
             errors["max_sats"] = "The maximum must be at least the minimum."
         bad_flows = [f for f in self.flows if f not in Flow.values]
@@ -290,9 +414,14 @@ class WebhookEndpoint(models.Model):
     def __repr__(self) -> str:  # never the secret
         return f"<WebhookEndpoint {self.public_id} {self.url}>"
 
-    def clean(self) -> None:
-        from alerts.http import check_url
+    @staticmethod
+    def limit_problem(owner) -> str | None:
+        """Why `owner` may not add one more endpoint, or None."""
+        if WebhookEndpoint.objects.filter(owner=owner).count() >= MAX_ENDPOINTS_PER_USER:
+            return f"You can have at most {MAX_ENDPOINTS_PER_USER} endpoints."
+        return None
 
+    def clean(self) -> None:
         try:
             check_url(self.url)
         except ValueError as exc:
@@ -331,6 +460,13 @@ class DeliveryKind(models.TextChoices):
 class Channel(models.TextChoices):
     EMAIL = "email"
     WEBHOOK = "webhook"
+    TELEGRAM = "telegram"
+    DISCORD = "discord"
+    SLACK = "slack"
+
+
+# Channels whose destination is a ChatEndpoint (Delivery.chat).
+CHAT_CHANNELS = (Channel.TELEGRAM, Channel.DISCORD, Channel.SLACK)
 
 
 class DeliveryStatus(models.TextChoices):
@@ -395,6 +531,13 @@ class Delivery(models.Model):
         blank=True,
         related_name="deliveries",
     )
+    chat = models.ForeignKey(
+        "ChatEndpoint",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+    )
     digest = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="digested"
     )
@@ -425,7 +568,7 @@ class Delivery(models.Model):
             # fan_out's bulk insert ignores conflicts: a second fan-out of an event is a no-op.
             models.UniqueConstraint(
                 fields=["event", "subscription", "channel"],
-                condition=Q(endpoint__isnull=True),
+                condition=Q(endpoint__isnull=True, chat__isnull=True),
                 name="delivery_once_per_event_subscription_channel",
             ),
             # One message per event per receiver, which is what webhook-id = event id promises.
@@ -434,9 +577,15 @@ class Delivery(models.Model):
                 condition=Q(endpoint__isnull=False),
                 name="delivery_once_per_event_endpoint",
             ),
+            models.UniqueConstraint(
+                fields=["event", "chat"],
+                condition=Q(chat__isnull=False),
+                name="delivery_once_per_event_chat",
+            ),
             models.CheckConstraint(
-                condition=Q(channel="email", endpoint__isnull=True)
-                | Q(channel="webhook", endpoint__isnull=False),
+                condition=Q(channel="email", endpoint__isnull=True, chat__isnull=True)
+                | Q(channel="webhook", endpoint__isnull=False, chat__isnull=True)
+                | Q(channel__in=CHAT_CHANNELS, endpoint__isnull=True, chat__isnull=False),
                 name="delivery_endpoint_iff_webhook",
             ),
         ]
@@ -464,6 +613,8 @@ class Delivery(models.Model):
     def destination(self) -> str:
         if self.channel == Channel.WEBHOOK and self.endpoint_id:
             return self.endpoint.url
+        if self.chat_id:
+            return str(self.chat)
         return self.owner.email
 
     @property
@@ -471,8 +622,6 @@ class Delivery(models.Model):
         """The message as sent: the same on every retry."""
         if self.payload or self.event_id is None:
             return self.payload
-        from alerts.payloads import for_subscription
-
         base = self.event.alert_fanout.payload
         return for_subscription(base, self.subscription) if self.subscription_id else base
 
@@ -540,3 +689,136 @@ class EventFanOut(models.Model):
 
     def __str__(self) -> str:
         return f"fan-out of event {self.event_id}: {self.deliveries}"
+
+
+# --- chat channels (Telegram, Discord, Slack) ---------------------------------------------------
+
+# A "Connect Telegram" link works once, for this long.
+TELEGRAM_LINK_TTL = timedelta(hours=1)
+
+
+class ChatEndpoint(models.Model):
+    """Where chat alerts go: a linked Telegram chat, or a Discord or Slack incoming webhook."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_endpoints"
+    )
+    service = models.CharField(
+        max_length=8,
+        choices=[(c.value, c.label) for c in CHAT_CHANNELS],
+    )
+    label = models.CharField(max_length=200, blank=True, default="")
+    # Discord and Slack: the incoming-webhook URL the user pasted (it is a secret: whoever has
+    # it can post to the channel, so pages show it shortened).
+    url = models.CharField(max_length=2000, blank=True, default="")
+    # Telegram: the chat that sent /start <token>.
+    telegram_chat_id = models.BigIntegerField(null=True, blank=True)
+    muted_until = models.DateTimeField(null=True, blank=True)
+
+    active = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=500, blank=True, default="")
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["service", "created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(service="telegram", telegram_chat_id__isnull=False, url="")
+                | (Q(service__in=["discord", "slack"], telegram_chat_id__isnull=True) & ~Q(url="")),
+                name="chat_endpoint_target_fits_service",
+            ),
+            # A chat is linked once per account; linking it again re-activates that row.
+            models.UniqueConstraint(
+                fields=["owner", "telegram_chat_id"],
+                condition=Q(telegram_chat_id__isnull=False),
+                name="chat_endpoint_telegram_once_per_owner",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_service_display()}: {self.display_name}"
+
+    def __repr__(self) -> str:  # never the webhook URL (it carries the hook's token)
+        return f"<ChatEndpoint {self.public_id} {self.service}>"
+
+    @staticmethod
+    def limit_problem(owner) -> str | None:
+        """Why `owner` may not add one more chat channel, or None."""
+        if ChatEndpoint.objects.filter(owner=owner).count() >= MAX_CHATS_PER_USER:
+            return f"You can have at most {MAX_CHATS_PER_USER} chat channels."
+        return None
+
+    @property
+    def display_name(self) -> str:
+        if self.label:
+            return self.label
+        if self.service == Channel.TELEGRAM:
+            return f"chat {self.telegram_chat_id}"
+        return self.short_url
+
+    @property
+    def short_url(self) -> str:
+        """The hook URL without its secret tail, for pages and logs."""
+        if not self.url:
+            return ""
+        head, _, tail = self.url.rpartition("/")
+        return f"{head}/{tail[:4]}…" if head and len(tail) > 8 else self.url
+
+    def clean(self) -> None:
+        if self.service in (Channel.DISCORD, Channel.SLACK):
+            try:
+                check_url(self.url)
+            except ValueError as exc:
+                raise ValidationError({"url": str(exc)}) from None
+
+    def is_muted(self, now: datetime | None = None) -> bool:
+        return self.muted_until is not None and self.muted_until > (now or timezone.now())
+
+    def enable(self) -> None:
+        self.active = True
+        self.disabled_reason = ""
+        self.consecutive_failures = 0
+
+
+def new_link_token() -> str:
+    # Telegram's /start parameter allows 1-64 characters of A-Z a-z 0-9 _ -.
+    return secrets.token_urlsafe(24)
+
+
+class TelegramLink(models.Model):
+    """A one-time "Connect Telegram" token: the chat that sends /start <token> is linked."""
+
+    token = models.CharField(max_length=64, unique=True, default=new_link_token)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="telegram_links"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    used_at = models.DateTimeField(null=True, blank=True)
+    chat = models.ForeignKey(ChatEndpoint, on_delete=models.SET_NULL, null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Telegram link for {self.owner} ({'used' if self.used_at else 'open'})"
+
+    def usable(self, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        return self.used_at is None and now - self.created_at < TELEGRAM_LINK_TTL
+
+
+class TelegramBotState(models.Model):
+    """The bot's one row: its username (from getMe) and the getUpdates offset already read."""
+
+    update_offset = models.BigIntegerField(default=0)
+    bot_username = models.CharField(max_length=64, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"@{self.bot_username or '?'} at update {self.update_offset}"
+
+    @classmethod
+    def load(cls) -> TelegramBotState:
+        state, _ = cls.objects.get_or_create(pk=1)
+        return state

@@ -14,15 +14,11 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from detection.push import event_summary
+from alerts.chat_format import when
+from detection.domain.prices import format_money
+from detection.models import Flow
+from detection.summary import event_summary
 
-FLOW_LABELS = {
-    "exchange_inflow": "exchange inflow",
-    "exchange_outflow": "exchange outflow",
-    "inter_exchange": "inter-exchange",
-    "exchange_internal": "exchange internal",
-    "unknown": "unlabelled",
-}
 KIND_PREFIX = {
     "seen": "",
     "replaced": "Replaced (RBF): ",
@@ -112,23 +108,35 @@ def route(whale: dict[str, Any]) -> str:
     return ""
 
 
-def when(prediction: dict[str, Any] | None) -> str:
-    if not prediction:
-        return ""
-    if prediction.get("may_not_confirm_soon"):
-        return "may not confirm soon"
-    block = prediction.get("projected_block")
-    if block is None:
-        return ""
-    return "next block" if block == 0 else f"in ~{block + 1} blocks"
+def amount_words(whale: dict[str, Any]) -> str:
+    """What moved, with the total beside it when change was taken off: "0.7 BTC (of 133.3)"."""
+    total = whale.get("value_btc")
+    moved = whale.get("moved_btc") or total
+    text = f"{short_btc(moved)} BTC"
+    if moved is not None and total is not None and Decimal(moved) != Decimal(total):
+        text += f" (of {short_btc(total)} BTC)"
+    return text
 
 
-def headline(data: dict[str, Any]) -> str:
-    """E.g. "512.3 BTC → Binance (exchange inflow) · urgency 0.91 · next block"."""
+def fiat_words(whale: dict[str, Any], which: str, currency: str = "USD") -> str | None:
+    """The exact fiat of `which` ("value" or "moved") in `currency`, else in USD, else None."""
+    values = (whale.get("fiat") or {}).get(which) or {}
+    for code in (currency, "USD"):
+        if values.get(code) is not None:
+            return format_money(values[code], code)
+    return None
+
+
+def headline(data: dict[str, Any], currency: str = "USD") -> str:
+    """E.g. "512.3 BTC → Binance (exchange inflow) · $35,799,524.00 · urgency 0.91 · next block"."""
     whale = data.get("whale") or {}
     kind = data.get("kind", "seen")
-    flow = FLOW_LABELS.get(whale.get("flow") or "unknown", whale.get("flow") or "")
-    text = f"{short_btc(whale.get('value_btc'))} BTC{route(whale)} ({flow})"
+    flow = whale.get("flow") or Flow.UNKNOWN
+    flow = Flow(flow).label.lower() if flow in Flow.values else flow
+    text = f"{amount_words(whale)}{route(whale)} ({flow})"
+    money = fiat_words(whale, "moved", currency)
+    if money:
+        text += f" · {money}"
     if kind == "confirmed":
         height = whale.get("confirmed_height")
         prefix = f"Confirmed in block {height:,}: " if height else "Confirmed: "
@@ -152,7 +160,7 @@ def digest_headline(payload: dict[str, Any]) -> str:
     return f"{count} whale alert{'s' if count != 1 else ''}{label}"
 
 
-def subject(payload: dict[str, Any]) -> str:
+def subject(payload: dict[str, Any], currency: str = "USD") -> str:
     if payload.get("type") == "whale.digest":
         return f"Whale Watch digest: {digest_headline(payload)}"
-    return headline(payload.get("data", {}))
+    return headline(payload.get("data", {}), currency)

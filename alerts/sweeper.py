@@ -35,6 +35,7 @@ from alerts.models import (
     DeliveryKind,
     DeliveryStatus,
 )
+from detection.models import WhaleEvent
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,6 @@ def sweep(now: datetime | None = None, *, queue_waiting: int | None = 0) -> Swee
 
 
 def catch_up_fan_outs(now: datetime) -> int:
-    from detection.models import WhaleEvent
-
     missed = WhaleEvent.objects.filter(
         created_at__gt=now - CATCH_UP_WINDOW,
         created_at__lt=now - CATCH_UP_GRACE,
@@ -93,7 +92,9 @@ def release_held(now: datetime) -> tuple[int, int]:
         )
         groups: dict[tuple, list[Delivery]] = defaultdict(list)
         for row in due:
-            groups[(row.subscription_id, row.channel, row.endpoint_id, row.owner_id)].append(row)
+            groups[
+                (row.subscription_id, row.channel, row.endpoint_id, row.chat_id, row.owner_id)
+            ].append(row)
         ready: list[int] = []
         for rows in groups.values():
             if len(rows) == 1:
@@ -116,6 +117,7 @@ def release_held(now: datetime) -> tuple[int, int]:
                 subscription=first.subscription,
                 channel=first.channel,
                 endpoint_id=first.endpoint_id,
+                chat_id=first.chat_id,
                 payload=payloads.digest_payload([r.body for r in rows], first.subscription, reason),
                 status=DeliveryStatus.PENDING,
                 next_attempt_at=now,

@@ -142,7 +142,11 @@ def record_whale(tx, kind: str = "seen") -> float:
         "observed_at": time.time(),
         "source": "bench",
         "tx": tx.to_json(),
-        "projection": {"projected_block": 0, "tip_height": 900_000, "next_block_fee_rate": 5.0},
+        "projection": {
+            "projected_block": 0,
+            "tip_height": 900_000,
+            "next_block_median_fee_rate": 5.0,
+        },
     }
     # Registered before record_event's own hook, so it runs first, right after the commit.
     with transaction.atomic():
@@ -218,7 +222,12 @@ def main() -> None:
             [WebhookEndpoint(owner=u, url=f"{url}?n={i}") for i, u in enumerate(users)]
         )
         subscriptions = Subscription.objects.bulk_create(
-            [Subscription(owner=u, name="bench", min_sats=100 * 10**8, email=False) for u in users]
+            [
+                Subscription(
+                    owner=u, name="bench", min_sats=100 * 10**8, email=False, amount_basis="total"
+                )
+                for u in users
+            ]
         )
         Subscription.webhooks.through.objects.bulk_create(
             [
@@ -274,7 +283,13 @@ def main() -> None:
         mailers = users[: args.emails]
         Subscription.objects.bulk_create(
             [
-                Subscription(owner=u, name="bench mail", min_sats=100 * 10**8, email=True)
+                Subscription(
+                    owner=u,
+                    name="bench mail",
+                    min_sats=100 * 10**8,
+                    email=True,
+                    amount_basis="total",
+                )
                 for u in mailers
             ]
         )

@@ -148,6 +148,10 @@ def whale_rows(count: int, now: datetime, rng: random.Random):
             "",
             confirmed_at,
             rng.randrange(1, 12) if confirmed else None,
+            transfer,  # moved: no fiat, as for a source without prices
+            "[]",
+            "[]",
+            "{}",
         )
 
 
@@ -155,7 +159,8 @@ WHALE_COLUMNS = (
     "txid, status, value, transfer, fee, vsize, weight, fee_rate, effective_fee_rate, "
     "has_prevouts, inputs, outputs, flow, from_entity, to_entity, shape_tags, conflict, "
     "conflict_winner, first_seen_at, seen_in_mempool, source, updated_at, status_at, "
-    "latest_urgency, confirmed_height, confirmed_hash, confirmed_at, blocks_waited"
+    "latest_urgency, confirmed_height, confirmed_hash, confirmed_at, blocks_waited, "
+    "moved, change_outputs, change_methods, fiat"
 )
 PREDICTION_COLUMNS = (
     "whale_id, made_at, tip_height, fee_rate, projected_block, predicted_blocks, fee_percentile, "
@@ -318,8 +323,8 @@ def main() -> None:
     from rest_framework.test import APIClient
     from rest_framework_simplejwt.tokens import RefreshToken
 
-    from detection.api_pagination import FORWARD, _encode
-    from detection.api_stats import ACCURACY_CACHE_KEY, refresh_accuracy_cache
+    from detection.api.pagination import FORWARD, encode_cursor
+    from detection.api.stats import ACCURACY_CACHE_KEY, refresh_accuracy_cache
     from detection.stats import rebuild_rollups
 
     results = Results("api", "REST API latency")
@@ -366,7 +371,9 @@ def main() -> None:
         print(f"{total:,} whales in the table")
         rng = random.Random(1)
         deep = [
-            _encode(middle[0] - timedelta(seconds=rng.randrange(0, 40 * 86400)), 2**62, FORWARD)
+            encode_cursor(
+                middle[0] - timedelta(seconds=rng.randrange(0, 40 * 86400)), 2**62, FORWARD
+            )
             for _ in range(args.runs + 5)
         ]
         # relative to the data, so a kept database (--skip-load) queries the same week

@@ -27,6 +27,11 @@ class AccountSettingsForm(forms.Form):
         choices=Profile._meta.get_field("time_zone").choices,
         help_text="Used for alert quiet hours and the times shown to you.",
     )
+    display_currency = forms.ChoiceField(
+        choices=Profile._meta.get_field("display_currency").choices,
+        required=False,
+        help_text="Fiat values of whales are shown to you in this currency.",
+    )
 
     def __init__(self, *args, user, **kwargs):
         self.user = user
@@ -44,4 +49,5 @@ class AccountSettingsForm(forms.Form):
         self.user.save(update_fields=["email"])
         profile, _ = Profile.objects.get_or_create(user=self.user)
         profile.time_zone = self.cleaned_data["time_zone"]
-        profile.save(update_fields=["time_zone"])
+        profile.display_currency = self.cleaned_data["display_currency"] or "USD"
+        profile.save(update_fields=["time_zone", "display_currency"])

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
-from detection import stats
+from detection import figures, stats
 from detection.domain import accuracy, urgency
+from detection.domain.prices import compact_money, format_money
 from detection.models import Flow, Prediction, PredictionOutcome, WhaleTransaction
 from detection.txshape import SATS_PER_BTC
 
@@ -76,9 +78,13 @@ def volume_series(since: datetime, until: datetime, zone: tzinfo, kind: str = "h
         )
         .annotate(bucket=Trunc("first_seen_at", kind, tzinfo=zone))
         .values("bucket", "flow")
-        .annotate(sats=Sum("value"), whales=Count("id"))
+        .annotate(
+            sats=Sum("value"), whales=Count("id"), usd=Sum("value_usd"), priced=Count("value_usd")
+        )
     )
     buckets = _buckets(since, until, kind, zone)
+    usd_total = Decimal(0)
+    priced = 0
     index = {_key(b, kind, zone): i for i, b in enumerate(buckets)}
     by_flow = {flow: [0.0] * len(buckets) for flow in Flow.values}
     counts = [0] * len(buckets)
@@ -88,6 +94,8 @@ def volume_series(since: datetime, until: datetime, zone: tzinfo, kind: str = "h
             continue
         by_flow[row["flow"]][i] += _btc(row["sats"])
         counts[i] += row["whales"]
+        usd_total += row["usd"] or 0
+        priced += row["priced"]
     inflow = by_flow[Flow.EXCHANGE_INFLOW]
     outflow = by_flow[Flow.EXCHANGE_OUTFLOW]
     return {
@@ -102,6 +110,10 @@ def volume_series(since: datetime, until: datetime, zone: tzinfo, kind: str = "h
             "whales": sum(counts),
             "inflow": round(sum(inflow), 2),
             "outflow": round(sum(outflow), 2),
+            # USD at each whale's detection; whales seen without a price are not in it
+            "usd": compact_money(usd_total, "USD") if priced else None,
+            "usd_exact": format_money(usd_total, "USD") if priced else None,
+            "priced": priced,
         },
     }
 
@@ -179,7 +191,7 @@ def accuracy_series(since: datetime, until: datetime, kind: str, zone: tzinfo) -
 def accuracy_table(now: datetime) -> list[dict[str, Any]]:
     """The rolling windows (1 h … 90 d) by band, for the table under the charts."""
     rows = []
-    for name, window in stats.cached_accuracy_windows(now).items():
+    for name, window in figures.accuracy_window_stats(now).items():
         bands = [window.overall] + [window.by_band[b] for b in (*BANDS, accuracy.UNSCORED_BAND)]
         rows.append({"window": name, "bands": bands})
     return rows

@@ -81,7 +81,11 @@ def signup(request):
 @require_http_methods(["GET", "POST"])
 def account_settings(request):
     profile, _ = Profile.objects.get_or_create(user=request.user)
-    initial = {"email": request.user.email, "time_zone": profile.time_zone}
+    initial = {
+        "email": request.user.email,
+        "time_zone": profile.time_zone,
+        "display_currency": profile.display_currency,
+    }
     form = AccountSettingsForm(request.POST or None, user=request.user, initial=initial)
     if request.method == "POST" and form.is_valid():
         form.save()

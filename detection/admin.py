@@ -1,6 +1,10 @@
+import time
+
 from django.contrib import admin
 
+from detection.domain.prices import format_money
 from detection.models import AddressLabel, Block, Prediction, WhaleEvent, WhaleTransaction
+from detection.prices import latest_prices
 
 
 @admin.register(AddressLabel)
@@ -46,6 +50,10 @@ class WhaleTransactionAdmin(admin.ModelAdmin):
     list_display = (
         "txid",
         "value_btc",
+        "moved_btc",
+        "moved_confidence",
+        "value_usd",
+        "moved_usd",
         "flow",
         "from_entity",
         "to_entity",
@@ -57,6 +65,21 @@ class WhaleTransactionAdmin(admin.ModelAdmin):
     date_hierarchy = "first_seen_at"
     raw_id_fields = ("chain", "replaced_by")
     inlines = (EventInline, PredictionInline)
+    readonly_fields = ("fiat", "change_outputs", "change_methods")
+    # Shows the latest fiat prices and their age above the list.
+    change_list_template = "admin/detection/whaletransaction/change_list.html"
+
+    def changelist_view(self, request, extra_context=None):
+        now = time.time()
+        prices = [
+            {
+                "code": code,
+                "price": format_money(quote.price, code),
+                "age_seconds": max(0, round(now - quote.received_at)),
+            }
+            for code, quote in sorted(latest_prices().items())
+        ]
+        return super().changelist_view(request, {**(extra_context or {}), "latest_prices": prices})
 
 
 @admin.register(Block)

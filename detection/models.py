@@ -9,7 +9,8 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Upper
 
 from detection.txshape import SATS_PER_BTC
 
@@ -64,11 +65,13 @@ class AddressLabel(models.Model):
 
 
 class Flow(models.TextChoices):
-    EXCHANGE_INFLOW = "exchange_inflow"
-    EXCHANGE_OUTFLOW = "exchange_outflow"
-    INTER_EXCHANGE = "inter_exchange"
-    EXCHANGE_INTERNAL = "exchange_internal"
-    UNKNOWN = "unknown"
+    # The labels are the words every surface uses: pages, filters, alerts (lower-cased) and the
+    # browser (base.html hands them to the scripts as JSON).
+    EXCHANGE_INFLOW = "exchange_inflow", "Exchange inflow"
+    EXCHANGE_OUTFLOW = "exchange_outflow", "Exchange outflow"
+    INTER_EXCHANGE = "inter_exchange", "Inter-exchange"
+    EXCHANGE_INTERNAL = "exchange_internal", "Exchange internal"
+    UNKNOWN = "unknown", "Unlabelled"
 
 
 class WhaleStatus(models.TextChoices):
@@ -84,6 +87,9 @@ class Block(models.Model):
     time = models.DateTimeField(null=True, blank=True)
     orphaned = models.BooleanField(default=False)
     seen_at = models.DateTimeField(auto_now_add=True)
+    # When the ingest's block scan found every whale of it; the highest such block not orphaned
+    # is where a restarted ingest catches up from.
+    scanned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -93,6 +99,15 @@ class Block(models.Model):
 
     def __str__(self) -> str:
         return f"{self.height} {self.hash[:16]}…"
+
+
+def entity_is(name: str) -> Q:
+    """The one entity-matching rule: the whale's sender or receiver is `name`, in any case.
+
+    The REST API and the feed filter use it; subscriptions hold their names in a delimited list
+    and match an item in any case (alerts.models.SubscriptionQuerySet.matching), the same rule.
+    """
+    return Q(from_entity__iexact=name) | Q(to_entity__iexact=name)
 
 
 class WhaleTransaction(models.Model):
@@ -112,6 +127,20 @@ class WhaleTransaction(models.Model):
 
     value = models.BigIntegerField(help_text="sum of outputs, sats")
     transfer = models.BigIntegerField(help_text="value less change to input addresses, sats")
+    # What really moved (detection.domain.change): value less the outputs judged change.
+    moved = models.BigIntegerField(default=0, help_text="value less estimated change, sats")
+    moved_confidence = models.FloatField(
+        null=True, blank=True, help_text="0..1 confidence in `moved`; null: not estimated"
+    )
+    change_outputs = models.JSONField(default=list, help_text="indexes of outputs judged change")
+    change_methods = models.JSONField(default=list, help_text="heuristics that decided")
+    # Fiat at detection (detection.domain.prices), null when no fresh price was known. USD has
+    # columns (filters, sums); `fiat` holds every currency the source gave as exact decimal
+    # strings: {"prices": {...}, "price_time": epoch, "value": {...}, "moved": {...}}.
+    price_usd = models.DecimalField(max_digits=20, decimal_places=8, null=True, blank=True)
+    value_usd = models.DecimalField(max_digits=24, decimal_places=2, null=True, blank=True)
+    moved_usd = models.DecimalField(max_digits=24, decimal_places=2, null=True, blank=True)
+    fiat = models.JSONField(default=dict, blank=True)
     fee = models.BigIntegerField(null=True, blank=True, help_text="sats; null when unknown")
     vsize = models.PositiveIntegerField()
     weight = models.PositiveIntegerField()
@@ -161,9 +190,16 @@ class WhaleTransaction(models.Model):
             # min_btc + flow filters
             models.Index(fields=["flow", "-value"], name="whale_by_flow_value"),
             models.Index(fields=["-value"], name="whale_by_value"),
-            # entity + date range filters
-            models.Index(fields=["from_entity", "-first_seen_at"], name="whale_by_from_entity"),
-            models.Index(fields=["to_entity", "-first_seen_at"], name="whale_by_to_entity"),
+            # min_moved_btc and min_usd filters
+            models.Index(fields=["-moved"], name="whale_by_moved"),
+            models.Index(fields=["-value_usd"], name="whale_by_value_usd"),
+            # entity + date range filters (entity_is: an exact name in any case, hence Upper)
+            models.Index(
+                Upper("from_entity"), F("first_seen_at").desc(), name="whale_by_from_entity_ci"
+            ),
+            models.Index(
+                Upper("to_entity"), F("first_seen_at").desc(), name="whale_by_to_entity_ci"
+            ),
             # reorg: whales confirmed at a height
             models.Index(fields=["confirmed_height"], name="whale_by_confirmed_height"),
             # API stats volumes: an index-only scan of a window instead of reading every row
@@ -191,6 +227,16 @@ class WhaleTransaction(models.Model):
     @property
     def transfer_btc(self) -> float:
         return self.transfer / SATS_PER_BTC
+
+    @property
+    def moved_btc(self) -> float:
+        return self.moved / SATS_PER_BTC
+
+    def fiat_amount(self, which: str, currency: str) -> str | None:
+        """Exact decimal text of the fiat `which` ("value" or "moved") in `currency`, or None."""
+        values = (self.fiat or {}).get(which) or {}
+        amount = values.get(currency)
+        return amount if isinstance(amount, str) else None
 
     @property
     def chain_root(self) -> WhaleTransaction:
@@ -274,6 +320,10 @@ class Prediction(models.Model):
     band = models.CharField(max_length=8, choices=UrgencyBand.choices, blank=True, default="")
     eta_seconds = models.PositiveIntegerField(null=True, blank=True)
     may_not_confirm_soon = models.BooleanField(default=False)
+    may_be_purged = models.BooleanField(default=False)  # fee rate under mempoolminfee
+    # The chain's first prediction: the one its accuracy outcome is scored on (later ones are
+    # kept for display; see detection.domain.accuracy).
+    scored = models.BooleanField(default=True)
     fee_spike = models.BooleanField(default=False)
     basis = models.CharField(max_length=20, blank=True, default="")
 
@@ -354,13 +404,18 @@ class WhaleHourlyVolume(models.Model):
     """
 
     KEY = ("hour", "flow")
-    SUMS = ("count", "value", "transfer")
+    SUMS = ("count", "value", "transfer", "moved", "value_usd_cents", "moved_usd_cents", "priced")
 
     hour = models.DateTimeField(help_text="start of the UTC hour of first_seen_at")
     flow = models.CharField(max_length=20, choices=Flow.choices)
     count = models.BigIntegerField(default=0)
     value = models.BigIntegerField(default=0)
     transfer = models.BigIntegerField(default=0)
+    # Fiat volume (issue 15): whales seen with a USD price, and their USD sums in cents.
+    moved = models.BigIntegerField(default=0)
+    value_usd_cents = models.BigIntegerField(default=0)
+    moved_usd_cents = models.BigIntegerField(default=0)
+    priced = models.BigIntegerField(default=0, help_text="whales with a USD value")
 
     class Meta:
         constraints = [
@@ -371,7 +426,7 @@ class WhaleHourlyVolume(models.Model):
         return f"{self.hour:%Y-%m-%d %H}h {self.flow}: {self.count}"
 
     @classmethod
-    def add(cls, deltas: dict[tuple, tuple[int, int, int]]) -> None:
+    def add(cls, deltas: dict[tuple, tuple[int, ...]]) -> None:
         _upsert_sums(cls, cls.KEY, cls.SUMS, deltas)
 
 

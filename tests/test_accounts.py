@@ -123,6 +123,20 @@ def test_settings_page_updates_email_and_time_zone(client, alice):
     alice.refresh_from_db()
     assert alice.email == "new@example.org"
     assert alice.profile.time_zone == "Europe/Paris"
+    assert alice.profile.display_currency == "USD"  # the default when not given
+
+    response = client.post(
+        reverse("account-settings"),
+        {"email": "new@example.org", "time_zone": "UTC", "display_currency": "EUR"},
+    )
+    assert response.status_code == 302
+    alice.profile.refresh_from_db()
+    assert alice.profile.display_currency == "EUR"
+    response = client.post(
+        reverse("account-settings"),
+        {"email": "new@example.org", "time_zone": "UTC", "display_currency": "XAU"},
+    )
+    assert response.status_code == 200
 
 
 def test_settings_page_rejects_unknown_time_zone(client, alice):

@@ -58,3 +58,12 @@ def test_stale_ingest_heartbeat_is_503(client, settings, celery_worker_process):
     assert check.detail["state"] == "stale"
     assert 59 < check.detail["age_seconds"] < 70
     assert client.get("/api/v1/health/").status_code == 503
+
+
+def test_blocks_missed_beyond_the_catch_up_bound_are_said_on_health(db):
+    health.write_ingest_heartbeat(
+        {"source": "ws://x", "connected": True, "block_scans": {"catch_up_gap_blocks": 30}}
+    )
+    check = health.check_ingest()
+    assert check.ok
+    assert check.detail["blocks_not_scanned"] == 30

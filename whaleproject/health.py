@@ -16,6 +16,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from whaleproject.celery import app
 from whaleproject.redis_client import get_redis, key
 
 INGEST_HEARTBEAT_KEY = ("ingest", "heartbeat")
@@ -51,8 +52,6 @@ def check_redis() -> Check:
 
 
 def check_workers(timeout: float = 1.0) -> Check:
-    from whaleproject.celery import app
-
     try:
         replies = app.control.ping(timeout=timeout) or []
     except Exception as exc:
@@ -171,6 +170,11 @@ def check_ingest() -> Check:
     detail.update(
         {k: heartbeat.get(k) for k in ("source", "connected", "memory_level") if k in heartbeat}
     )
+    scans = heartbeat.get("block_scans") or {}
+    if scans.get("catch_up_gap_blocks"):
+        # Blocks missed beyond the catch-up bound: their whales were never scanned. Said, not
+        # failed: the ingest itself is healthy.
+        detail["blocks_not_scanned"] = scans["catch_up_gap_blocks"]
     return Check(fresh, detail)
 
 

@@ -49,9 +49,11 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # detection, then the apps above it. Their detection.signals receivers run in this order: the
+    # dashboard push (display) before alert fan-out, so a slow fan-out never delays the live feed.
     "detection",
-    "alerts",
     "dashboard",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -187,6 +189,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "flush-expired-tokens": {"task": "detection.flush_expired_tokens", "schedule": 24 * 3600.0},
     # The API's accuracy windows aggregate 90 days of predictions: computed here, not per request.
     "refresh-api-accuracy": {"task": "detection.refresh_api_accuracy", "schedule": 60.0},
+    # Heals the stats rollups of the last hours after a hand edit of whale or prediction rows.
+    "rebuild-recent-rollups": {"task": "detection.rebuild_recent_rollups", "schedule": 900.0},
 }
 
 # --- Auth and accounts ------------------------------------------------------------------------
@@ -197,6 +201,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Tests only (pyproject's pytest env sets it): MD5 makes each test user cost microseconds instead
+# of PBKDF2's 0.35 s. Never set it in production: MD5 is no way to store a password.
+if env.bool("WHALE_TEST_FAST_PASSWORD_HASHER", False):
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -287,10 +295,24 @@ if not WHALE_MEMORY_RECOVERY_MB < WHALE_MEMORY_WARNING_MB < WHALE_MEMORY_CRITICA
     raise ImproperlyConfigured(
         "WHALE_MEMORY_RECOVERY_MB < WHALE_MEMORY_WARNING_MB < WHALE_MEMORY_CRITICAL_MB must hold"
     )
+# Block projection (issue 14): Bitcoin Core's block assembly budget. Core 29+ defaults:
+# -blockmaxweight 4,000,000 with -blockreservedweight 8,000 (before 29: 3,996,000 starting at
+# 4,000, the same 3,992,000 WU for transactions); -blockmintxfee in sat per 1,000 vB (Core 30: 1).
+WHALE_BLOCK_MAX_WEIGHT = env.int(
+    "WHALE_BLOCK_MAX_WEIGHT", 4_000_000, minimum=100_000, maximum=4_000_000
+)
+WHALE_BLOCK_RESERVED_WEIGHT = env.int(
+    "WHALE_BLOCK_RESERVED_WEIGHT", 8_000, minimum=2_000, maximum=1_000_000
+)
+if WHALE_BLOCK_RESERVED_WEIGHT >= WHALE_BLOCK_MAX_WEIGHT:
+    raise ImproperlyConfigured("WHALE_BLOCK_RESERVED_WEIGHT must be below WHALE_BLOCK_MAX_WEIGHT")
+WHALE_BLOCK_MIN_TX_FEE = env.int("WHALE_BLOCK_MIN_TX_FEE", 1, minimum=0, maximum=100_000_000)
 WHALE_HEARTBEAT_STALE_SECONDS = env.int("WHALE_HEARTBEAT_STALE_SECONDS", 30, minimum=6)
 WHALE_RETENTION_DAYS = env.int("WHALE_RETENTION_DAYS", 90, minimum=1)
 WHALE_CLUSTERING = env.bool("WHALE_CLUSTERING", True)
 WHALE_OUTBOUND_ALLOW_LOOPBACK = env.bool("WHALE_OUTBOUND_ALLOW_LOOPBACK", False)
+# Fiat values (issue 15): a price older than this when a whale is detected gives no fiat value.
+WHALE_PRICE_MAX_AGE_SECONDS = env.int("WHALE_PRICE_MAX_AGE_SECONDS", 3600, minimum=1)
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -338,6 +360,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "WhaleStatusEnum": "detection.models.WhaleStatus",
         "EventKindEnum": "detection.models.EventKind",
+        "FlowEnum": "detection.models.Flow",
         "DeliveryStatusEnum": "alerts.models.DeliveryStatus",
         "DeliveryKindEnum": "alerts.models.DeliveryKind",
     },
@@ -363,6 +386,12 @@ except ValueError as exc:
     raise ImproperlyConfigured(f"WHALE_METRICS_ALLOW has a bad network: {exc}") from None
 # The ingest process serves its own figures here (0 turns it off). Loopback by default: the
 # figures are not secret, but nothing outside the host needs to reach them without a proxy.
+# Block scans (issue 13): every whale of every block, from the source's REST API, and the
+# blocks missed while away scanned on reconnect, at most this many (older ones: a counted gap).
+WHALE_BLOCK_SCAN = env.bool("WHALE_BLOCK_SCAN", True)
+WHALE_CATCH_UP_MAX_BLOCKS = env.int("WHALE_CATCH_UP_MAX_BLOCKS", 12, minimum=0, maximum=1000)
+# Whales still pending after this many days are closed as dropped (bitcoind's mempool expiry).
+WHALE_PENDING_EXPIRY_DAYS = env.int("WHALE_PENDING_EXPIRY_DAYS", 14, minimum=1, maximum=365)
 WHALE_INGEST_METRICS_PORT = env.int("WHALE_INGEST_METRICS_PORT", 9108, minimum=0, maximum=65535)
 WHALE_INGEST_METRICS_ADDRESS = env.str("WHALE_INGEST_METRICS_ADDRESS", "127.0.0.1")
 # /api/v1/health/ fails ("workers": backlog) when more tasks than this wait in the broker.
@@ -403,6 +432,27 @@ if CELERY_TASK_SOFT_TIME_LIMIT <= WHALE_OUTBOUND_TOTAL_TIMEOUT:
 # Seconds between alert sweeps (beat): due retries and released holds are queued, and stranded
 # sends resent, this often. Retries wait in the database only, so this is their precision.
 WHALE_ALERT_SWEEP_SECONDS = env.float("WHALE_ALERT_SWEEP_SECONDS", 5.0, minimum=1, maximum=60)
+# --- Chat alert channels (alerts/transports/telegram.py, discord.py, slack.py) ---------------
+# The Telegram bot that sends alerts and links chats (from @BotFather); empty = no Telegram.
+TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN", "")
+# The Bot API server: Telegram's, or a self-hosted telegram-bot-api (operator-trusted, so it is
+# not put through the webhook SSRF guard).
+TELEGRAM_API_URL = env.url(
+    "TELEGRAM_API_URL", "https://api.telegram.org", schemes=("http", "https")
+).rstrip("/")
+# Telegram allows a bot about 30 messages a second in all; stay under it.
+TELEGRAM_MESSAGES_PER_SECOND = env.int("TELEGRAM_MESSAGES_PER_SECOND", 25, minimum=1, maximum=30)
+# getUpdates long-poll: seconds Telegram holds each request open while no message comes. Each
+# beat run of alerts.poll_telegram polls for 10 s (within a task's 12 s soft time limit), and no
+# long-poll outlives the run, so more than 10 would not be used.
+TELEGRAM_POLL_TIMEOUT = env.int("TELEGRAM_POLL_TIMEOUT", 8, minimum=0, maximum=10)
+if TELEGRAM_BOT_TOKEN:
+    CELERY_BEAT_SCHEDULE["alerts-telegram-updates"] = {
+        "task": "alerts.poll_telegram",
+        # Each run long-polls for about 10 s (alerts.tasks), so one run follows the other.
+        "schedule": 10.0,
+        "options": {"expires": 10},
+    }
 CELERY_BEAT_SCHEDULE["alerts-sweep"] = {
     "task": "alerts.sweep_deliveries",
     "schedule": WHALE_ALERT_SWEEP_SECONDS,

@@ -38,16 +38,26 @@ def unsubscribe_url(subscription) -> str:
     return settings.SITE_URL + path
 
 
+def display_currency(user) -> str:
+    """The currency the user reads amounts in (Settings), USD when none is set."""
+    profile = getattr(user, "profile", None)
+    return getattr(profile, "display_currency", None) or "USD"
+
+
 def build_message(delivery) -> EmailMultiAlternatives:
     payload = delivery.body
     subscription = delivery.subscription
     is_digest = payload.get("type") == "whale.digest"
+    currency = display_currency(delivery.owner)
+    whale = payload.get("data", {}).get("whale") or {}
     context = {
         "payload": payload,
         "data": payload.get("data", {}),
-        "headline": payloads.subject(payload),
+        "headline": payloads.subject(payload, currency),
+        "moved_fiat": payloads.fiat_words(whale, "moved", currency),
+        "value_fiat": payloads.fiat_words(whale, "value", currency),
         "events": [
-            {"headline": payloads.headline(e), **e}
+            {"headline": payloads.headline(e, currency), **e}
             for e in payload.get("data", {}).get("events", [])
         ]
         if is_digest
@@ -65,7 +75,7 @@ def build_message(delivery) -> EmailMultiAlternatives:
         headers["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message = EmailMultiAlternatives(
-        subject=payloads.subject(payload)[:200],
+        subject=payloads.subject(payload, currency)[:200],
         body=text,
         to=[delivery.owner.email],
         headers=headers,

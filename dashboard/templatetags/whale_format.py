@@ -1,4 +1,4 @@
-"""Display formats for whale summaries (detection.push.whale_summary dicts) and rows.
+"""Display formats for whale summaries (detection.summary.whale_summary dicts) and rows.
 
 static/js/feed.js formats live rows the same way; keep the two in step.
 """
@@ -11,8 +11,9 @@ from decimal import Decimal, InvalidOperation
 from django import template
 from django.utils import timezone
 
-from dashboard.feed_filters import FLOW_LABELS
-from detection.push import btc
+from detection.domain.prices import compact_money, format_money
+from detection.models import Flow
+from detection.summary import btc
 
 register = template.Library()
 
@@ -64,7 +65,7 @@ def block_target(prediction) -> str:
 
 @register.filter
 def flow_label(flow) -> str:
-    return FLOW_LABELS.get(flow, "Unknown")
+    return Flow(flow).label if flow in Flow.values else "Unknown"
 
 
 @register.filter
@@ -130,3 +131,49 @@ def percent(value, digits: int = 0) -> str:
 def words(identifier: str | None) -> str:
     """'rbf_signalled' → 'rbf signalled'."""
     return (identifier or "").replace("_", " ")
+
+
+def _fiat_money(w, which: str, currency: str) -> dict[str, str] | None:
+    values = ((w or {}).get("fiat") or {}).get(which) or {}
+    for code in (currency or "USD", "USD"):
+        amount = values.get(code)
+        if amount is not None:
+            try:
+                return {
+                    "code": code,
+                    "exact": format_money(amount, code),
+                    "compact": compact_money(amount, code),
+                }
+            except (InvalidOperation, ValueError):
+                return None
+    return None
+
+
+@register.filter
+def fiat_moved(w, currency) -> dict[str, str] | None:
+    """{"compact": "$64.8M", "exact": "$64,778,760.00"} of what moved, in the user's currency
+    (USD when the whale has no price in it), or None without a price."""
+    return _fiat_money(w, "moved", currency)
+
+
+@register.filter
+def fiat_total(w, currency) -> dict[str, str] | None:
+    return _fiat_money(w, "value", currency)
+
+
+@register.filter
+def differs(a, b) -> bool:
+    return a is not None and b is not None and str(a) != str(b)
+
+
+@register.filter
+def fiat_price(w, currency) -> str | None:
+    """The price used at detection, "$69,880.00", in the user's currency or USD."""
+    prices = ((w or {}).get("fiat") or {}).get("prices") or {}
+    for code in (currency or "USD", "USD"):
+        if prices.get(code) is not None:
+            try:
+                return format_money(prices[code], code)
+            except (InvalidOperation, ValueError):
+                return None
+    return None

@@ -300,3 +300,68 @@ def _validate_segwit(address: str, allowed: frozenset[Network]) -> AddressInfo:
     else:
         kind = AddressKind.WITNESS_UNKNOWN
     return AddressInfo(address.lower(), kind, network, version, program)
+
+
+# --- output scripts -> addresses (block scans) -------------------------------------------------
+
+
+def encode_base58check(payload: bytes) -> str:
+    """Base58check of a version byte + hash (P2PKH / P2SH addresses)."""
+    raw = payload + _double_sha256(payload)[:4]
+    number = int.from_bytes(raw, "big")
+    chars = []
+    while number:
+        number, digit = divmod(number, 58)
+        chars.append(_BASE58_ALPHABET[digit])
+    leading_zeros = len(raw) - len(raw.lstrip(b"\x00"))
+    return "1" * leading_zeros + "".join(reversed(chars))
+
+
+def script_address(script: bytes) -> tuple[str, str | None]:
+    """(Esplora ``scriptpubkey_type``, mainnet address or None) of an output script.
+
+    Only the standard templates have an address; bare multisig, P2PK, OP_RETURN and anything
+    else get a type and no address (Esplora does the same), never a guessed one.
+    """
+    size = len(script)
+    if size == 25 and script[:3] == b"\x76\xa9\x14" and script[23:] == b"\x88\xac":
+        return "p2pkh", encode_base58check(b"\x00" + script[3:23])
+    if size == 23 and script[:2] == b"\xa9\x14" and script[22] == 0x87:
+        return "p2sh", encode_base58check(b"\x05" + script[2:22])
+    if size == 22 and script[:2] == b"\x00\x14":
+        return "v0_p2wpkh", encode_segwit_address(0, script[2:])
+    if size == 34 and script[:2] == b"\x00\x20":
+        return "v0_p2wsh", encode_segwit_address(0, script[2:])
+    if size == 34 and script[:2] == b"\x51\x20":
+        return "v1_p2tr", encode_segwit_address(1, script[2:])
+    if size and script[0] == 0x6A:
+        return "op_return", None
+    if size in (35, 67) and script[0] == size - 2 and script[-1] == 0xAC:
+        return "p2pk", None
+    if size and script[-1] == 0xAE:
+        return "multisig", None
+    return "unknown", None
+
+
+def script_type_of_address(address: str | None) -> str:
+    """The Esplora `scriptpubkey_type` an address implies ("" when it cannot be told).
+
+    By prefix and length only, for addresses a source already gave with a transaction (inputs
+    carry an address but no script type); it validates nothing.
+    """
+    if not address:
+        return ""
+    lowered = address.lower()
+    for hrp in ("bc1", "tb1", "bcrt1"):
+        if lowered.startswith(hrp):
+            program = lowered[len(hrp) :]
+            if program.startswith("q"):
+                return "v0_p2wpkh" if len(address) == len(hrp) + 39 else "v0_p2wsh"
+            if program.startswith("p"):
+                return "v1_p2tr"
+            return ""
+    if address[0] in "1mn":
+        return "p2pkh"
+    if address[0] in "32":
+        return "p2sh"
+    return ""

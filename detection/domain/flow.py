@@ -19,7 +19,12 @@ Flows (only exchange labels decide a flow; other kinds are reported as entities)
 -----
 exchange_internal  exchange X → exchange X
 inter_exchange     exchange X → exchange Y
-exchange_outflow   exchange X → not an exchange (unlabelled, miner, custodian, ...)
+exchange_outflow   exchange X → not an exchange (unlabelled, miner, custodian, ...), except:
+exchange_internal  also an exchange X consolidation (shape tag below, or the server's flag bit 33)
+                   whose whole transfer goes to ONE unlabelled output: gathering coins into a new
+                   (cold) address is the exchange moving its own money, not an outflow. A
+                   consolidation that pays two recipients (d3852055… in block 277647: 23 inputs,
+                   100 BTC to one address, 3.03 BTC to another) is still judged as a payment.
 exchange_inflow    attributable sender that is not an exchange → exchange
 unknown            everything else, including any tx whose input side is unknown or
                    coinjoin-like (its recipient entity is still reported in to_entity)
@@ -40,6 +45,12 @@ inputs name that one entity, every unlabelled input address is proposed for that
 confidence min(seed × 0.6, 0.5) and source "cluster". Never for coinjoin-like txs, never when
 input labels disagree, and derived ("cluster") labels never seed further clustering, so an error
 cannot snowball along a chain of transactions.
+
+Nor for two-party collaborative transactions (payjoin, dual-funded channel opens and splices),
+whose inputs have two owners: `is_collaborative_like` is true when the inputs mix script types
+(one wallet spends one kind of script), or when exactly two distinct input addresses fund a
+v0_p2wsh / v1_p2tr output (a possible 2-of-2 channel or shared output). This is conservative: it
+costs some true candidates, never adds a false one.
 """
 
 from __future__ import annotations
@@ -49,6 +60,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..txshape import WhaleTx
+from .addresses import script_type_of_address
 from .labels import CLUSTER_SOURCE, EXCHANGE, Label, LabelLookup
 
 LabelOf = Callable[[str | None], Label | None]
@@ -81,6 +93,14 @@ COINJOIN_MIN_EQUAL_OUTPUTS = 5
 # Equal dust or zero-value outputs (OP_RETURN, anchors) say nothing about mixing.
 COINJOIN_MIN_DENOMINATION = 10_000
 
+# mempool.space TransactionFlags (protocol.md A.6)
+FLAG_COINJOIN = 1 << 32
+FLAG_CONSOLIDATION = 1 << 33
+FLAG_BATCH_PAYOUT = 1 << 34
+
+# Output types a two-party shared output (channel, splice) uses.
+SHARED_OUTPUT_TYPES = frozenset({"v0_p2wsh", "v1_p2tr"})
+
 CLUSTER_CONFIDENCE_FACTOR = 0.6
 CLUSTER_CONFIDENCE_CAP = 0.5
 
@@ -108,15 +128,29 @@ class Classification:
 def shape_tags(tx: WhaleTx) -> tuple[str, ...]:
     n_in, n_out = len(tx.inputs), len(tx.outputs)
     tags: list[str] = []
-    if n_in >= CONSOLIDATION_MIN_INPUTS and n_out <= CONSOLIDATION_MAX_OUTPUTS:
+    if (
+        n_in >= CONSOLIDATION_MIN_INPUTS and n_out <= CONSOLIDATION_MAX_OUTPUTS
+    ) or tx.flags & FLAG_CONSOLIDATION:
         tags.append(CONSOLIDATION)
     if n_in <= BATCH_MAX_INPUTS and n_out >= BATCH_MIN_OUTPUTS:
         tags.append(BATCH_PAYOUT)
     if tx.rbf_signalled:
         tags.append(RBF_SIGNALLED)
-    if is_coinjoin_like(tx):
+    if is_coinjoin_like(tx) or tx.flags & FLAG_COINJOIN:
         tags.append(COINJOIN_LIKE)
     return tuple(tags)
+
+
+def is_collaborative_like(tx: WhaleTx) -> bool:
+    """Inputs that may belong to two parties (see "Common-input clustering" above)."""
+    input_types = {script_type_of_address(i.address) for i in tx.inputs if i.address}
+    if len(input_types) > 1:
+        return True
+    input_addresses = {i.address for i in tx.inputs if i.address}
+    return len(input_addresses) == 2 and any(
+        (o.script_type or script_type_of_address(o.address)) in SHARED_OUTPUT_TYPES
+        for o in tx.outputs
+    )
 
 
 def is_coinjoin_like(tx: WhaleTx) -> bool:
@@ -153,11 +187,19 @@ def classify(tx: WhaleTx, labels: LabelLookup, *, min_confidence: float = 0.0) -
     recipient, to_share = _winning_recipient(tx, label_of, sender)
 
     candidates: tuple[ClusterCandidate, ...] = ()
-    if sender_attributable:
+    if sender_attributable and not is_collaborative_like(tx):
         candidates = _cluster_candidates(tx, labels, label_of)
 
+    flow = _flow(sender_attributable, sender, recipient)
+    if (
+        flow == EXCHANGE_OUTFLOW
+        and CONSOLIDATION in tags
+        and _single_unlabelled_recipient(tx, label_of)
+    ):
+        flow = EXCHANGE_INTERNAL
+        recipient = None
     return Classification(
-        flow=_flow(sender_attributable, sender, recipient),
+        flow=flow,
         from_entity=sender.entity if sender else None,
         to_entity=recipient.entity if recipient else None,
         shape_tags=tags,
@@ -181,6 +223,19 @@ def _flow(sender_attributable: bool, sender: Label | None, recipient: Label | No
     if recipient_is_exchange and sender_attributable:
         return EXCHANGE_INFLOW
     return UNKNOWN
+
+
+def _single_unlabelled_recipient(tx: WhaleTx, label_of: LabelOf) -> bool:
+    own = tx.input_addresses
+    recipients = {
+        o.address or f"#{index}"
+        for index, o in enumerate(tx.outputs)
+        if o.value > 0 and (o.address is None or o.address not in own)
+    }
+    if len(recipients) != 1:
+        return False
+    (address,) = recipients
+    return label_of(address) is None
 
 
 def _dominant_input_label(tx: WhaleTx, label_of: LabelOf) -> Label | None:

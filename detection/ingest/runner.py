@@ -34,12 +34,21 @@ from typing import Any
 
 import orjson
 
+from detection.ingest.blockscan import BlockFollower, BlockScan, BlockScanner
 from detection.ingest.lifecycle import Chain, Event, WhaleTracker
-from detection.ingest.projection import Projection, project
-from detection.ingest.protocol import DEFAULT_WHALE_MIN_SATS, FrameParser
+from detection.ingest.projection import BlockLimits, Projection, project
+from detection.ingest.protocol import (
+    DEFAULT_WHALE_MIN_SATS,
+    BlockInfo,
+    FrameParser,
+    whale_from_esplora,
+)
+from detection.ingest.rest import RestClient
+from detection.ingest.resync import Resyncer
 from detection.ingest.sources.base import FrameSource
 from detection.ingest.sources.replay import Recorder
 from detection.ingest.state import MemoryPolicy, MempoolState
+from detection.txshape import WhaleTx
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +64,8 @@ class PendingWhale:
     txid: str
     last_seq: int  # the highest event sequence of its chain so far
     effective_rate: float | None = None
+    value: int | None = None  # output sum, sats: which whales track-txs follows first
+    first_input: tuple[str, int] | None = None  # for the resync's outspend check
 
 
 def read_rss_mb() -> float:
@@ -94,9 +105,21 @@ class Stats:
     processing_errors: int = 0
     # Replacements named by a resync answer, fetched over REST: "fetched" or a failure reason.
     replacement_fetches: dict[str, int] = field(default_factory=dict)
+    # REST calls to the source: {"requests": {endpoint: n}, "failures": {endpoint: {reason: n}}}.
+    rest: dict[str, Any] = field(default_factory=dict)
+    # Block scans (BlockFollower's ScanStats plus "bad_txs", "queued"); empty when off.
+    block_scans: dict[str, Any] = field(default_factory=dict)
+    # Honest resync: pending whales left out of track-txs (over 100), "confirmed" answers not
+    # trusted (no block beside them), and the REST checks' outcomes.
+    track_txs_overflow: int = 0
+    untrusted_confirmations: int = 0
+    resync: dict[str, int] = field(default_factory=dict)
     projection_ms: float | None = None
     projections: int = 0
     tip_height: int | None = None
+    # Latest fiat prices ({code: [price text, received_at]}) and the rejected ones by reason.
+    prices: dict[str, list[Any]] = field(default_factory=dict)
+    prices_rejected: dict[str, int] = field(default_factory=dict)
     frames_per_s: float = 0.0
     tx_per_s: float = 0.0
     whales_per_s: float = 0.0
@@ -115,6 +138,21 @@ class Stats:
         data.pop("_window", None)
         data["at"] = now
         return data
+
+
+def whale_from_rest(tx: dict[str, Any]) -> WhaleTx:
+    """A WhaleTx from an Esplora transaction fetched over REST (fee as stated, else unknown)."""
+    weight = tx["weight"]
+    if type(weight) is not int or weight <= 0:
+        raise ValueError("bad weight")
+    fee = tx.get("fee")
+    return whale_from_esplora(
+        tx,
+        fee=fee if type(fee) is int and fee >= 0 else None,
+        weight=weight,
+        vsize=(weight + 3) // 4,
+        effective_rate=None,
+    )
 
 
 async def _call_sink(sink: Callable[[Any], Any], argument: Any) -> None:
@@ -140,12 +178,20 @@ class FramePipeline:
         memory_policy: MemoryPolicy | None = None,
         projection_interval: float = 1.0,
         removal_grace_s: float = 10.0,
+        removal_grace_updates: int = 10,
+        block_limits: BlockLimits | None = None,
     ) -> None:
+        self.block_limits = block_limits or BlockLimits()
         self.parser = FrameParser(whale_min_sats)
         self.state = MempoolState(memory_policy)
-        self.tracker = WhaleTracker(source=source, removal_grace_s=removal_grace_s)
+        self.tracker = WhaleTracker(
+            source=source,
+            removal_grace_s=removal_grace_s,
+            removal_grace_updates=removal_grace_updates,
+        )
         # Children of pending whales are reported by the parser (CPFP); a live keys view.
         self.parser.watch_txids = self.tracker.pending.keys()  # type: ignore[assignment]
+        self.parser.mempool_txids = self.state.txs
         self.projection_interval = projection_interval
         self.projection: Projection | None = None
         self.projections = 0
@@ -155,6 +201,10 @@ class FramePipeline:
         self.whales = 0
         self.last_frame_at: float | None = None
         self._last_projection_at = float("-inf")
+        # For block scans (IngestRunner): blocks the frames named, taken by the runner, and the
+        # mined txids we held when each block came (by hash; "" when the hash came later).
+        self.new_blocks: list[tuple[BlockInfo, bool]] = []  # (block, announced live)
+        self.mined_known: dict[str, frozenset[str]] = {}
 
     def process(self, received_at: float, raw: str | bytes) -> tuple[list[Event], bool]:
         """Handle one raw frame; returns (events, whether it was a JSON object frame)."""
@@ -165,6 +215,18 @@ class FramePipeline:
             return [], False
         self.txs += len(frame.added)
         self.whales += len(frame.whales)
+        if frame.mined:
+            # Their output sums were known before the block: a block scan need not fetch them.
+            txs = self.state.txs
+            self.mined_known[frame.block.hash if frame.block else ""] = frozenset(
+                t for t in frame.mined if t in txs
+            )
+            while len(self.mined_known) > 16:
+                del self.mined_known[next(iter(self.mined_known))]
+        if frame.blocks or frame.block is not None:
+            self.new_blocks.extend((block, False) for block in frame.blocks)
+            if frame.block is not None:
+                self.new_blocks.append((frame.block, True))
         self.state.apply(frame)
         now = time.monotonic()
         # Projection at most once per interval, and only when someone needs it (a whale is
@@ -185,6 +247,8 @@ class FramePipeline:
         tip = self.tracker.tip
         self.projection = project(
             self.state.txs,
+            parents=self.state.parents,
+            limits=self.block_limits,
             made_at=made_at,
             tip_height=tip_height if tip_height is not None else (tip.height if tip else None),
         )
@@ -216,6 +280,15 @@ class IngestRunner:
         flush_timeout: float = 10.0,
         max_seconds: float | None = None,
         removal_grace_s: float = 10.0,
+        removal_grace_updates: int = 10,
+        block_scanner: BlockScanner | None = None,
+        last_scanned_block: tuple[int, str] | None = None,
+        on_block_scanned: Callable[[BlockInfo], Any] | None = None,
+        catch_up_max_blocks: int = 12,
+        scan_retry_base: float = 2.0,
+        resync_rest: RestClient | None = None,
+        resync_grace_s: float = 5.0,
+        block_limits: BlockLimits | None = None,
     ) -> None:
         self.source = source
         self.publish = publish
@@ -237,6 +310,8 @@ class IngestRunner:
             memory_policy=memory_policy,
             projection_interval=projection_interval,
             removal_grace_s=removal_grace_s,
+            removal_grace_updates=removal_grace_updates,
+            block_limits=block_limits,
         )
         self.parser = self.pipeline.parser
         self.state = self.pipeline.state
@@ -244,6 +319,10 @@ class IngestRunner:
         set_provider = getattr(source, "set_pending_provider", None)
         if set_provider is not None:
             set_provider(self.tracker.pending_txids)
+        set_track = getattr(source, "set_track_provider", None)
+        if set_track is not None:
+            set_track(self.track_txids)
+        self._restored: dict[str, PendingWhale] = {}
         self.stats = Stats(source=spec)
         self._last_memory_check = float("-inf")
         self._buffer: deque[Event] = deque()
@@ -251,6 +330,42 @@ class IngestRunner:
         self._stop = asyncio.Event()
         self._reader_done = False
         self._last_overflow_log = float("-inf")
+        # Block scans (issue 13): every whale of every block, in a task of its own.
+        self.blocks: BlockFollower | None = None
+        if block_scanner is not None and last_scanned_block is not None:
+            # So the first block after a restart is checked against it (previousblockhash).
+            height, block_hash = last_scanned_block
+            self.tracker.hashes.setdefault(height, block_hash)
+        if block_scanner is not None:
+            self.blocks = BlockFollower(
+                block_scanner,
+                is_known=self.tracker.is_known,
+                apply=self._apply_block_scan,
+                on_scanned=on_block_scanned,
+                last_scanned=last_scanned_block,
+                catch_up_max=catch_up_max_blocks,
+                retry_base=scan_retry_base,
+                hash_at=self.tracker.hashes.get,
+                orphan=self._orphan,
+            )
+        self.block_scan_bad_txs = 0
+        # Honest resync (issue 13): REST checks of pending whales after (re)connects and gaps.
+        self.resync: Resyncer | None = None
+        if resync_rest is not None:
+            self.resync = resync = Resyncer(
+                resync_rest,
+                self.tracker,
+                enqueue=self._enqueue,
+                first_input=self.first_input,
+                convert=whale_from_rest,
+                grace_s=resync_grace_s,
+                scans_idle=self.blocks.idle if self.blocks is not None else None,
+            )
+            set_listener = getattr(source, "set_connect_listener", None)
+            if set_listener is not None:
+                set_listener(lambda: resync.trigger("connect"))
+        self._seen_gaps = 0
+        self.ghosts_cleared = 0  # mempool txs forgotten because a block scan found them mined
 
     def restore_pending(self, whales: list[PendingWhale]) -> int:
         """Follow whales an earlier run saw and left pending (call before ``run()``).
@@ -270,8 +385,46 @@ class IngestRunner:
             )
             chain.effective_rate = whale.effective_rate
             self.tracker.pending[whale.txid] = chain
+            self._restored[whale.txid] = whale
             restored += 1
         return restored
+
+    def expire_pending(self, whales: list[PendingWhale]) -> int:
+        """Close whales an earlier run left pending too long as dropped ("expired"), through
+        the event buffer like any other event (call before ``run()``). Returns how many."""
+        now = time.time()
+        closed = 0
+        for whale in whales:
+            if whale.txid in self.tracker.pending:
+                continue
+            chain = Chain(
+                chain_txid=whale.chain_txid, txid=whale.txid, whale=None, seq=whale.last_seq
+            )
+            self.tracker.pending[whale.txid] = chain
+            events = self.tracker.resolve_dropped(whale.txid, now, reason="expired")
+            self._enqueue(events)
+            closed += len(events)
+        return closed
+
+    def track_txids(self) -> list[str]:
+        """Every pending whale, the most valuable first (what ``track-txs`` follows)."""
+
+        def value(txid: str) -> int:
+            chain = self.tracker.pending[txid]
+            if chain.whale is not None:
+                return chain.whale.value
+            restored = self._restored.get(txid)
+            return restored.value or 0 if restored is not None else 0
+
+        return sorted(self.tracker.pending, key=value, reverse=True)
+
+    def first_input(self, txid: str) -> tuple[str, int] | None:
+        chain = self.tracker.pending.get(txid)
+        if chain is not None and chain.whale is not None and chain.whale.inputs:
+            first = chain.whale.inputs[0]
+            return first.prev_txid, first.prev_vout
+        restored = self._restored.get(chain.chain_txid if chain else txid)
+        return restored.first_input if restored is not None else None
 
     # -- the synchronous core (also used by the throughput benchmark) ------------------------
 
@@ -299,6 +452,43 @@ class IngestRunner:
         rss = self.rss_reader()
         self.stats.rss_mb = round(rss, 1)
         self.stats.memory_level = self.state.update_memory(rss, now).value
+
+    # -- block scans ------------------------------------------------------------------------
+
+    def _offer_blocks(self) -> None:
+        pipeline = self.pipeline
+        tracker = self.tracker
+        if tracker.walk_backs:
+            walks, tracker.walk_backs = tracker.walk_backs, []
+            if self.blocks is not None:
+                self.blocks.walk_back(walks)
+        if not pipeline.new_blocks:
+            return
+        blocks, pipeline.new_blocks = pipeline.new_blocks, []
+        if self.blocks is not None:
+            self.blocks.offer(blocks, pipeline.mined_known)
+
+    def _orphan(self, height: int, new_hash: str) -> None:
+        self._enqueue(self.tracker.orphan_from(height, new_hash, time.time(), only=True))
+
+    def _maybe_resync(self) -> None:
+        if self.resync is None:
+            return
+        gaps = self.parser.sequence_gaps
+        if gaps != self._seen_gaps:
+            self._seen_gaps = gaps
+            self.resync.trigger("sequence_gap")
+
+    def _apply_block_scan(self, block: BlockInfo, scan: BlockScan) -> None:
+        unseen = {}
+        for txid, tx in scan.unseen.items():
+            try:
+                unseen[txid] = whale_from_rest(tx)
+            except (KeyError, TypeError, ValueError) as exc:
+                self.block_scan_bad_txs += 1
+                log.warning("block %s: whale %s not usable (%s)", block.hash, txid, exc)
+        self._enqueue(self.tracker.block_scanned(block, scan.known, unseen, time.time()))
+        self.ghosts_cleared += self.state.discard_mined(scan.txids)
 
     # -- event buffer -----------------------------------------------------------------------
 
@@ -344,6 +534,8 @@ class IngestRunner:
                 log.exception("processing a mempool frame failed")
                 continue
             self._enqueue(events)
+            self._offer_blocks()
+            self._maybe_resync()
             if self._stop.is_set():
                 break
             # A source with frames already buffered never suspends; let the publisher and the
@@ -412,6 +604,22 @@ class IngestRunner:
         stats.queue_depth = len(self._buffer)
         stats.shed_txs = self.state.shed_total
         stats.tip_height = self.tracker.tip.height if self.tracker.tip else None
+        rest = getattr(self.source, "rest", None)
+        if rest is not None:
+            stats.rest = rest.snapshot()
+        stats.track_txs_overflow = getattr(self.source, "track_txs_overflow", 0)
+        stats.untrusted_confirmations = self.tracker.untrusted_confirmations
+        if self.resync is not None:
+            stats.resync = dict(self.resync.stats)
+        if self.blocks is not None:
+            stats.block_scans = {
+                **asdict(self.blocks.stats),
+                "bad_txs": self.block_scan_bad_txs,
+                "ghosts_cleared": self.ghosts_cleared,
+                "queued": self.blocks.queued,
+            }
+        stats.prices = self.tracker.prices.snapshot()
+        stats.prices_rejected = dict(self.tracker.prices.rejected)
         return stats.snapshot()
 
     def stop(self) -> None:
@@ -427,6 +635,16 @@ class IngestRunner:
             if self.heartbeat is not None
             else None
         )
+        scanning = (
+            asyncio.create_task(self.blocks.run(), name="ingest-block-scans")
+            if self.blocks is not None
+            else None
+        )
+        resyncing = (
+            asyncio.create_task(self.resync.run(), name="ingest-resync")
+            if self.resync is not None
+            else None
+        )
         stop_wait = asyncio.create_task(self._stop.wait())
         try:
             await asyncio.wait(
@@ -435,6 +653,11 @@ class IngestRunner:
         finally:
             self._stop.set()
             stop_wait.cancel()
+            for helper in (scanning, resyncing):
+                if helper is not None:
+                    helper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await helper
             await self.source.close()
             if not reader.done():
                 # The source may be idle (no frame to end the loop on): the frame in hand was

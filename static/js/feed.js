@@ -274,17 +274,49 @@
     return true;
   }
 
-  const FLOW_LABELS = {
-    exchange_inflow: "Exchange inflow",
-    exchange_outflow: "Exchange outflow",
-    inter_exchange: "Inter-exchange",
-    exchange_internal: "Exchange internal",
-    unknown: "Unknown",
-  };
+  // Flow.choices from the server (base.html), so the words are the pages' words.
+  const FLOW_LABELS = JSON.parse(document.getElementById("flow-labels")?.textContent || "{}");
   const flowLabel = (flow) => FLOW_LABELS[flow] || "Unknown";
   const bandOf = (p) => (p && p.band) || "unscored";
   const urgencyPercent = (p) =>
     p && typeof p.urgency === "number" ? Math.max(0, Math.min(100, Math.round(p.urgency * 100))) : 0;
+
+  // Fiat, as dashboard/templatetags/whale_format.py and detection/domain/prices.py write it.
+  const CURRENCY = body.dataset.currency || "USD";
+  const CURRENCY_SYMBOLS = { USD: "$", EUR: "€", GBP: "£", JPY: "¥", AUD: "A$", CAD: "C$" };
+  const COMPACT_STEPS = [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "K"]];
+
+  function withCurrency(number, code) {
+    const symbol = CURRENCY_SYMBOLS[code];
+    return symbol ? `${symbol}${number}` : `${code} ${number}`;
+  }
+
+  function exactMoney(text, code) {
+    const [whole, frac = ""] = String(text).split(".");
+    const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    return withCurrency(`${grouped}.${(frac + "00").slice(0, 2)}`, code);
+  }
+
+  function compactMoney(text, code) {
+    const amount = Number(text);
+    for (const [step, suffix] of COMPACT_STEPS) {
+      if (amount >= step) {
+        const short = (amount / step).toLocaleString("en-US", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+        return withCurrency(`${short}${suffix}`, code);
+      }
+    }
+    return exactMoney(text, code);
+  }
+
+  function fiatHtml(w) {
+    const values = (w.fiat && w.fiat.moved) || {};
+    for (const code of [CURRENCY, "USD"]) {
+      if (values[code] != null) {
+        return ` · <span class="fiat" title="${esc(exactMoney(values[code], code))}">${esc(compactMoney(values[code], code))}</span>`;
+      }
+    }
+    return "";
+  }
 
   function formatBtc(text) {
     const amount = Number(text);
@@ -343,7 +375,8 @@
       target = `<span>block ${esc(w.confirmed_height ?? "?")}</span>${waited}`;
     } else {
       const eta = formatEta(p && p.eta_seconds);
-      const soon = p && p.may_not_confirm_soon ? " · may not confirm soon" : "";
+      const soon = p && p.may_be_purged ? " · may be purged"
+        : p && p.may_not_confirm_soon ? " · may not confirm soon" : "";
       target = `<span>${esc(blockTarget(p))}</span><span class="sub">${esc(eta + soon)}</span>`;
     }
     const badges = [`<span class="badge status status-${esc(w.status)}">${esc(w.status)}</span>`];
@@ -354,10 +387,11 @@
     }
     if (w.conflict) badges.push('<span class="badge conflict" title="A conflicting spend was seen">conflict</span>');
     if (p && p.fee_spike) badges.push('<span class="badge spike" title="Fees are spiking: the ETA is less certain">fee spike</span>');
+    const moved = w.moved_btc ?? w.value_btc;
     return `<tr class="whale-row status-${esc(w.status)}" data-chain="${esc(w.chain_txid)}" data-sequence="${sequence}">
   <td class="col-value" data-label="Value">
-    <a class="value" href="/whales/${esc(w.txid)}/" title="${esc(w.value_btc)} BTC · open details">${formatBtc(w.value_btc)} <abbr title="bitcoin">BTC</abbr></a>
-    <span class="sub">transfer ${formatBtc(w.transfer_btc)} · <span class="txid">${esc(shortTxid(w.txid))}</span></span>
+    <a class="value" href="/whales/${esc(w.txid)}/" title="${esc(moved)} BTC moved · open details">${formatBtc(moved)} <abbr title="bitcoin">BTC</abbr></a>${fiatHtml(w)}
+    <span class="sub">${moved !== w.value_btc && w.value_btc != null ? `of ${formatBtc(w.value_btc)} total · ` : ""}<span class="txid">${esc(shortTxid(w.txid))}</span></span>
   </td>
   <td class="col-flow" data-label="From → to">
     <span class="entities">${entity(w.from_entity)} <span aria-label="to">→</span> ${entity(w.to_entity)}</span>

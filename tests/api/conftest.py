@@ -51,6 +51,7 @@ def make_whale(**fields) -> WhaleTransaction:
         "txid": f"{number:064x}",
         "value": int(btc * SATS),
         "transfer": int(btc * SATS),
+        "moved": int(btc * SATS),
         "fee": 10_000,
         "vsize": 250,
         "weight": 1000,

@@ -84,6 +84,8 @@ def write_recording(path: Path, whales: list[dict]) -> Path:
     tip = json.loads((FIXTURES / "mempool" / "tx01_ws_blocks_01.json").read_text())
     frames = [
         (0.0, tip),  # `blocks` (tip 890447) and `mempool-blocks`
+        # fiat prices, as mempool.space sends them (its real init data of 2024-03-31)
+        (0.5, {"conversions": {"time": 1_711_854_906, "USD": 69_880, "EUR": 64_823}}),
         (WHALE_AT, mempool_frame(1, added=[first])),
         (OTHERS_AT, mempool_frame(2, added=others)),
         (BLOCK_AT, {"block": BLOCK_890448, **mempool_frame(3, mined=[first["txid"]])}),
@@ -177,7 +179,9 @@ def test_whale_appears_confirms_filters_and_opens_live(
     whales = fixture_whales()
     first_txid = whales[0]["txid"]
     label_whales(whales)
-    django_user_model.objects.create_user("wanda", "wanda@example.org", password)
+    wanda = django_user_model.objects.create_user("wanda", "wanda@example.org", password)
+    wanda.profile.display_currency = "EUR"  # Settings: amounts in euros
+    wanda.profile.save()
     recording = write_recording(tmp_path / "whales.jsonl", whales)
     env = subprocess_env()
     port = closed_port()
@@ -257,6 +261,11 @@ def test_whale_appears_confirms_filters_and_opens_live(
         expect(row).to_be_visible(timeout=20_000)
         whale_seen_at = time.monotonic()
         expect(row).to_contain_text("103.03")
+        # d3852055…: 100 BTC paid, 3.03 BTC change (round amount): moved 100 BTC, and at
+        # EUR 64,823 it is worth €6,482,300.00, compact in the row, exact on hover.
+        expect(row.locator("a.value")).to_contain_text("100.00")
+        expect(row.locator(".fiat")).to_have_text("€6.5M")
+        expect(row.locator(".fiat")).to_have_attribute("title", "€6,482,300.00")
         expect(row).to_contain_text("Binance")
         expect(row).to_contain_text("Exchange inflow")
         expect(page.locator("#feed-announcer")).to_contain_text("New whale: 103.03 BTC")
@@ -302,7 +311,11 @@ def test_whale_appears_confirms_filters_and_opens_live(
         # Open its detail page from the row.
         page.locator(f'#recent-rows tr[data-chain="{first_txid}"] a.value').click()
         page.wait_for_url(f"**/whales/{first_txid}/")
-        expect(page.get_by_role("heading", level=1)).to_contain_text("103.02775338")
+        # What moved leads, in the user's currency; the total stands beside it.
+        expect(page.get_by_role("heading", level=1)).to_contain_text("100.00000000 BTC · €6.5M")
+        expect(page.locator(".whale-title")).to_contain_text("of 103.02775338 BTC total")
+        # 103.02775338 x 64,823 = 6,678,568.057...
+        expect(page.locator(".whale-title")).to_contain_text("€6,678,568.06")
         expect(page.locator(".timeline")).to_contain_text("Seen in the mempool")
         expect(page.locator(".timeline")).to_contain_text("Confirmed in block 890448")
         expect(page.locator(f'a[href="https://mempool.space/tx/{first_txid}"]')).to_be_visible()

@@ -6,7 +6,9 @@ under a name no other test folder uses.)"""
 from __future__ import annotations
 
 import asyncio
+import bz2
 import contextlib
+import functools
 import json
 import socket
 import struct
@@ -15,6 +17,8 @@ from typing import Any
 
 import orjson
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Response
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 MEMPOOL = FIXTURES / "mempool"
@@ -36,6 +40,65 @@ def whales_277647() -> list[dict[str, Any]]:
 
 def whales_702861() -> list[dict[str, Any]]:
     return load(BLOCKS / "whales_block_702861.esplora_txs_no_prevouts.json")
+
+
+BLOCK_277647 = "0000000000000000054a714e580b16c583701712ab91060e92dbde6eb1e052a8"
+BLOCK_702861 = "000000000000000000000c835b2adcaedc20fdf6ee440009c249452c726dafae"
+
+
+@functools.cache
+def raw_block_277647() -> bytes:
+    """The real block 277647's bytes (btcd's file is in blk*.dat framing: magic + length)."""
+    framed = bz2.decompress((BLOCKS / "btcd_block_277647.dat.bz2").read_bytes())
+    assert framed[:4] == bytes.fromhex("f9beb4d9")
+    length = int.from_bytes(framed[4:8], "little")
+    assert len(framed) == 8 + length
+    return framed[8:]
+
+
+@functools.cache
+def raw_block_702861() -> bytes:
+    return bz2.decompress((BLOCKS / "mainnet_block_702861.raw.bz2").read_bytes())
+
+
+@functools.cache
+def esplora_txs_277647() -> list[dict[str, Any]]:
+    """All 213 txs of block 277647, Esplora JSON with prevouts (coinbase first)."""
+    return json.loads(bz2.decompress((BLOCKS / "block_277647.esplora_txs.json.bz2").read_bytes()))
+
+
+def txids_277647() -> list[str]:
+    return load(BLOCKS / "block_277647.txids.json")
+
+
+def make_block(previous_hash: str, txs: list[bytes], time: int, nonce: int = 0) -> bytes:
+    """A block (not mined: no proof of work) of real serialized txs on ``previous_hash``, with
+    its merkle root right, for reorg tests: only two real consecutive blocks are at hand."""
+    from detection.ingest.blockparse import merkle_root, serialized_transactions
+
+    ids = []
+    for raw in txs:
+        fake = bytes(80) + bytes([1]) + raw
+        ids.append(serialized_transactions(fake)[0][1].txid)
+    header = (
+        struct.pack("<i", 2)
+        + bytes.fromhex(previous_hash)[::-1]
+        + bytes.fromhex(merkle_root(ids))[::-1]
+        + struct.pack("<III", time, 0x1D00FFFF, nonce)
+    )
+    assert len(txs) < 0xFD
+    return header + bytes([len(txs)]) + b"".join(txs)
+
+
+def next_block_of_whales_702861() -> bytes:
+    """A stand-in for block 277648 (none is at hand): block 702861's real coinbase and four
+    whales, on top of the real block 277647 (header made here, merkle root right)."""
+    from detection.ingest.blockparse import serialized_transactions
+
+    wanted = {tx["txid"] for tx in whales_702861()}
+    pairs = serialized_transactions(raw_block_702861())
+    members = [raw for raw, tx in pairs[1:] if tx.txid in wanted]
+    return make_block(BLOCK_277647, [pairs[0][0], *members], 1_388_367_702)
 
 
 def mempool_frame(
@@ -104,6 +167,48 @@ class Collector:
         return self.events
 
 
+class RestBlock:
+    """What a mempool.space/Esplora server answers about one block, built from its real bytes
+    (``raw``) and, when given, its real Esplora transactions (``txs``, with prevouts)."""
+
+    def __init__(self, raw: bytes, height: int, txs: list[dict[str, Any]] | None = None) -> None:
+        from detection.ingest.blockparse import parse_header
+
+        self.raw = raw
+        self.height = height
+        header = parse_header(raw)
+        self.hash = header.hash
+        self.header = header
+        self.txs = txs
+        if txs is not None:
+            self.txids = [tx["txid"] for tx in txs]
+            values = [sum(o["value"] for o in tx["vout"]) for tx in txs]
+        else:
+            from detection.ingest.blockparse import parse_block
+
+            parsed = parse_block(raw, self.hash)
+            self.txids = [tx.txid for tx in parsed.txs]
+            values = [tx.output_sum for tx in parsed.txs]
+        # /api/v1/block/:hash/summary: mempool's TransactionClassified list (fields we read).
+        self.summary = [
+            {"txid": txid, "value": value, "flags": 0}
+            for txid, value in zip(self.txids, values, strict=True)
+        ]
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "id": self.hash,
+            "height": self.height,
+            "timestamp": self.header.time,
+            "previousblockhash": self.header.previous_hash,
+            "tx_count": len(self.txids),
+        }
+
+    def ws_block(self) -> dict[str, Any]:
+        """The block as a ``block`` / ``blocks`` WebSocket entry (BlockExtended, fields used)."""
+        return {**self.info(), "extras": {}}
+
+
 class MempoolServer:
     """A real WebSocket server on 127.0.0.1 that records what clients send and lets the test
     push frames and drop connections. On the same port, like mempool.space, it answers
@@ -120,6 +225,19 @@ class MempoolServer:
         self.rest_requests: list[str] = []  # request paths, in order
         self.rest_hang = False
         self._stopping = asyncio.Event()
+        # Block endpoints (issue 13): served from real blocks; `rest_missing` lists endpoint
+        # kinds ("summary", "raw", "txids", "txs", "tx") that answer 404 as on a server without
+        # them; `rest_faults[path]` holds bad answers (status, body, headers) served first, one
+        # per request, before the real one.
+        self.rest_blocks: dict[str, RestBlock] = {}
+        self.rest_missing: set[str] = set()
+        self.rest_faults: dict[str, list[tuple[int, bytes | str, dict[str, str]]]] = {}
+        self.rest_answered = asyncio.Event()
+        # Resync endpoints: /api/tx/<txid>/status (404 when absent, as for a tx the server
+        # never had or no longer has) and /api/tx/<txid>/outspend/<vout> ({"spent": false}
+        # when absent).
+        self.rest_status: dict[str, dict[str, Any]] = {}
+        self.rest_outspends: dict[tuple[str, int], dict[str, Any]] = {}
 
     @property
     def url(self) -> str:
@@ -137,18 +255,64 @@ class MempoolServer:
                     await ws.send('{"pong":true}')
 
     async def _process_request(self, connection: ServerConnection, request: Any) -> Any:
-        if not request.path.startswith("/api/tx/"):
+        path = request.path
+        if not path.startswith("/api/") or path == "/api/v1/ws":
             return None
-        self.rest_requests.append(request.path)
-        if self.rest_hang:
-            await self._stopping.wait()
-        tx = self.rest_txs.get(request.path.removeprefix("/api/tx/"))
-        if tx is None:
-            return connection.respond(404, "Transaction not found")
-        response = connection.respond(200, tx if isinstance(tx, str) else json.dumps(tx))
-        del response.headers["Content-Type"]
-        response.headers["Content-Type"] = "application/json"
-        return response
+        self.rest_requests.append(path)
+        self.rest_answered.set()
+        faults = self.rest_faults.get(path)
+        if faults:
+            status, body, headers = faults.pop(0)
+            return _response(status, body, headers)
+        parts = path.split("/")
+        if path.startswith("/api/tx/") and len(parts) == 5 and parts[4] == "status":
+            status = self.rest_status.get(parts[3])
+            if status is None:
+                return _response(404, "Transaction not found")
+            return _response(200, json.dumps(status))
+        if path.startswith("/api/tx/") and len(parts) == 6 and parts[4] == "outspend":
+            outspend = self.rest_outspends.get((parts[3], int(parts[5])), {"spent": False})
+            return _response(200, json.dumps(outspend))
+        if path.startswith("/api/tx/"):
+            if self.rest_hang:
+                await self._stopping.wait()
+            tx = self.rest_txs.get(path.removeprefix("/api/tx/"))
+            if tx is None or "tx" in self.rest_missing:
+                return _response(404, "Transaction not found")
+            return _response(200, tx if isinstance(tx, str) else json.dumps(tx))
+        return self._block_answer(path)
+
+    def _block_answer(self, path: str) -> Response:
+        parts = path.removeprefix("/api/").split("/")
+        if parts[0] == "block-height" and len(parts) == 2:
+            for block in self.rest_blocks.values():
+                if str(block.height) == parts[1]:
+                    return _response(200, block.hash, {"Content-Type": "text/plain"})
+            return _response(404, "Block not found")
+        if parts[:2] == ["v1", "block"] and len(parts) == 4 and parts[3] == "summary":
+            block = self.rest_blocks.get(parts[2])
+            if block is None or "summary" in self.rest_missing:
+                return _response(404, "Block not found")
+            return _response(200, json.dumps(block.summary))
+        if parts[0] != "block" or len(parts) < 2 or parts[1] not in self.rest_blocks:
+            return _response(404, "Not found")
+        block = self.rest_blocks[parts[1]]
+        rest = parts[2:]
+        if not rest:
+            return _response(200, json.dumps(block.info()))
+        kind = rest[0]
+        if kind in self.rest_missing:
+            return _response(404, "Not found")
+        if rest == ["raw"]:
+            return _response(200, block.raw, {"Content-Type": "application/octet-stream"})
+        if rest == ["txids"]:
+            return _response(200, json.dumps(block.txids))
+        if kind == "txs" and len(rest) == 2 and rest[1].isdigit() and block.txs is not None:
+            start = int(rest[1])
+            if start % 25 or start >= len(block.txs):
+                return _response(404, "Invalid start index")
+            return _response(200, json.dumps(block.txs[start : start + 25]))
+        return _response(404, "Not found")
 
     async def start(self) -> None:
         self._server = await serve(
@@ -184,6 +348,19 @@ class MempoolServer:
         if isinstance(frame, dict):
             frame = orjson.dumps(frame).decode()
         await self.current.send(frame)
+
+
+def _response(status: int, body: bytes | str, headers: dict[str, str] | None = None) -> Response:
+    data = body.encode() if isinstance(body, str) else body
+    fields = Headers()
+    fields["Content-Type"] = "application/json" if status == 200 else "text/plain"
+    for name, value in (headers or {}).items():
+        if name in fields:
+            del fields[name]
+        fields[name] = value
+    fields["Content-Length"] = str(len(data))
+    fields["Connection"] = "close"
+    return Response(status, "OK" if status == 200 else "Error", fields, data)
 
 
 def strip_volatile(event: dict[str, Any]) -> dict[str, Any]:

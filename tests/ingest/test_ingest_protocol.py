@@ -110,7 +110,10 @@ def test_real_init_payload_and_block_frames():
 def test_unknown_keys_ignored_and_pong():
     parser = FrameParser()
     frame = parse(parser, {"pong": True, "conversions": {"USD": 1}, "loadingIndicators": {}})
-    assert frame.pong and parser.unknown_keys == 2 and parser.malformed_total == 0
+    assert frame.pong and parser.unknown_keys == 1 and parser.malformed_total == 0
+    assert frame.conversions == {"USD": 1}
+    frame = parse(parser, {"conversions": [1, 2]})
+    assert frame.conversions is None and parser.malformed["bad_conversions"] == 1
 
 
 def test_sequence_gaps_counted_and_reset_rebaselines():

@@ -127,6 +127,11 @@ async def test_stop_flushes_buffer_and_heartbeat_reports():
         "publish_failures",
     } <= set(beats[-1])
     assert any(beat["tx_per_s"] > 0 for beat in beats)
+    # The synthetic source sends prices like mempool.space: they reach the heartbeat and the
+    # whale events.
+    assert set(stats["prices"]) == {"USD", "EUR", "GBP", "CAD", "CHF", "AUD", "JPY"}
+    assert stats["prices_rejected"] == {}
+    assert all(event["prices"].get("USD") for event in published)
 
 
 async def test_max_seconds_and_memory_pressure_sheds():

@@ -142,6 +142,37 @@ def test_ingest_registry_exposes_the_heartbeat_stats():
     assert samples[("whalewatch_ingest_queue_depth", None)] == 3
 
 
+def test_ingest_registry_exposes_block_scans_and_rest_failures():
+    collector = metrics.IngestStatsCollector()
+    collector.update(
+        {
+            "connected": True,
+            "rest": {
+                "requests": {"block_summary": 4, "tx": 3},
+                "failures": {"block_raw": {"truncated": 1, "http_429": 2}},
+            },
+            "block_scans": {
+                "blocks_scanned": 4,
+                "catch_up_gap_blocks": 7,
+                "last_scanned_height": 9,
+            },
+        }
+    )
+    text = generate_latest(metrics.build_ingest_registry(collector)).decode()
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    assert samples[("whalewatch_ingest_rest_requests_total", (("endpoint", "tx"),))] == 3
+    failures = "whalewatch_ingest_rest_failures_total"
+    assert samples[(failures, (("endpoint", "block_raw"), ("reason", "http_429")))] == 2
+    assert samples[(failures, (("endpoint", "block_raw"), ("reason", "truncated")))] == 1
+    assert samples[("whalewatch_ingest_blocks_scanned_total", ())] == 4
+    assert samples[("whalewatch_ingest_catch_up_gap_blocks_total", ())] == 7
+    assert samples[("whalewatch_ingest_last_scanned_height", ())] == 9
+
+
 def test_shared_histogram_is_cumulative_across_processes():
     histogram = metrics.SharedHistogram("test_ops_seconds", "test", ["stage"], (0.1, 1.0))
     get_redis().delete(histogram.redis_key())

@@ -2,8 +2,12 @@
 
 On every connection: send ``{"action":"want","data":["blocks","mempool-blocks","stats"]}`` then
 ``{"track-mempool":true}`` (the server keeps no state across connections), then resynchronise the
-whales still pending with ``{"track-txs":[...]}`` in chunks of at most 100 txids (the server's
-``MAX_TRACKED_TXS``); the ``tracked-txs`` answers flow through the parser like any frame.
+whales still pending with ONE ``{"track-txs":[...]}`` of at most 100 txids (the server's
+``MAX_TRACKED_TXS``; each message replaces the set it follows, so chunks would keep only the
+last), the most valuable first (``set_track_provider``; the rest are counted in
+``track_txs_overflow`` and checked over REST by the resync); the ``tracked-txs`` answers flow
+through the parser like any frame.
+Last, ``{"action":"init"}`` asks for the init data, for its current fiat ``conversions``.
 
 Keepalive: protocol-level pings (``ping_interval``) plus the application ping
 ``{"action":"ping"}`` every 30 s, which the server answers with ``{"pong":true}``.
@@ -32,10 +36,8 @@ import contextlib
 import logging
 import random
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,6 +45,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidURI, WebSocketException
 
+from detection.ingest.rest import RestClient, RestError, fetch_tx, rest_base
 from detection.ingest.sources.base import Frame, PendingProvider
 
 log = logging.getLogger(__name__)
@@ -51,10 +54,11 @@ SUBSCRIPTIONS: tuple[dict[str, object], ...] = (
     {"action": "want", "data": ["blocks", "mempool-blocks", "stats"]},
     {"track-mempool": True},
 )
+# The init data carries the current fiat `conversions`; the server pushes prices only when they
+# change (as rarely as once an hour), so without it a new connection would wait for a price.
+INIT_MESSAGE = {"action": "init"}
 PING_MESSAGE = {"action": "ping"}
 TRACK_TXS_CHUNK = 100  # the server closes the connection above 100 txids per message
-MAX_MESSAGES_PER_10S = 100  # server-side inbound rate limit; resync paces itself below it
-REST_MAX_BYTES = 16 * 2**20  # a 4 MWU tx with prevouts is a few MiB of JSON; more is not a tx
 REST_MAX_PER_ANSWER = 32  # bounds the threads one resync answer can occupy
 
 
@@ -72,24 +76,6 @@ def backoff_delay(
     nominal = min(cap, base * (2 ** min(attempt, 30)))
     factor = 1.0 + (rng or random).uniform(-jitter, jitter)
     return min(cap, nominal * factor)
-
-
-def rest_base(spec: str) -> str:
-    """The REST API root of the server behind a WebSocket URL, on the same host and port
-    only (the fetched txids come from the server, so they never choose where to connect):
-    ``wss://host/testnet/api/v1/ws`` -> ``https://host/testnet/api``."""
-    parts = urlsplit(spec)
-    scheme = "https" if parts.scheme == "wss" else "http"
-    netloc = parts.netloc.rpartition("@")[2]  # credentials are for the socket, never re-sent
-    path = parts.path.rstrip("/")
-    prefix = path[: -len("/api/v1/ws")] if path.endswith("/api/v1/ws") else ""
-    return f"{scheme}://{netloc}{prefix}/api"
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # A redirect could lead off the configured host; it surfaces as an HTTP error instead.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
 
 
 def _is_txid(value: object) -> bool:
@@ -138,6 +124,9 @@ class LiveSource:
         self.use_env_proxy = use_env_proxy
         self._rng = rng or random.Random()
         self._pending_provider: PendingProvider | None = None
+        self._track_provider: PendingProvider | None = None
+        self._on_connect: Callable[[], None] | None = None
+        self.track_txs_overflow = 0  # pending whales left out of the last track-txs message
         self._ws: ClientConnection | None = None
         self._closing = False
         self._connected = False
@@ -150,10 +139,9 @@ class LiveSource:
         self.fetch_replacements = fetch_replacements
         self.rest_timeout = rest_timeout
         self.rest_base = rest_base(spec)
-        handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
-        if not use_env_proxy:
-            handlers.append(urllib.request.ProxyHandler({}))
-        self._opener = urllib.request.build_opener(*handlers)
+        # The source's REST API (replacements here, block scans in detection.ingest.blockscan):
+        # one client, one set of counters.
+        self.rest = RestClient(self.rest_base, timeout=rest_timeout, use_env_proxy=use_env_proxy)
         # "fetched" plus one key per failure reason ("timeout", "http_404", "bad_json", ...).
         self.replacement_fetches: Counter[str] = Counter()
 
@@ -200,6 +188,8 @@ class LiveSource:
                     self.connections += 1
                     log.info("connected to %s (connection %d)", self.spec, self.connections)
                     await self._subscribe(ws)
+                    if self._on_connect is not None:
+                        self._on_connect()
                     pinger = asyncio.create_task(self._app_pings(ws))
                     try:
                         async for message in ws:
@@ -241,19 +231,36 @@ class LiveSource:
         await ws.send(_dumps(message))
         self.messages_sent += 1
 
+    def set_connect_listener(self, listener: Callable[[], None]) -> None:
+        """``listener()`` runs (on the event loop, so it must not block) after each connect."""
+        self._on_connect = listener
+
+    def set_track_provider(self, provider: PendingProvider) -> None:
+        """``provider()`` returns the txids for the one ``track-txs`` message sent on connecting
+        (most important first); without it, the pending txids are used."""
+        self._track_provider = provider
+
     async def _subscribe(self, ws: ClientConnection) -> None:
         for message in SUBSCRIPTIONS:
             await self._send(ws, message)
-        txids = list(self._pending_provider()) if self._pending_provider else []
-        chunks = [txids[i : i + TRACK_TXS_CHUNK] for i in range(0, len(txids), TRACK_TXS_CHUNK)]
-        # Stay under the server's inbound rate limit (100 messages / 10 s) on a big resync.
-        pace = 10.0 / (MAX_MESSAGES_PER_10S - 10) if len(chunks) > 40 else 0.0
-        for chunk in chunks:
-            await self._send(ws, {"track-txs": chunk})
-            if pace:
-                await asyncio.sleep(pace)
+        provider = self._track_provider or self._pending_provider
+        txids = list(provider()) if provider else []
+        if len(txids) > TRACK_TXS_CHUNK:
+            self.track_txs_overflow = len(txids) - TRACK_TXS_CHUNK
+            log.warning(
+                "%d pending whales; the server follows at most %d per connection, so %d are "
+                "only checked over REST after connecting",
+                len(txids),
+                TRACK_TXS_CHUNK,
+                self.track_txs_overflow,
+            )
+        else:
+            self.track_txs_overflow = 0
         if txids:
-            log.info("resynchronising %d pending whales in %d message(s)", len(txids), len(chunks))
+            # One message: each track-txs replaces the set the server follows for us.
+            await self._send(ws, {"track-txs": txids[:TRACK_TXS_CHUNK]})
+            log.info("resynchronising %d pending whales", min(len(txids), TRACK_TXS_CHUNK))
+        await self._send(ws, INIT_MESSAGE)
 
     # -- replacements named by a resync answer ----------------------------------------------
 
@@ -307,35 +314,13 @@ class LiveSource:
         return _dumps({"mempool-transactions": {"replaced": entries}})
 
     async def _fetch_tx(self, txid: str) -> dict[str, Any] | None:
-        url = f"{self.rest_base}/tx/{txid}"
+        # No retries: the answer is waited for (bounded by rest_timeout) before it goes on.
         try:
-            body = await asyncio.to_thread(self._http_get, url)
-        except urllib.error.HTTPError as exc:
-            return self._fetch_failed(txid, f"http_{exc.code}")
-        except urllib.error.URLError as exc:
-            timed_out = isinstance(exc.reason, TimeoutError)
-            return self._fetch_failed(txid, "timeout" if timed_out else "unreachable", exc.reason)
-        except TimeoutError:
-            return self._fetch_failed(txid, "timeout")
-        except (OSError, ValueError) as exc:  # http.client errors are OSError/ValueError kin
-            return self._fetch_failed(txid, "unreachable", exc)
-        if body is None:
-            return self._fetch_failed(txid, "too_large")
-        try:
-            tx = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return self._fetch_failed(txid, "bad_json")
-        if type(tx) is not dict or tx.get("txid") != txid:
-            return self._fetch_failed(txid, "wrong_tx")
+            tx = await fetch_tx(self.rest, txid, retries=0)
+        except RestError as exc:
+            return self._fetch_failed(txid, exc.reason, exc.detail)
         self.replacement_fetches["fetched"] += 1
         return tx
-
-    def _http_get(self, url: str) -> bytes | None:
-        # The scheme is http(s) by construction (rest_base); the txid is checked hex.
-        request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
-        with self._opener.open(request, timeout=self.rest_timeout) as response:
-            body = response.read(REST_MAX_BYTES + 1)
-        return None if len(body) > REST_MAX_BYTES else body
 
     def _fetch_failed(self, txid: str, reason: str, detail: object = None) -> None:
         self.replacement_fetches[reason] += 1

@@ -27,6 +27,11 @@ Poisson(``tx_per_s``) new txs. Distributions:
 - **eviction**: 0.2 % of slots remove a random recent low-fee tx (``removed`` only).
 - **blocks**: Poisson arrivals, exponential gaps with mean ``block_interval`` (600 s): a frame with
   ``block`` + ``mempool-transactions.mined`` (coinbase + the best ~4 MWU by rate) + ``mempool-blocks``.
+- **prices**: a ``conversions`` object (USD, EUR, GBP, CAD, CHF, AUD, JPY) in the first frame and
+  every ``conversions_every`` (60) simulated seconds, like mempool.space's init data and price
+  pushes: USD starts at 69,880 and walks ±0.2 % a step, the others keep their real 2024-03-31
+  ratios to it (tests/fixtures/mempool/mainnet_mempoolInfo.json). Drawn from their own random
+  stream, so the transactions of a seed are the same with or without them.
 - ``mempool-blocks`` also every 10 simulated seconds, from ``projection.project`` over the
   generator's own mempool; ``sequence`` increases by one per frame.
 
@@ -51,6 +56,16 @@ from detection.ingest.projection import BlockLimits, project
 from detection.ingest.sources.base import Frame, StaticStatus
 from detection.txshape import SATS_PER_BTC
 
+# Other currencies per USD, from the real init data of 2024-03-31 (USD 69,880).
+SYNTHETIC_PRICE_RATIOS = {
+    "EUR": 64823 / 69880,
+    "GBP": 55198 / 69880,
+    "CAD": 95154 / 69880,
+    "CHF": 63041 / 69880,
+    "AUD": 107374 / 69880,
+    "JPY": 10601000 / 69880,
+}
+
 
 class SyntheticMempool:
     """Deterministic generator of (simulated time, frame dict)."""
@@ -70,6 +85,7 @@ class SyntheticMempool:
         start_time: int = 1_750_000_000,
         address_reuse: float = 0.7,
         whale_every_s: float | None = None,
+        conversions_every: float = 60.0,
     ) -> None:
         if tx_per_s <= 0 or not 0 <= whale_ratio <= 1 or block_interval <= 0:
             raise ValueError("tx_per_s and block_interval must be > 0, whale_ratio in [0, 1]")
@@ -100,6 +116,10 @@ class SyntheticMempool:
         # With a fixed cadence, random draws must not add whales the cadence did not ask for.
         self._random_whale_ratio = 0.0 if whale_every_s is not None else whale_ratio
         self.next_whale_at = whale_every_s or 0.0
+        self.price_rng = random.Random(f"prices-{seed}")
+        self.usd_price = 69_880.0
+        self.conversions_every = conversions_every
+        self.next_conversions_at = 0.0
 
     # -- primitives -------------------------------------------------------------------------
 
@@ -369,6 +389,12 @@ class SyntheticMempool:
             "mempool-blocks": self._mempool_blocks(),
         }
 
+    def _conversions(self) -> dict[str, Any]:
+        self.usd_price *= 1.0 + self.price_rng.uniform(-0.002, 0.002)
+        usd = round(self.usd_price)
+        prices = {code: round(usd * ratio) for code, ratio in SYNTHETIC_PRICE_RATIOS.items()}
+        return {"time": int(self.start_time + self.t), "USD": usd, **prices}
+
     def _next_sequence(self) -> int:
         self.sequence += 1
         return self.sequence
@@ -433,6 +459,9 @@ class SyntheticMempool:
                     "replaced": replaced,
                 }
             }
+            if self.t >= self.next_conversions_at:
+                frame["conversions"] = self._conversions()
+                self.next_conversions_at = self.t + self.conversions_every
             if self.t >= self.next_mempool_blocks_at:
                 frame["mempool-blocks"] = self._mempool_blocks()
                 self.next_mempool_blocks_at = self.t + self.mempool_blocks_every

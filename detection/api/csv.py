@@ -14,7 +14,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 from rest_framework.renderers import BaseRenderer
 
-from detection.push import btc
+from detection.summary import btc
 
 CHUNK_ROWS = 2000
 # Cells a spreadsheet would run as a formula. Entities come from imported label files, so an
@@ -44,6 +44,11 @@ COLUMNS = (
     ("confirmed_height", "confirmed_height"),
     ("confirmed_at", "confirmed_at"),
     ("blocks_waited", "blocks_waited"),
+    ("moved_btc", None),
+    ("moved_sat", "moved"),
+    ("moved_confidence", "moved_confidence"),
+    ("value_usd", "value_usd"),
+    ("moved_usd", "moved_usd"),
 )
 HEADER = [name for name, _ in COLUMNS]
 FIELDS = [field for _, field in COLUMNS if field]
@@ -81,6 +86,11 @@ def _row(record: dict) -> list:
         "" if record["confirmed_height"] is None else record["confirmed_height"],
         _time(record["confirmed_at"]),
         "" if record["blocks_waited"] is None else record["blocks_waited"],
+        btc(record["moved"]),
+        record["moved"],
+        "" if record["moved_confidence"] is None else record["moved_confidence"],
+        "" if record["value_usd"] is None else format(record["value_usd"], "f"),
+        "" if record["moved_usd"] is None else format(record["moved_usd"], "f"),
     ]
 
 

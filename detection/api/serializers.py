@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from detection.models import WhaleEvent, WhaleTransaction
-from detection.push import btc
+from detection.summary import btc, fiat_json, fiat_text
 
 BTC_STRING_SCHEMA = {
     "type": "string",
@@ -46,6 +46,46 @@ class BlankAsNullCharField(serializers.CharField):
 
 _DATETIME = serializers.DateTimeField(read_only=True)
 
+FIAT_STRING_SCHEMA = {
+    "type": "string",
+    "pattern": r"^\d+\.\d{2}$",
+    "example": "64778760.00",
+    "description": "exact amount in US dollars, to the cent; null when no fresh price was known",
+}
+FIAT_OBJECT_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "description": (
+        "fiat at detection in every currency the source gave, exact decimal strings: "
+        '{"price_time", "prices": {"USD": "69880", ...}, "value": {...}, "moved": {...}}; '
+        "null when no fresh price was known"
+    ),
+}
+
+
+@extend_schema_field(FIAT_STRING_SCHEMA)
+class FiatAmountField(serializers.Field):
+    """A decimal column rendered as exact text ("64778760.00"), null when absent."""
+
+    def __init__(self, **kwargs):
+        kwargs["read_only"] = True
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value) -> str | None:
+        return fiat_text(value)
+
+
+@extend_schema_field(FIAT_OBJECT_SCHEMA)
+class FiatField(serializers.Field):
+    def __init__(self, **kwargs):
+        kwargs["read_only"] = True
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value) -> dict | None:
+        return fiat_json(value)
+
 
 def _datetime(value):
     return None if value is None else _DATETIME.to_representation(value)
@@ -73,6 +113,14 @@ class WhaleSerializer(serializers.ModelSerializer):
     value_sat = serializers.IntegerField(source="value", read_only=True)
     transfer_btc = BtcAmountField(source="transfer", help_text="value less change")
     transfer_sat = serializers.IntegerField(source="transfer", read_only=True)
+    moved_btc = BtcAmountField(source="moved", help_text="value less estimated change")
+    moved_sat = serializers.IntegerField(source="moved", read_only=True)
+    moved_confidence = serializers.FloatField(
+        read_only=True, allow_null=True, help_text="0..1; null for whales recorded before it"
+    )
+    value_usd = FiatAmountField(help_text="value in USD at detection")
+    moved_usd = FiatAmountField(help_text="moved in USD at detection")
+    fiat = FiatField()
     fee_btc = BtcAmountField(source="fee", allow_null=True, help_text="null when unknown")
     fee_sat = serializers.IntegerField(source="fee", read_only=True, allow_null=True)
     fee_rate = serializers.FloatField(
@@ -97,6 +145,12 @@ class WhaleSerializer(serializers.ModelSerializer):
             "value_sat",
             "transfer_btc",
             "transfer_sat",
+            "moved_btc",
+            "moved_sat",
+            "moved_confidence",
+            "value_usd",
+            "moved_usd",
+            "fiat",
             "fee_btc",
             "fee_sat",
             "fee_rate",
@@ -127,6 +181,14 @@ class WhaleSerializer(serializers.ModelSerializer):
             "value_sat": int(whale.value),
             "transfer_btc": btc(whale.transfer),
             "transfer_sat": int(whale.transfer),
+            "moved_btc": btc(whale.moved),
+            "moved_sat": int(whale.moved),
+            "moved_confidence": None
+            if whale.moved_confidence is None
+            else float(whale.moved_confidence),
+            "value_usd": fiat_text(whale.value_usd),
+            "moved_usd": fiat_text(whale.moved_usd),
+            "fiat": fiat_json(whale.fiat),
             "fee_btc": None if whale.fee is None else btc(whale.fee),
             "fee_sat": None if whale.fee is None else int(whale.fee),
             "fee_rate": None if fee_rate is None else float(fee_rate),
@@ -172,6 +234,7 @@ class PredictionSerializer(serializers.Serializer):
     band = BlankAsNullCharField()
     eta_seconds = serializers.IntegerField(allow_null=True)
     may_not_confirm_soon = serializers.BooleanField()
+    may_be_purged = serializers.BooleanField()
     fee_spike = serializers.BooleanField()
     outcome = serializers.CharField()
     resolved_at = serializers.DateTimeField(allow_null=True)
@@ -244,7 +307,7 @@ class WhaleDetailSerializer(WhaleSerializer):
         read_only_fields = fields
 
 
-# --- stats (documentation shapes; the payload is built in detection.api_stats) ----------------
+# --- stats (documentation shapes; the payload is built in detection.api.stats) ----------------
 
 
 class FlowTotalsSerializer(serializers.Serializer):
@@ -260,6 +323,13 @@ class VolumeBucketSerializer(serializers.Serializer):
     value_sat = serializers.IntegerField()
     transfer_btc = serializers.CharField()
     transfer_sat = serializers.IntegerField()
+    moved_btc = serializers.CharField(help_text="value less estimated change")
+    moved_sat = serializers.IntegerField()
+    value_usd = serializers.CharField(
+        help_text="exact USD at each whale's detection; whales without a price are left out"
+    )
+    moved_usd = serializers.CharField()
+    priced_count = serializers.IntegerField(help_text="whales in value_usd / moved_usd")
     flows = serializers.DictField(child=FlowTotalsSerializer(), help_text="keyed by flow")
 
 

@@ -11,14 +11,14 @@ from decimal import Decimal
 
 import django_filters
 from django import forms
-from django.db.models import Q
 from django_filters.fields import IsoDateTimeField
 
-from detection.models import Flow, WhaleStatus, WhaleTransaction
+from detection.models import Flow, WhaleStatus, WhaleTransaction, entity_is
 from detection.txshape import SATS_PER_BTC
 
 MAX_BTC = Decimal(21_000_000)
 BTC_PATTERN = r"^\d{1,8}(\.\d{1,8})?$"
+USD_PATTERN = r"^\d{1,18}(\.\d{1,2})?$"
 
 
 class BtcAmountFilter(django_filters.NumberFilter):
@@ -84,9 +84,23 @@ class WhaleFilter(django_filters.FilterSet):
     max_btc = BtcAmountFilter(
         field_name="value", lookup_expr="lte", label="value (sum of outputs) at most, in BTC"
     )
+    min_moved_btc = BtcAmountFilter(
+        field_name="moved", lookup_expr="gte", label="moved (value less estimated change) at least"
+    )
+    min_usd = django_filters.NumberFilter(
+        field_name="value_usd",
+        lookup_expr="gte",
+        min_value=Decimal(0),
+        max_value=Decimal(10) ** 18,
+        max_digits=20,
+        decimal_places=2,
+        label="value in USD at detection at least (whales without a price are left out)",
+    )
     flow = django_filters.ChoiceFilter(choices=Flow.choices)
     entity = django_filters.CharFilter(
-        method="filter_entity", max_length=100, label="sending or receiving entity, exact"
+        method="filter_entity",
+        max_length=100,
+        label="sending or receiving entity, exact name in any case",
     )
     status = django_filters.ChoiceFilter(choices=WhaleStatus.choices)
     min_urgency = UrgencyFilter(
@@ -109,4 +123,4 @@ class WhaleFilter(django_filters.FilterSet):
         form = WhaleFilterForm
 
     def filter_entity(self, queryset, name, value):
-        return queryset.filter(Q(from_entity=value) | Q(to_entity=value))
+        return queryset.filter(entity_is(value))

@@ -32,7 +32,7 @@ from django.utils import timezone
 from detection import stats
 from detection.domain import accuracy
 from detection.models import Flow, Prediction, PredictionHourlyOutcome, WhaleHourlyVolume
-from detection.push import btc
+from detection.summary import btc
 from whaleproject.health import check_ingest
 
 BUCKET_SIZES = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
@@ -65,7 +65,26 @@ def bucket_starts(now: datetime, bucket: str, days: int) -> list[datetime]:
     return [newest - step * i for i in range(count - 1, -1, -1)]
 
 
-def _bucket(start: datetime, count: int, value: int, transfer: int, flows) -> dict[str, Any]:
+# Columns of a bucket row before the per-flow pairs.
+HEAD = 7
+
+
+def _usd(cents: int) -> str:
+    whole, frac = divmod(cents, 100)
+    return f"{whole}.{frac:02d}"
+
+
+def _bucket(
+    start: datetime,
+    count: int,
+    value: int,
+    transfer: int,
+    moved: int,
+    value_usd_cents: int,
+    moved_usd_cents: int,
+    priced: int,
+    flows,
+) -> dict[str, Any]:
     """One volume bucket; `flows` holds (count, transfer) per flow, in FLOWS order."""
     return {
         "start": start,
@@ -74,6 +93,12 @@ def _bucket(start: datetime, count: int, value: int, transfer: int, flows) -> di
         "value_sat": value,
         "transfer_btc": btc(transfer),
         "transfer_sat": transfer,
+        "moved_btc": btc(moved),
+        "moved_sat": moved,
+        # USD at each whale's detection; whales seen without a price are not in these sums.
+        "value_usd": _usd(value_usd_cents),
+        "moved_usd": _usd(moved_usd_cents),
+        "priced_count": priced,
         "flows": {
             name: {"count": n, "transfer_btc": btc(t), "transfer_sat": t}
             for name, (n, t) in zip(FLOWS, flows, strict=True)
@@ -87,7 +112,8 @@ def _total(column: str, only: Q | None = None):
 
 
 def _rows_by_bucket(bucket: str, starts: list[datetime]) -> dict[datetime, tuple]:
-    """{bucket start: (count, value, transfer, n0, t0, n1, t1, …)}, per flow in FLOWS order,
+    """{bucket start: (count, value, transfer, moved, value_usd_cents, moved_usd_cents, priced,
+    n0, t0, n1, t1, …)}, per flow in FLOWS order,
     summed from the hourly rollup: one row per bucket, the flows pivoted in SQL.
 
     Buckets are UTC hours or days, so a day is the sum of its 24 rollup hours; the API has no
@@ -99,6 +125,10 @@ def _rows_by_bucket(bucket: str, starts: list[datetime]) -> dict[datetime, tuple
         "n": _total("count"),
         "value_sum": _total("value"),
         "transfer_sum": _total("transfer"),
+        "moved_sum": _total("moved"),
+        "value_usd_cents_sum": _total("value_usd_cents"),
+        "moved_usd_cents_sum": _total("moved_usd_cents"),
+        "priced_sum": _total("priced"),
     }
     for i, flow in enumerate(FLOWS):
         aggregates[f"n{i}"] = _total("count", Q(flow=flow))
@@ -115,22 +145,22 @@ def _rows_by_bucket(bucket: str, starts: list[datetime]) -> dict[datetime, tuple
 
 
 def _per_flow(row) -> list[tuple[int, int]]:
-    return list(zip(row[3::2], row[4::2], strict=True))
+    return list(zip(row[HEAD::2], row[HEAD + 1 :: 2], strict=True))
 
 
 def volumes(now: datetime, bucket: str, days: int) -> tuple[dict, list[dict]]:
     """(totals, buckets): whale count, value and transfer per bucket, split by flow."""
     starts = bucket_starts(now, bucket, days)
     rows = _rows_by_bucket(bucket, starts)
-    empty = (0,) * (3 + 2 * len(FLOWS))
+    empty = (0,) * (HEAD + 2 * len(FLOWS))
     totals = [0] * len(empty)
     buckets = []
     for start in starts:
         row = rows.get(start, empty)
         for i, amount in enumerate(row):
             totals[i] += amount
-        buckets.append(_bucket(start, *row[:3], _per_flow(row)))
-    total = _bucket(starts[0], *totals[:3], _per_flow(totals))
+        buckets.append(_bucket(start, *row[:HEAD], _per_flow(row)))
+    total = _bucket(starts[0], *totals[:HEAD], _per_flow(totals))
     return total, buckets
 
 
@@ -138,13 +168,16 @@ def _band_figures(parts: list[dict[str, int]]) -> dict[str, Any]:
     resolved = sum(p["resolved"] for p in parts)
     hits = sum(p["hits"] for p in parts)
     error_sum = sum(p["error_sum"] for p in parts)
+    replaced = sum(p["replaced"] for p in parts)
+    dropped = sum(p["dropped"] for p in parts)
     return {
         "resolved": resolved,
         "hits": hits,
         "hit_rate": hits / resolved if resolved else None,
         "mean_abs_error": error_sum / resolved if resolved else None,
-        "replaced": sum(p["replaced"] for p in parts),
-        "dropped": sum(p["dropped"] for p in parts),
+        "coverage": accuracy.coverage_of(resolved, replaced, dropped),
+        "replaced": replaced,
+        "dropped": dropped,
     }
 
 
