@@ -1,9 +1,11 @@
 """Sending one delivery: claim it, try once, record the try, decide what happens next.
 
-Retries follow a fixed schedule with jitter. Short waits ride on a Celery countdown (never
-longer than MAX_COUNTDOWN, well inside the broker's visibility timeout); long waits are only a
-next_attempt_at in the database, which the sweeper picks up. Either way the claim in
-Delivery.objects.claim makes a duplicate task harmless.
+Retries follow a fixed schedule with jitter. Every wait is only a next_attempt_at in the
+database, which the sweeper (every few seconds) turns into a send task when it is due: no task is
+ever a Celery countdown, because the Redis broker holds a countdown task unacknowledged until it
+is due, and a task held by a worker that dies comes back only after the visibility timeout, which
+must therefore be short (docs/RELIABILITY.md). The claim in Delivery.objects.claimable makes a
+duplicate task harmless.
 """
 
 from __future__ import annotations
@@ -47,8 +49,6 @@ log = logging.getLogger(__name__)
 RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)
 JITTER = 0.1
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
-# The longest wait handed to Celery as a countdown; longer ones wait in the database.
-MAX_COUNTDOWN = 300
 # Deliveries per send task when many go out at once: Celery's per-task cost (a broker round trip
 # each way) is paid once per batch. Small, so one slow receiver delays few others; endpoints that
 # are failing are sent one per task anyway (see fan_out).
@@ -56,6 +56,8 @@ SEND_BATCH = 10
 # The send tasks of alerts.tasks, by name.
 SEND_ONE = "alerts.send_delivery"
 SEND_BATCH_TASK = "alerts.send_deliveries"
+# The longest wait for a paced send's slot (it waits in the outbox, not on the broker).
+MAX_PACED_WAIT = 300
 # A receiver may ask for a pause (Retry-After) but not hold a delivery for ever.
 MAX_RETRY_AFTER = 24 * 3600
 # An endpoint that has failed without a single success for this long is disabled.
@@ -77,10 +79,9 @@ def retry_delay(attempts_made: int, retry_after: float | None = None) -> float |
     return delay
 
 
-def enqueue(delivery_ids, countdown: float | None = None, batch_size: int = SEND_BATCH) -> None:
-    """Put send tasks on the broker. Call it from transaction.on_commit, never inside one."""
-    if countdown is not None and countdown > MAX_COUNTDOWN:
-        raise ValueError(f"countdown {countdown} s is longer than {MAX_COUNTDOWN} s")
+def enqueue(delivery_ids, batch_size: int = SEND_BATCH) -> None:
+    """Put send tasks on the broker, to run now. Call it from transaction.on_commit, never
+    inside one. Sends that must wait are not enqueued: their next_attempt_at is the schedule."""
     ids = list(delivery_ids)
     if not ids:
         return
@@ -89,17 +90,15 @@ def enqueue(delivery_ids, countdown: float | None = None, batch_size: int = SEND
             batch = ids[start : start + batch_size]
             # By task name: alerts.tasks imports this module, not the other way round.
             if len(batch) == 1:
-                app.send_task(SEND_ONE, tuple(batch), countdown=countdown, producer=producer)
+                app.send_task(SEND_ONE, tuple(batch), producer=producer)
             else:
-                app.send_task(SEND_BATCH_TASK, (batch,), countdown=countdown, producer=producer)
+                app.send_task(SEND_BATCH_TASK, (batch,), producer=producer)
 
 
-def enqueue_on_commit(
-    delivery_ids, countdown: float | None = None, batch_size: int = SEND_BATCH
-) -> None:
+def enqueue_on_commit(delivery_ids, batch_size: int = SEND_BATCH) -> None:
     ids = list(delivery_ids)
     if ids:
-        transaction.on_commit(lambda: enqueue(ids, countdown, batch_size))
+        transaction.on_commit(lambda: enqueue(ids, batch_size))
 
 
 def send_delivery(delivery_id: int) -> Outcome | None:
@@ -228,13 +227,10 @@ ATTEMPT_FIELDS = [
 
 
 def record(deliveries, attempts, outcomes) -> None:
-    """Write the tries and the deliveries' new states; schedule the next tries."""
+    """Write the tries and the deliveries' new states (a next try is its next_attempt_at)."""
     now = timezone.now()
-    countdowns: list[tuple[int, float]] = []
     for delivery, attempt, outcome in zip(deliveries, attempts, outcomes, strict=True):
-        delay = _apply_outcome(delivery, attempt, outcome, now)
-        if delay is not None and delay <= MAX_COUNTDOWN:
-            countdowns.append((delivery.pk, delay))
+        _apply_outcome(delivery, attempt, outcome, now)
         log.info(
             "delivery %s %s attempt %s: %s %s",
             delivery.public_id,
@@ -248,8 +244,6 @@ def record(deliveries, attempts, outcomes) -> None:
         _save_rows(deliveries, DELIVERY_FIELDS)
         _endpoints_bookkeeping(deliveries, outcomes, now)
         _chats_bookkeeping(deliveries, outcomes, now)
-        for delivery_id, delay in countdowns:
-            enqueue_on_commit([delivery_id], countdown=delay)
 
 
 def _save_rows(rows, field_names: list[str]) -> None:
@@ -275,8 +269,8 @@ def _save_rows(rows, field_names: list[str]) -> None:
         cursor.executemany(sql, params)
 
 
-def _apply_outcome(delivery, attempt, outcome: Outcome, now: datetime) -> float | None:
-    """Set the fields of one delivery and its try; returns the wait before the next try."""
+def _apply_outcome(delivery, attempt, outcome: Outcome, now: datetime) -> None:
+    """Set the fields of one delivery and its try."""
     duration_ms = None if outcome.duration is None else round(outcome.duration * 1000)
     delay = None
     if outcome.ok:
@@ -285,7 +279,7 @@ def _apply_outcome(delivery, attempt, outcome: Outcome, now: datetime) -> float 
         delivery.next_attempt_at = None
     else:
         if outcome.paced and outcome.retry_after is not None:
-            delay = min(outcome.retry_after, MAX_COUNTDOWN)
+            delay = min(outcome.retry_after, MAX_PACED_WAIT)
         elif outcome.retryable and delivery.kind != DeliveryKind.TEST:
             delay = retry_delay(delivery.attempts, outcome.retry_after)
         if delay is None:
@@ -298,8 +292,8 @@ def _apply_outcome(delivery, attempt, outcome: Outcome, now: datetime) -> float 
     delivery.last_status_code = outcome.status_code
     delivery.last_error = outcome.error[:500]
     delivery.last_duration_ms = duration_ms
-    # Short waits ride on a Celery countdown; the sweeper picks up the long ones.
-    delivery.enqueued_at = delivery.next_attempt_at if delay and delay <= MAX_COUNTDOWN else None
+    # Not on the broker: the sweeper queues it once next_attempt_at has come.
+    delivery.enqueued_at = None
 
     attempt.outcome = AttemptOutcome.DELIVERED if outcome.ok else AttemptOutcome.FAILED
     attempt.status_code = outcome.status_code
@@ -307,7 +301,6 @@ def _apply_outcome(delivery, attempt, outcome: Outcome, now: datetime) -> float 
     attempt.duration_ms = duration_ms
     attempt.response_excerpt = outcome.response_excerpt[:1000]
     attempt.next_attempt_at = delivery.next_attempt_at
-    return delay
 
 
 def _endpoints_bookkeeping(deliveries, outcomes, now: datetime) -> None:

@@ -1,10 +1,12 @@
-"""The once-a-minute sweep (celery beat → alerts.sweep_deliveries). Three jobs:
+"""The sweep every few seconds (celery beat → alerts.sweep_deliveries,
+WHALE_ALERT_SWEEP_SECONDS). Three jobs:
 
 1. catch up fan-outs that never ran (an event committed, then its on-commit fan-out was lost);
 2. release held alerts whose quiet hours or hourly window ended: one alone goes as itself,
    several go as one digest;
-3. re-queue sends that are due but not on the broker (long retries wait in the database only)
-   and sends stranded in "sending" by a worker that died mid-try.
+3. queue sends that are due but not on the broker (every retry waits in the database only),
+   sends queued long ago but never taken (the message died with a worker) and sends stranded in
+   "sending" by a worker that died mid-try, all after WHALE_DELIVERY_STRANDED_SECONDS.
 
 Rows are taken with select_for_update(skip_locked=True), so two sweepers (or a sweeper and a
 worker) never fight over a row, and the send itself is claimed again by the task.
@@ -40,8 +42,9 @@ log = logging.getLogger(__name__)
 BATCH = 1000
 # Events older than this are not fanned out late: an alert hours after the fact misleads.
 CATCH_UP_WINDOW = timedelta(hours=1)
-# Give the normal on-commit fan-out this long before the sweeper steps in.
-CATCH_UP_GRACE = timedelta(seconds=30)
+# Give the normal on-commit fan-out this long before the sweeper steps in (a worker killed
+# between the commit and the fan-out): seconds, so such an alert is late by seconds.
+CATCH_UP_GRACE = timedelta(seconds=10)
 
 
 @dataclass
@@ -53,12 +56,13 @@ class SweepResult:
     stranded: int = 0
 
 
-def sweep(now: datetime | None = None) -> SweepResult:
+def sweep(now: datetime | None = None, *, queue_waiting: int | None = 0) -> SweepResult:
+    """`queue_waiting`: tasks waiting in the broker's queue (None: unknown)."""
     now = now or timezone.now()
     result = SweepResult()
     result.fanned_out = catch_up_fan_outs(now)
     result.released, result.digests = release_held(now)
-    result.requeued, result.stranded = requeue_due(now)
+    result.requeued, result.stranded = requeue_due(now, queue_waiting=queue_waiting)
     return result
 
 
@@ -130,9 +134,17 @@ def release_held(now: datetime) -> tuple[int, int]:
     return released, digests
 
 
-def requeue_due(now: datetime) -> tuple[int, int]:
-    """Queue due sends that are not on the broker. Returns (queued, of which stranded)."""
+def requeue_due(now: datetime, *, queue_waiting: int | None = 0) -> tuple[int, int]:
+    """Queue due sends that are not on the broker. Returns (queued, of which stranded).
+
+    A send queued long ago and never taken counts as lost (its message died with a worker) only
+    while no task waits in the broker's queue: during a backlog it is most likely still queued,
+    and queueing it again every sweep would feed the backlog.
+    """
     stale = now - stranded_after()
+    not_on_broker = Q(enqueued_at__isnull=True)
+    if not queue_waiting:
+        not_on_broker |= Q(enqueued_at__lt=stale)
     with transaction.atomic():
         rows = list(
             Delivery.objects.select_for_update(skip_locked=True)
@@ -141,7 +153,7 @@ def requeue_due(now: datetime) -> tuple[int, int]:
                     status__in=[DeliveryStatus.PENDING, DeliveryStatus.FAILED],
                     next_attempt_at__lte=now,
                 )
-                & (Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
+                & not_on_broker
                 | Q(status=DeliveryStatus.SENDING, sending_since__lt=stale)
             )
             .order_by("next_attempt_at", "id")

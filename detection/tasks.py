@@ -3,10 +3,11 @@
 import logging
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.management import call_command
-from django.db import InterfaceError, OperationalError
 
+from detection import pending_events
 from detection.api.stats import refresh_accuracy_cache
 from detection.recording import BadPayload, record_event
 from detection.retention import purge_history
@@ -15,27 +16,24 @@ from detection.stats import check_accuracy_alarm, rebuild_recent_rollups
 log = logging.getLogger(__name__)
 
 
-@shared_task(
-    name="detection.record_whale_event",
-    ignore_result=True,
-    # PostgreSQL down or restarting: keep retrying (the event is not recorded yet, and the
-    # unique constraints make a retry after a half-seen commit harmless). Backoff caps at 5 min,
-    # well under the broker's visibility timeout.
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=2,
-    retry_backoff_max=300,
-    max_retries=100,
-)
+# No Celery retry (it would be a countdown task the broker holds unacknowledged). PostgreSQL down
+# or restarting: the task fails, the event stays owned by the ingest (detection.pending_events),
+# which publishes it again after its deadline; the unique event uid makes every repeat harmless.
+@shared_task(name="detection.record_whale_event", ignore_result=True)
 def record_whale_event(payload: dict) -> None:
     """Record one lifecycle event from the ingest process (idempotent under redelivery)."""
+    event_id = payload.get("event_id")
     try:
         result = record_event(payload)
     except BadPayload as exc:
         # Retrying cannot fix a malformed payload; keep it in the log for the operator.
-        log.error("rejected whale event %s: %s", payload.get("event_id"), exc)
+        log.error("rejected whale event %s: %s", event_id, exc)
+        pending_events.settle(event_id)
         return
     if not result.created:
-        log.info("whale event %s not recorded: %s", payload.get("event_id"), result.reason)
+        log.info("whale event %s not recorded: %s", event_id, result.reason)
+    # Settled only once the row (or the reason there will be none) is committed.
+    pending_events.settle(event_id)
 
 
 @shared_task(name="detection.check_accuracy", ignore_result=True)
@@ -46,7 +44,12 @@ def check_accuracy() -> None:
 
 @shared_task(name="detection.purge_history", ignore_result=True)
 def purge_old_history() -> None:
-    result = purge_history(settings.WHALE_RETENTION_DAYS)
+    try:
+        result = purge_history(settings.WHALE_RETENTION_DAYS)
+    except SoftTimeLimitExceeded:
+        # Every finished batch is committed; the next hourly run goes on from there.
+        log.info("purge stopped at the time limit; the next run continues")
+        return
     log.info("purged %s whale(s) and %s block(s)", result.whales, result.blocks)
 
 

@@ -170,19 +170,25 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = False
-CELERY_TASK_TIME_LIMIT = 300
-CELERY_TASK_SOFT_TIME_LIMIT = 240
+# The longest any task may run (prefork kills it after the hard limit). Sends are bounded by
+# WHALE_OUTBOUND_TOTAL_TIMEOUT, recordings take milliseconds; the hourly purge works in batches
+# and stops at the soft limit, the next run going on where it stopped.
+CELERY_TASK_TIME_LIMIT = 15
+CELERY_TASK_SOFT_TIME_LIMIT = 12
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
-# Redis redelivers an unacknowledged task after this long: it is how a task held by a worker
-# killed outright (SIGKILL, OOM) comes back, so shorter is better. It must outlast the longest
-# countdown (300 s: alerts.delivery.MAX_COUNTDOWN and the tasks' retry_backoff_max) plus the
-# hard time limit (300 s), or a waiting task runs twice (harmless: recording and deliveries are
-# idempotent, but wasteful).
-CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", 900, minimum=5)
+# Redis hands an unacknowledged task to another worker after this long: it is how a task held by
+# a worker killed outright (SIGKILL, OOM) comes back, so it is short: above the hard time limit
+# with room for a prefetched task's wait (a task still running when it is handed out again would
+# run twice: harmless, recordings and sends are idempotent, but wasteful). That is safe only because no task waits on a worker
+# unacknowledged: retries and delayed sends are rows in the database (alerts.sweeper), never
+# Celery countdowns or ETAs, which the broker would hold unacknowledged until due.
+# docs/RELIABILITY.md, "A worker dies".
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", 30, minimum=5)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
-    # Sweep for tasks a dead worker held every 10 s (kombu's default scans only every 100 s).
-    "unacked_restore_interval": 10,
+    # Every worker looks for tasks a dead worker held every 2 s (kombu scans only every
+    # interval x throttle = 100 s by default), so one comes back at most 2 s after its timeout.
+    "unacked_restore_interval": 2,
     "unacked_restore_throttle": 1,
     "global_keyprefix": f"{REDIS_KEY_PREFIX}:celery:",
 }
@@ -193,7 +199,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     "beat-heartbeat": {"task": "whaleproject.tasks.beat_heartbeat", "schedule": 30.0},
     "check-accuracy": {"task": "detection.check_accuracy", "schedule": 300.0},
-    "purge-history": {"task": "detection.purge_history", "schedule": 24 * 3600.0},
+    # Hourly, so a backlog is worked off in slices within a task's time limit.
+    "purge-history": {"task": "detection.purge_history", "schedule": 3600.0},
     # Blacklisted and outstanding JWTs past their expiry are dead weight in two tables.
     "flush-expired-tokens": {"task": "detection.flush_expired_tokens", "schedule": 24 * 3600.0},
     # The API's accuracy windows aggregate 90 days of predictions: computed here, not per request.
@@ -457,13 +464,28 @@ WHALE_OUTBOUND_CONNECT_TIMEOUT = env.float(
 WHALE_OUTBOUND_TOTAL_TIMEOUT = env.float(
     "WHALE_OUTBOUND_TOTAL_TIMEOUT", 10.0, minimum=0.2, maximum=60
 )
-# A delivery still "sending" after this many seconds belongs to a dead worker; the sweeper sends
-# it again. Keep it well above WHALE_OUTBOUND_TOTAL_TIMEOUT.
-WHALE_DELIVERY_STRANDED_SECONDS = env.int("WHALE_DELIVERY_STRANDED_SECONDS", 120, minimum=1)
+# A delivery still "sending" after this many seconds belongs to a dead worker, and one queued this
+# long ago but never taken was lost with one; the sweeper sends it again. Longer than a task may
+# live (CELERY_TASK_TIME_LIMIT), so a slow send still in progress is never sent a second time
+# alongside it.
+WHALE_DELIVERY_STRANDED_SECONDS = env.int("WHALE_DELIVERY_STRANDED_SECONDS", 20, minimum=1)
 if WHALE_DELIVERY_STRANDED_SECONDS <= WHALE_OUTBOUND_TOTAL_TIMEOUT:
     raise ImproperlyConfigured(
         "WHALE_DELIVERY_STRANDED_SECONDS must be longer than WHALE_OUTBOUND_TOTAL_TIMEOUT"
     )
+if WHALE_DELIVERY_STRANDED_SECONDS <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        "WHALE_DELIVERY_STRANDED_SECONDS must be longer than a task's hard time limit "
+        f"({CELERY_TASK_TIME_LIMIT} s)"
+    )
+if CELERY_TASK_SOFT_TIME_LIMIT <= WHALE_OUTBOUND_TOTAL_TIMEOUT:
+    raise ImproperlyConfigured(
+        "WHALE_OUTBOUND_TOTAL_TIMEOUT must be shorter than a task's time limit "
+        f"({CELERY_TASK_SOFT_TIME_LIMIT} s)"
+    )
+# Seconds between alert sweeps (beat): due retries and released holds are queued, and stranded
+# sends resent, this often. Retries wait in the database only, so this is their precision.
+WHALE_ALERT_SWEEP_SECONDS = env.float("WHALE_ALERT_SWEEP_SECONDS", 5.0, minimum=1, maximum=60)
 # --- Chat alert channels (alerts/transports/telegram.py, discord.py, slack.py) ---------------
 # The Telegram bot that sends alerts and links chats (from @BotFather); empty = no Telegram.
 TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN", "")
@@ -474,18 +496,29 @@ TELEGRAM_API_URL = env.url(
 ).rstrip("/")
 # Telegram allows a bot about 30 messages a second in all; stay under it.
 TELEGRAM_MESSAGES_PER_SECOND = env.int("TELEGRAM_MESSAGES_PER_SECOND", 25, minimum=1, maximum=30)
-# getUpdates long-poll: seconds Telegram holds each request open while no message comes.
-TELEGRAM_POLL_TIMEOUT = env.int("TELEGRAM_POLL_TIMEOUT", 25, minimum=0, maximum=50)
+# getUpdates long-poll: seconds Telegram holds each request open while no message comes. Each
+# beat run of alerts.poll_telegram polls for 10 s (within a task's 12 s soft time limit), and no
+# long-poll outlives the run, so more than 10 would not be used.
+TELEGRAM_POLL_TIMEOUT = env.int("TELEGRAM_POLL_TIMEOUT", 8, minimum=0, maximum=10)
 if TELEGRAM_BOT_TOKEN:
     CELERY_BEAT_SCHEDULE["alerts-telegram-updates"] = {
         "task": "alerts.poll_telegram",
-        # Each run long-polls for up to ~a minute, so one run follows the other.
-        "schedule": 60.0,
-        "options": {"expires": 55},
+        # Each run long-polls for about 10 s (alerts.tasks), so one run follows the other.
+        "schedule": 10.0,
+        "options": {"expires": 10},
     }
 CELERY_BEAT_SCHEDULE["alerts-sweep"] = {
     "task": "alerts.sweep_deliveries",
-    "schedule": 60.0,
+    "schedule": WHALE_ALERT_SWEEP_SECONDS,
     # A late run is dropped, not piled up: the next one does the same work.
-    "options": {"expires": 55},
+    "options": {"expires": WHALE_ALERT_SWEEP_SECONDS},
 }
+
+# --- Crash recovery: events owned until recorded (detection/pending_events.py) ----------------
+# The ingest publishes an event again when no worker has recorded it this many seconds after it
+# was published (a worker killed holding it, a lost message, PostgreSQL away)...
+WHALE_EVENT_RECORD_DEADLINE_SECONDS = env.float(
+    "WHALE_EVENT_RECORD_DEADLINE_SECONDS", 10.0, minimum=1, maximum=300
+)
+# ...and looks for such events this often.
+WHALE_EVENT_SWEEP_SECONDS = env.float("WHALE_EVENT_SWEEP_SECONDS", 2.0, minimum=0.2, maximum=60)

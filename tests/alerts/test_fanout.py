@@ -230,3 +230,19 @@ def test_sweeper_requeues_due_retries_only(alice, whales, django_capture_on_comm
             assert sweep().requeued == 1
         assert len(callbacks) == 1
         assert sweep().requeued == 0  # queued a moment ago; not again
+
+
+def test_a_send_queued_and_never_taken_is_queued_again_only_when_the_queue_is_empty(
+    alice, whales, django_capture_on_commit_callbacks
+):
+    make_subscription(alice)
+    fan_out(record("seen", whales[ZERO_FEE_927]).pk)
+    delivery = Delivery.objects.get()
+    assert delivery.enqueued_at is not None  # handed to the broker, never taken (a dead worker)
+    later = delivery.enqueued_at + timedelta(seconds=20)  # past WHALE_DELIVERY_STRANDED_SECONDS
+    with time_machine.travel(later):
+        # a backlog: it is most likely still queued; queueing it again would feed the backlog
+        assert sweep(queue_waiting=40).requeued == 0
+        with django_capture_on_commit_callbacks() as callbacks:
+            assert sweep(queue_waiting=0).requeued == 1
+        assert len(callbacks) == 1

@@ -6,12 +6,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from alerts import telegram_bot
+from alerts import tasks, telegram_bot
 from alerts.chat_format import ChatMessage, telegram_keyboard
 from alerts.delivery import send_delivery
 from alerts.fanout import fan_out
@@ -257,3 +258,19 @@ def test_a_group_upgraded_to_a_supergroup_is_followed(
     assert bot_api.sent()[-1].params["chat_id"] == new_id
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.DELIVERED
+
+
+@pytest.mark.django_db
+def test_a_poll_run_ends_inside_a_task_time_limit(bot_api, settings, monkeypatch):
+    # The poller is a task like any other (soft limit 12 s, hard 15 s); a long-poll running past
+    # them would be killed, so none outlives the run.
+    assert tasks.TELEGRAM_POLL_RUN_SECONDS < settings.CELERY_TASK_SOFT_TIME_LIMIT
+    assert tasks.TELEGRAM_POLL_LOCK_SECONDS > settings.CELERY_TASK_TIME_LIMIT
+    settings.TELEGRAM_POLL_TIMEOUT = 10
+    monkeypatch.setattr(tasks, "TELEGRAM_POLL_RUN_SECONDS", 2)
+    started = time.monotonic()
+    tasks.poll_telegram()
+    took = time.monotonic() - started
+    timeouts = [call.params["timeout"] for call in bot_api.sent("getUpdates")]
+    assert timeouts and max(timeouts) <= 2
+    assert 1.5 < took < 4

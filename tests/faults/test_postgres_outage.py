@@ -1,8 +1,9 @@
 """PostgreSQL stops for a few seconds under a running ingest and worker, then comes back.
 
 The ingest never talks to PostgreSQL (it hands events to the broker), so it keeps reading; the
-worker's record task fails with OperationalError while the server is away and is retried with
-backoff (detection.tasks). Nothing may be lost, and the unique constraints must keep a retry
+worker's record task fails with OperationalError while the server is away, and the ingest, which
+owns every event until it is recorded, publishes it again after its deadline
+(detection.pending_events). Nothing may be lost, and the unique event uid must keep a repeat
 after a half-finished commit from recording anything twice. The worker keeps connections for a
 minute (DATABASE_CONN_MAX_AGE=60, the production default), so it also has to notice that the
 connections it holds died with the server.
@@ -72,6 +73,7 @@ def test_ingest_and_worker_lose_nothing_while_postgresql_is_down(tmp_path):
         + [
             (end + 0.2, mempool_frame(WHALES + 1, mined=[tx["txid"] for tx in whales])),
             (end + 0.3, {"block": {"id": HASH_277647, "height": 277647, "timestamp": 1388400000}}),
+            (120.0, mempool_frame(WHALES + 2)),  # the feed stays open, as a live one does
         ],
     )
     with PgCluster() as cluster:
@@ -91,7 +93,7 @@ def test_ingest_and_worker_lose_nothing_while_postgresql_is_down(tmp_path):
             cluster.start()
             expected = {(tx["txid"], kind) for tx in whales for kind in ("seen", "confirmed")}
             wait_until(lambda: set(event_counts(url)) >= expected, timeout=40, interval=0.5)
-            time.sleep(1.5)  # a duplicate from a late retry would show up now
+            time.sleep(1.5)  # a duplicate from a late re-publish would show up now
             counts = event_counts(url)
         finally:
             kill(ingest, signal.SIGINT)

@@ -89,7 +89,10 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def start_worker(env: dict[str, str], log_path: Path, *, name: str) -> subprocess.Popen:
+def start_worker(
+    env: dict[str, str], log_path: Path, *, name: str, options: tuple[str, ...] = ("--pool=solo",)
+) -> subprocess.Popen:
+    """A Celery worker in its own process group, so kill_group() takes its children too."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -98,7 +101,7 @@ def start_worker(env: dict[str, str], log_path: Path, *, name: str) -> subproces
             "-A",
             "whaleproject",
             "worker",
-            "--pool=solo",
+            *options,
             "--loglevel=INFO",
             "--without-gossip",
             "--without-mingle",
@@ -109,6 +112,7 @@ def start_worker(env: dict[str, str], log_path: Path, *, name: str) -> subproces
         env=env,
         stdout=log_path.open("ab"),
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -125,6 +129,15 @@ def start_ingest(env: dict[str, str], log_path: Path, source: str, *args: str) -
 def kill(process: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
     if process.poll() is None:
         process.send_signal(sig)
+        process.wait(timeout=30)
+
+
+def kill_group(process: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    """Signal a process and everything it started (a prefork worker's pool, its beat), the way
+    the OOM killer or systemd's KillMode=control-group ends a unit."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
         process.wait(timeout=30)
 
 

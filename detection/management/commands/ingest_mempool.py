@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from django.db import DatabaseError, connection
 from django.db.models import Max
 from django.utils import timezone
 
+from detection import pending_events
 from detection.block_scans import last_scanned_block, save_scanned_block
 from detection.domain.urgency import FeeSpikeDetector
 from detection.ingest.blockscan import BlockScanner
@@ -37,7 +39,7 @@ from detection.signals import ingest_heartbeat
 from detection.tasks import record_whale_event
 from detection.txshape import SATS_PER_BTC
 from whaleproject import metrics
-from whaleproject.health import write_ingest_heartbeat
+from whaleproject.health import celery_queue_depth, write_ingest_heartbeat
 
 log = logging.getLogger("detection.ingest")
 
@@ -135,8 +137,40 @@ class EventPublisher:
                 projection.get("next_block_median_fee_rate"),
             )
             projection["fee_spike"] = self.spikes.spiking
-        # Raises while the broker is down; the runner keeps the event and retries.
-        record_whale_event.apply_async(args=[event], retry=False)
+        # Owned before it is published: from here a crash of this process or of a worker, or a
+        # lost message, costs a re-publish (pending_events), not the event. Both raise while
+        # Redis is down; the runner keeps the event and retries.
+        pending_events.own(event)
+        publish_event(event)
+
+
+def publish_event(event: dict) -> None:
+    record_whale_event.apply_async(args=[event], retry=False)
+
+
+class OwnedEventSweeper(threading.Thread):
+    """Every few seconds: publish again the events not recorded within their deadline,
+    including, right after a restart, those a killed ingest had owned."""
+
+    def __init__(self, interval: float):
+        super().__init__(name="owned-events", daemon=True)
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            try:
+                depth = celery_queue_depth()
+                pending_events.publish_overdue(
+                    publish_event, queue_waiting=depth.waiting if depth is not None else None
+                )
+            except Exception:
+                log.warning("could not publish overdue events (Redis down?)", exc_info=True)
+            if self.stopped.wait(self.interval):
+                return
+
+    def stop(self) -> None:
+        self.stopped.set()
 
 
 class Heartbeat:
@@ -223,9 +257,12 @@ class Command(BaseCommand):
         self._report_previous_position(position_path)
         self._start_metrics_server()
         self.stdout.write(f"ingest: reading {spec} (whale floor {settings.WHALE_MIN_BTC} BTC)")
+        sweeper = OwnedEventSweeper(settings.WHALE_EVENT_SWEEP_SECONDS)
+        sweeper.start()
         try:
             final = asyncio.run(self._run(runner))
         finally:
+            sweeper.stop()
             if recorder is not None:
                 recorder.close()
         self.stdout.write(
