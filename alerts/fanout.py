@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Min
 from django.utils import timezone
 
-from alerts import payloads
+from alerts import payloads, watch_fanout
 
 HOUR = timedelta(hours=1)
 
@@ -43,7 +43,7 @@ def fan_out(event_id: int) -> int:
     from detection.models import WhaleEvent
 
     event = (
-        WhaleEvent.objects.select_related("whale", "whale__chain", "whale__replaced_by")
+        WhaleEvent.everything.select_related("whale", "whale__chain", "whale__replaced_by")
         .filter(pk=event_id)
         .first()
     )
@@ -75,6 +75,17 @@ def fan_out(event_id: int) -> int:
             .select_related("owner", "owner__profile")
             .order_by("id")
         )
+        # Watchlists (issue 21): the watchers' own delivery settings join the whale's
+        # subscribers; the per-person dedup below then gives one alert per person.
+        watched = watch_fanout.matches_for(event)
+        if watched:
+            watch_fanout.record_hits(event, watched)
+            known = {s.pk for s in subscriptions}
+            subscriptions += [
+                s for s in watch_fanout.delivery_subscriptions(watched) if s.pk not in known
+            ]
+            summary = base["data"]
+            transaction.on_commit(lambda: watch_fanout.push_hits(event, watched, summary))
         if not subscriptions:
             return 0
         endpoints, failing = _active_endpoints(subscriptions)
@@ -96,6 +107,11 @@ def fan_out(event_id: int) -> int:
                 "enqueued_at": None if until else now,
                 "created_at": now,
             }
+            if subscription.owner_id in watched:
+                common["payload"] = payloads.with_watch(
+                    payloads.for_subscription(base, subscription),
+                    watched[subscription.owner_id].part(),
+                )
             if (
                 subscription.email
                 and subscription.owner.email

@@ -104,6 +104,7 @@ class SubscriptionQuerySet(models.QuerySet):
             urgency_match,
             Q(flows="") | Q(flows__contains=f"|{flow}|"),
             active=True,
+            for_watchlist=False,
             min_sats__lte=value_sats,
             **{f"notify_{kind}": True},
         )
@@ -145,6 +146,8 @@ class Subscription(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Watchlists (issue 21): only the delivery settings of watch alerts, never matched to whales.
+    for_watchlist = models.BooleanField(default=False)
 
     objects = SubscriptionQuerySet.as_manager()
 
@@ -540,3 +543,7 @@ class EventFanOut(models.Model):
 
     def __str__(self) -> str:
         return f"fan-out of event {self.event_id}: {self.deliveries}"
+
+
+# Watchlists (issue 21) live in their own module; imported here so Django registers them.
+from alerts.watchlists import PrivateLabel, WatchlistEntry  # noqa: E402, F401

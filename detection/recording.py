@@ -39,7 +39,7 @@ from detection.models import (
     WhaleStatus,
     WhaleTransaction,
 )
-from detection.txshape import WhaleTx
+from detection.txshape import SATS_PER_BTC, WhaleTx
 from whaleproject.metrics import observe_detection_latency
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def record_event(payload: dict[str, Any]) -> RecordResult:
         raise BadPayload(f"missing or bad field: {exc}") from None
     if kind not in EventKind.values:
         raise BadPayload(f"unknown event kind {kind!r}")
-    if WhaleEvent.objects.filter(uid=event_uid).exists():
+    if WhaleEvent.everything.filter(uid=event_uid).exists():
         return RecordResult(None, False, "duplicate event id")
 
     # _collecting_rollups exits first, so the rollup rows are written just before the commit
@@ -93,8 +93,9 @@ def record_event(payload: dict[str, Any]) -> RecordResult:
         occurred_at = _time(payload.get("observed_at"), "observed_at")
         try:
             with transaction.atomic():
-                event = WhaleEvent.objects.create(
+                event = WhaleEvent.everything.create(
                     uid=event_uid,
+                    watch_only=whale.watch_only,
                     whale=whale,
                     chain=chain,
                     kind=kind,
@@ -122,7 +123,7 @@ def _details(payload: dict[str, Any]) -> dict[str, Any]:
 
 def _whale_for(payload: dict[str, Any], txid: str) -> WhaleTransaction | None:
     """The row the event is about, created from the payload's transaction when new."""
-    whale = WhaleTransaction.objects.select_for_update().filter(txid=txid).first()
+    whale = WhaleTransaction.everything.select_for_update().filter(txid=txid).first()
     if whale is not None:
         return whale
     tx_json = payload.get("tx")
@@ -137,7 +138,7 @@ def _whale_for(payload: dict[str, Any], txid: str) -> WhaleTransaction | None:
     chain_txid = payload.get("chain_txid") or txid
     chain = None
     if chain_txid != txid:
-        chain_member = WhaleTransaction.objects.filter(txid=chain_txid).first()
+        chain_member = WhaleTransaction.everything.filter(txid=chain_txid).first()
         chain = chain_member.chain_root if chain_member else None
     seen_at = _time(payload.get("observed_at"), "observed_at")
     if tx.first_seen:
@@ -148,6 +149,9 @@ def _whale_for(payload: dict[str, Any], txid: str) -> WhaleTransaction | None:
         first_seen_at=seen_at,
         seen_in_mempool=payload["kind"] != EventKind.CONFIRMED,
         source=str(payload.get("source", ""))[:200],
+        # Below the floor, the ingest only sends it because a watchlist names one of its
+        # addresses (issue 21): its watchers' alone, kept out of the public feed and stats.
+        watch_only=tx.value < round(settings.WHALE_MIN_BTC * SATS_PER_BTC),
     )
     _fill_from_tx(whale, tx)
     try:
@@ -155,7 +159,7 @@ def _whale_for(payload: dict[str, Any], txid: str) -> WhaleTransaction | None:
             whale.save()
     except IntegrityError:
         # Another worker created it first; use theirs.
-        return WhaleTransaction.objects.select_for_update().get(txid=txid)
+        return WhaleTransaction.everything.select_for_update().get(txid=txid)
     _move_whale(None, _shares_of(whale))
     return whale
 
@@ -382,7 +386,7 @@ def _on_replaced(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, 
     """`whale` is the replacement; the payload names the transaction it replaced."""
     replaced_txid = payload.get("replaced_txid")
     old = (
-        WhaleTransaction.objects.select_for_update().filter(txid=replaced_txid).first()
+        WhaleTransaction.everything.select_for_update().filter(txid=replaced_txid).first()
         if replaced_txid
         else None
     )
@@ -588,6 +592,8 @@ def _move_outcome(before, after) -> None:
 
 
 def _shares_of(whale: WhaleTransaction) -> tuple:
+    if whale.watch_only:
+        return (None, None)  # watch hits are not whales: no share in the public figures
     return (
         rollup.volume_contribution(
             first_seen_at=whale.first_seen_at,
