@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from django.db import connection
 from redis.exceptions import RedisError
 
 from detection.ingest.watch import WatchSet
@@ -53,3 +54,18 @@ def watched_addresses() -> set[str]:
 def load_watch_set() -> WatchSet:
     version = current_version()
     return WatchSet(watched_addresses(), version)
+
+
+def refresh_if_changed(known_version) -> WatchSet | None:
+    """For the ingest's refresh loop (in a thread): a new set when the version moved.
+
+    The first call (known_version None) always loads. The database connection is closed again:
+    the ingest holds none while it reads the source.
+    """
+    version = current_version()
+    if known_version is not None and (version is None or version == known_version):
+        return None
+    try:
+        return WatchSet(watched_addresses(), version if version is not None else 0)
+    finally:
+        connection.close()

@@ -29,6 +29,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from detection.ingest.watch import EMPTY as EMPTY_WATCH_SET
+from detection.ingest.watch import WatchSet
 from detection.txshape import SATS_PER_BTC, TxInput, TxOutput, WhaleTx
 
 log = logging.getLogger(__name__)
@@ -194,6 +196,9 @@ class FrameParser:
         self._clock = clock
         self._last_warned: dict[str, float] = {}
         self.watch_txids: set[str] = set()
+        # Watchlists (issue 21): a tx touching one of these addresses is followed like a whale.
+        self.watch_set: WatchSet = EMPTY_WATCH_SET
+        self.watch_hits = 0
         self.frames = 0
         self.bytes = 0
         self.malformed_frames = 0
@@ -336,6 +341,8 @@ class FrameParser:
         append = frame.added.append
         whale_min = self.whale_min_sats
         watch = self.watch_txids
+        watch_set = self.watch_set
+        watching = bool(watch_set)
         bad = 0
         for tx in txs:
             try:
@@ -384,6 +391,9 @@ class FrameParser:
                         if type(parent) is str and parent in watch:
                             frame.spends.append((parent, txid))
             if value >= whale_min:
+                self._add_whale(tx, txid, fee, weight, vsize, rate, frame.whales, frame)
+            elif watching and watch_set.touches_esplora(tx):
+                self.watch_hits += 1
                 self._add_whale(tx, txid, fee, weight, vsize, rate, frame.whales, frame)
         self.txs_parsed += len(txs) - bad
         if bad:

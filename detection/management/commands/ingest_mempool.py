@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from detection import watching
 from detection.block_scans import last_scanned_block, save_scanned_block
 from detection.domain.urgency import FeeSpikeDetector
 from detection.ingest.blockscan import BlockScanner
@@ -203,6 +204,8 @@ class Command(BaseCommand):
             ),
             overflow_path=settings.VAR_DIR / "ingest-overflow.jsonl",
             max_seconds=max_seconds,
+            watch_refresh=watching.refresh_if_changed,
+            watch_refresh_interval=settings.WATCHLIST_REFRESH_SECONDS,
             **self._block_scan_options(frame_source),
         )
         runner_ref[0] = runner
