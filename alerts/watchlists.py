@@ -9,6 +9,8 @@ The ingest watches `detection.WatchTarget` rows, kept here in step with the entr
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -21,8 +23,16 @@ from django.db.models import Q
 from alerts.models import Subscription
 from detection import watching
 from detection.domain.addresses import AddressError, validate_address
-from detection.domain.xpub import CHANGE, RECEIVE, XpubError, parse_extended_key, window_after_use
+from detection.domain.xpub import (
+    CHANGE,
+    RECEIVE,
+    XpubError,
+    looks_like_extended_key,
+    parse_extended_key,
+    window_after_use,
+)
 from detection.models import AddressLabel, LabelKind, WatchTarget
+from detection.push import btc
 
 
 class WatchKind(models.TextChoices):
@@ -192,6 +202,8 @@ def build_entry(owner, data: EntryInput) -> WatchlistEntry:
             {"direction": f"Unknown direction {data.direction!r}: incoming, outgoing or either."}
         )
     raw = (data.value or "").strip()
+    if kind != WatchKind.XPUB and looks_like_extended_key(raw):
+        kind = WatchKind.XPUB  # judged as a key, so a private one is named as such
     if kind == WatchKind.ADDRESS:
         try:
             value = validate_address(raw).address
@@ -330,3 +342,112 @@ def note_used(addresses) -> bool:
 def delete_entry(entry: WatchlistEntry) -> None:
     entry.delete()
     transaction.on_commit(watching.bump_version)
+
+
+# --- CSV import and export --------------------------------------------------------------------
+
+CSV_COLUMNS = ("kind", "value", "direction", "min_btc", "max_btc", "note")
+
+
+class CsvImportError(ValueError):
+    """The file was refused as a whole; `errors` lists "line N, field: message" strings."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(errors[:5]) + (" …" if len(errors) > 5 else ""))
+
+
+def _messages(exc: ValidationError) -> list[tuple[str, str]]:
+    if hasattr(exc, "message_dict"):
+        return [(field, " ".join(msgs)) for field, msgs in exc.message_dict.items()]
+    return [("", " ".join(exc.messages))]
+
+
+def parse_csv(owner, data: bytes) -> list[WatchlistEntry]:
+    """Validate a whole CSV (header: kind,value[,direction,min_btc,max_btc,note]); every
+    problem is reported with its line, and nothing is returned unless every line is good."""
+    limit = settings.WATCHLIST_CSV_MAX_BYTES
+    if len(data) > limit:
+        raise CsvImportError([f"file: {len(data):,} bytes is over the limit of {limit:,} bytes"])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CsvImportError([f"file: not UTF-8 text (byte {exc.start})"]) from None
+    rows = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip().lower() for h in next(rows)]
+    except StopIteration:
+        raise CsvImportError(["line 1: the file is empty; expected a header row"]) from None
+    except csv.Error as exc:
+        raise CsvImportError([f"line 1: {exc}"]) from None
+    unknown = [h for h in header if h not in CSV_COLUMNS]
+    if unknown or "kind" not in header or "value" not in header:
+        raise CsvImportError(
+            [f"line 1: the header must name kind and value, from {', '.join(CSV_COLUMNS)}"]
+        )
+    errors: list[str] = []
+    entries: list[WatchlistEntry] = []
+    lines: list[int] = []
+    try:
+        for row in rows:
+            line = rows.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                errors.append(f"line {line}: {len(row)} columns, the header has {len(header)}")
+                continue
+            fields = dict(zip(header, row, strict=True))
+            try:
+                entries.append(build_entry(owner, EntryInput(**fields)))
+                lines.append(line)
+            except ValidationError as exc:
+                errors.extend(f"line {line}, {field}: {msg}" for field, msg in _messages(exc))
+            if len(errors) >= 100:
+                errors.append("… stopped after 100 errors")
+                break
+    except csv.Error as exc:
+        errors.append(f"line {rows.line_num}: {exc}")
+    existing = {
+        (e.kind, e.value.lower() if e.kind == WatchKind.ENTITY else e.value): "already saved"
+        for e in WatchlistEntry.objects.filter(owner=owner)
+    }
+    for line, entry in zip(lines, entries, strict=True):
+        key = (entry.kind, entry.value.lower() if entry.kind == WatchKind.ENTITY else entry.value)
+        where = existing.get(key)
+        if where is not None:
+            errors.append(f"line {line}, value: duplicate of {where}: {entry.value}")
+        existing[key] = f"line {line}"
+    if errors:
+        raise CsvImportError(errors)
+    return entries
+
+
+def import_csv(owner, data: bytes) -> list[WatchlistEntry]:
+    entries = parse_csv(owner, data)
+    try:
+        return add_entries(owner, entries)
+    except ValidationError as exc:
+        raise CsvImportError([f"file, {f}: {m}" for f, m in _messages(exc)]) from None
+
+
+def export_csv(owner) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for entry in WatchlistEntry.objects.filter(owner=owner).order_by("created_at", "id"):
+        writer.writerow(
+            [
+                entry.kind,
+                entry.value,
+                entry.direction,
+                btc(entry.min_sats) or "",
+                btc(entry.max_sats) or "",
+                _csv_safe(entry.note),
+            ]
+        )
+    return buffer.getvalue()
+
+
+def _csv_safe(text: str) -> str:
+    # A note opened in a spreadsheet must not run as a formula.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
