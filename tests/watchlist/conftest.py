@@ -12,6 +12,7 @@ from alerts.watchlists import EntryInput, add_entries, build_entry
 from detection.domain.esplora import whale_tx_from_esplora
 from detection.models import WhaleEvent
 from detection.recording import record_event
+from tests.alerts.conftest import allow_loopback, receiver, smtp_server  # noqa: F401 - fixtures
 from tests.records.helpers import FIXTURES, event, load_esplora, projection
 
 BLOCK_277647_HASH = "0000000000000000054a714e580b16c583701712ab91060e92dbde6eb1e052a8"
