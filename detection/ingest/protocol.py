@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from detection.ingest.watch import EMPTY as EMPTY_WATCH_SET
-from detection.ingest.watch import WatchSet
+from detection.ingest.watch import WatchSet, touches
 from detection.txshape import SATS_PER_BTC, TxInput, TxOutput, WhaleTx
 
 log = logging.getLogger(__name__)
@@ -341,8 +341,7 @@ class FrameParser:
         append = frame.added.append
         whale_min = self.whale_min_sats
         watch = self.watch_txids
-        watch_set = self.watch_set
-        watching = bool(watch_set)
+        watched = self.watch_set.addresses  # a frozenset; empty costs one truth test per tx
         bad = 0
         for tx in txs:
             try:
@@ -392,7 +391,7 @@ class FrameParser:
                             frame.spends.append((parent, txid))
             if value >= whale_min:
                 self._add_whale(tx, txid, fee, weight, vsize, rate, frame.whales, frame)
-            elif watching and watch_set.touches_esplora(tx):
+            elif watched and touches(tx, watched):
                 self.watch_hits += 1
                 self._add_whale(tx, txid, fee, weight, vsize, rate, frame.whales, frame)
         self.txs_parsed += len(txs) - bad

@@ -27,24 +27,27 @@ class WatchSet:
         return bool(self.addresses)
 
     def touches_esplora(self, tx: dict[str, Any]) -> bool:
-        """Does an Esplora-shaped tx pay to or spend from a watched address?"""
-        watched = self.addresses
-        vout = tx.get("vout")
-        if type(vout) is list:
-            for out in vout:
-                if type(out) is dict and out.get("scriptpubkey_address") in watched:
-                    return True
-        vin = tx.get("vin")
-        if type(vin) is list:
-            for item in vin:
-                prevout = item.get("prevout") if type(item) is dict else None
-                if type(prevout) is dict and prevout.get("scriptpubkey_address") in watched:
-                    return True
-        return False
+        return touches(tx, self.addresses)
 
     def hits(self, addresses: Iterable[str | None]) -> set[str]:
         watched = self.addresses
         return {a for a in addresses if a is not None and a in watched}
+
+
+def touches(tx: dict[str, Any], watched: frozenset[str]) -> bool:
+    """Does an Esplora-shaped tx pay to or spend from a watched address? Set lookups only;
+    anything malformed simply does not match (the parser counts malformed txs itself)."""
+    try:
+        for out in tx["vout"]:
+            if out.get("scriptpubkey_address") in watched:
+                return True
+        for item in tx.get("vin") or ():
+            prevout = item.get("prevout")
+            if prevout and prevout.get("scriptpubkey_address") in watched:
+                return True
+    except (AttributeError, TypeError, KeyError):
+        return False
+    return False
 
 
 EMPTY = WatchSet()
