@@ -82,7 +82,9 @@ def fan_out(event_id: int) -> int:
             watch_fanout.record_hits(event, watched)
             known = {s.pk for s in subscriptions}
             subscriptions += [
-                s for s in watch_fanout.delivery_subscriptions(watched) if s.pk not in known
+                s
+                for s in watch_fanout.delivery_subscriptions(watched, event.kind)
+                if s.pk not in known
             ]
             summary = base["data"]
             transaction.on_commit(lambda: watch_fanout.push_hits(event, watched, summary))

@@ -95,7 +95,10 @@ def matches_for(event) -> dict[int, OwnerMatches]:
     if not watched:
         return {}
     found: dict[int, OwnerMatches] = {}
-    for entry in WatchlistEntry.objects.filter(pk__in=watched).order_by("id"):
+    entries = WatchlistEntry.objects.filter(pk__in=watched).select_related(
+        "delivery", "delivery__owner", "delivery__owner__profile"
+    )
+    for entry in entries.order_by("id"):
         mine = watched[entry.pk]
         for direction, sums in ((Direction.INCOMING, incoming), (Direction.OUTGOING, outgoing)):
             hit = sorted(a for a in mine if a in sums)
@@ -115,13 +118,18 @@ def matches_for(event) -> dict[int, OwnerMatches]:
     return found
 
 
-def delivery_subscriptions(found: dict[int, OwnerMatches]) -> list:
-    """Each matching owner's delivery settings (Subscriptions), at most one per entry's choice."""
+def delivery_subscriptions(found: dict[int, OwnerMatches], kind: str) -> list:
+    """The matching owners' delivery settings (Subscriptions) that want this kind of event."""
     seen: dict[int, Any] = {}
     for owner in found.values():
         for match in owner.matches:
             delivery = match.entry.delivery
-            if delivery is not None and delivery.active and delivery.pk not in seen:
+            if (
+                delivery is not None
+                and delivery.active
+                and getattr(delivery, f"notify_{kind}", False)
+                and delivery.pk not in seen
+            ):
                 seen[delivery.pk] = delivery
     return list(seen.values())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+import time_machine
 from embit import base58
 
 from alerts.fanout import fan_out
@@ -158,4 +159,28 @@ def test_private_key_or_testnet_key_is_refused_and_nothing_saved(alice):
     with pytest.raises(ValidationError, match="testnet"):
         watch(alice, vpub, kind="xpub")
     assert not WatchlistEntry.objects.exists()
-    assert datetime.now(tz=UTC)  # keep the import used
+
+
+def test_the_delivery_subscriptions_settings_apply(alice, small_tx):
+    from datetime import time
+
+    from alerts.models import DeliveryStatus
+
+    entry = watch(alice, SMALL_RECIPIENT)
+    delivery = entry.delivery
+    assert delivery.for_watchlist and delivery.name == "Watchlist"
+    delivery.notify_seen = False
+    delivery.quiet_start, delivery.quiet_end = time(11, 0), time(13, 0)
+    delivery.save()
+    assert fan_out(record("seen", small_tx).pk) == 0  # not wanted: no alert, but a hit
+    assert WatchHit.objects.filter(entry=entry, event__kind="seen").exists()
+    event = confirm(small_tx)
+    with time_machine.travel(datetime(2026, 3, 1, 12, 0, tzinfo=UTC)):
+        assert fan_out(event.pk) == 1
+    [held] = deliveries(alice)
+    assert held.status == DeliveryStatus.HELD  # quiet hours, as for any subscription
+
+
+def test_watchlist_delivery_never_matches_whales(alice, whales):
+    watch(alice, SMALL_RECIPIENT)  # creates alice's "Watchlist" subscription
+    assert fan_out(record("seen", whales[ZERO_FEE_927]).pk) == 0

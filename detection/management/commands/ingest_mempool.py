@@ -60,7 +60,7 @@ def pending_whales_from_database(source: str) -> list[PendingWhale]:
 
     since = timezone.now() - timedelta(days=RESTORE_MAX_AGE_DAYS)
     whales = list(
-        WhaleTransaction.objects.filter(
+        WhaleTransaction.everything.filter(  # watch-only hits too (issue 21)
             status=WhaleStatus.PENDING, source=source[:200], updated_at__gte=since
         )
         .select_related("chain")
@@ -68,7 +68,7 @@ def pending_whales_from_database(source: str) -> list[PendingWhale]:
     )
     roots = {whale.chain_root.pk for whale in whales}
     last_seq = dict(
-        WhaleEvent.objects.filter(chain_id__in=roots)
+        WhaleEvent.everything.filter(chain_id__in=roots)
         .values_list("chain_id")
         .annotate(Max("sequence"))
         .values_list("chain_id", "sequence__max")
