@@ -14,7 +14,14 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FileUploadParser, MultiPartParser
 from rest_framework.response import Response
 
-from alerts.api import INVALID, NOT_FOUND, UNAUTHENTICATED, DeliveryPagination, _crud_schema
+from alerts.api import (
+    INVALID,
+    NOT_FOUND,
+    UNAUTHENTICATED,
+    DeliveryPagination,
+    _crud_schema,
+    _error,
+)
 from alerts.watchlists import (
     CsvImportError,
     Direction,
@@ -174,7 +181,13 @@ class WatchlistViewSet(viewsets.ModelViewSet):
     def perform_destroy(self, instance):
         delete_entry(instance)
 
-    @extend_schema(responses={200: WatchHitSerializer(many=True), 401: UNAUTHENTICATED})
+    @extend_schema(
+        responses={
+            200: WatchHitSerializer(many=True),
+            400: _error("the cursor is invalid"),
+            401: UNAUTHENTICATED,
+        }
+    )
     @action(detail=False, methods=["get"], pagination_class=HitPagination)
     def hits(self, request):
         """Your hits, newest first: which entry matched which transaction, in which direction."""

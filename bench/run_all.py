@@ -28,6 +28,7 @@ OUT = ROOT / "var" / "bench"
 BENCHMARKS = (
     "ingest_throughput",
     "ingest_memory",
+    "watchlist",
     "api_latency",
     "alert_fanout",
     "ws_fanout",
