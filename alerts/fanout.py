@@ -90,6 +90,8 @@ def fan_out(event_id: int) -> int:
             transaction.on_commit(lambda: watch_fanout.push_hits(event, watched, summary))
         if not subscriptions:
             return 0
+        # Each person's own part: their matched entries and private labels (issue 21).
+        own_parts = watch_fanout.owner_parts(event, watched, {s.owner_id for s in subscriptions})
         endpoints, failing = _active_endpoints(subscriptions)
         held_until = _hold_times(subscriptions, now)
 
@@ -109,10 +111,9 @@ def fan_out(event_id: int) -> int:
                 "enqueued_at": None if until else now,
                 "created_at": now,
             }
-            if subscription.owner_id in watched:
+            if subscription.owner_id in own_parts:
                 common["payload"] = payloads.with_watch(
-                    payloads.for_subscription(base, subscription),
-                    watched[subscription.owner_id].part(),
+                    payloads.for_subscription(base, subscription), own_parts[subscription.owner_id]
                 )
             if (
                 subscription.email

@@ -118,6 +118,24 @@ def matches_for(event) -> dict[int, OwnerMatches]:
     return found
 
 
+def owner_parts(event, found: dict[int, OwnerMatches], owner_ids: set[int]) -> dict[int, dict]:
+    """The `data.watch` part of each recipient's alert: the watchers' matches and labels, and
+    for a whale subscriber who watches nothing here, their private labels of its addresses."""
+    parts = {owner_id: owner.part() for owner_id, owner in found.items()}
+    others = owner_ids - set(found)
+    if others:
+        whale = event.whale
+        addresses = {row.get("address") for row in whale.inputs + whale.outputs} - {None}
+        labels: dict[int, dict[str, str]] = defaultdict(dict)
+        for owner_id, address, name in PrivateLabel.objects.filter(
+            owner_id__in=others, address__in=addresses
+        ).values_list("owner_id", "address", "name"):
+            labels[owner_id][address] = name
+        for owner_id, named in labels.items():
+            parts[owner_id] = {"entries": [], "labels": named}
+    return parts
+
+
 def delivery_subscriptions(found: dict[int, OwnerMatches], kind: str) -> list:
     """The matching owners' delivery settings (Subscriptions) that want this kind of event."""
     seen: dict[int, Any] = {}

@@ -15,6 +15,7 @@ from detection.domain.esplora import whale_tx_from_esplora
 from detection.models import WhaleEvent, WhaleHourlyVolume, WhaleTransaction
 from tests.alerts.conftest import ZERO_FEE_927, make_endpoint, make_subscription
 from tests.watchlist.conftest import (
+    BLOCK_277647_HASH,
     SMALL_RECIPIENT,
     SMALL_SENDER,
     SMALL_TXID,
@@ -184,3 +185,36 @@ def test_the_delivery_subscriptions_settings_apply(alice, small_tx):
 def test_watchlist_delivery_never_matches_whales(alice, whales):
     watch(alice, SMALL_RECIPIENT)  # creates alice's "Watchlist" subscription
     assert fan_out(record("seen", whales[ZERO_FEE_927]).pk) == 0
+
+
+def test_a_whale_alert_carries_the_recipients_private_labels_only(alice, bob, whales):
+    from alerts.watchlists import PrivateLabel
+
+    tx = whales[ZERO_FEE_927]
+    address = tx.outputs[0].address
+    PrivateLabel.objects.create(owner=alice, address=address, name="alice's exchange wallet")
+    make_subscription(alice, email=True)
+    make_subscription(bob, email=True)
+    fan_out(record("seen", tx).pk)
+    [mine] = deliveries(alice)
+    assert mine.body["data"]["watch"] == {
+        "entries": [],
+        "labels": {address: "alice's exchange wallet"},
+    }
+    [theirs] = deliveries(bob)
+    assert "watch" not in theirs.body["data"]
+    # shared classification untouched
+    assert WhaleTransaction.objects.get(txid=tx.txid).to_entity == ""
+
+
+def test_a_reorged_watch_hit_is_alerted_to_its_watcher(alice, small_tx):
+    watch(alice, SMALL_RECIPIENT)
+    fan_out(record("seen", small_tx).pk)
+    fan_out(confirm(small_tx).pk)
+    reorged = record(
+        "reorged", small_tx, seq=2, block={"height": 277647, "hash": BLOCK_277647_HASH}
+    )
+    fan_out(reorged.pk)
+    kinds = [d.event.kind for d in deliveries(alice)]
+    assert kinds == ["seen", "confirmed", "reorged"]
+    assert WhaleTransaction.everything.get(txid=small_tx.txid).status == "pending"
