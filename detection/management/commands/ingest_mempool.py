@@ -210,6 +210,7 @@ class Command(BaseCommand):
         )
         runner_ref[0] = runner
         self._restore_pending(runner, spec)
+        self._load_watchlists(runner)
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         position_path = settings.VAR_DIR / POSITION_FILE
         self._report_previous_position(position_path)
@@ -275,6 +276,17 @@ class Command(BaseCommand):
         restored = runner.restore_pending(pending)
         if restored:
             self.stdout.write(f"ingest: following {restored} whales still pending from before")
+
+    def _load_watchlists(self, runner: IngestRunner) -> None:
+        """The watched addresses before the first frame (the refresh loop then follows changes)."""
+        try:
+            watch_set = watching.refresh_if_changed(None)
+        except DatabaseError as exc:
+            log.error("could not load the watchlists (%s); retrying while running", exc)
+            return
+        if watch_set is not None:
+            runner.set_watch_set(watch_set)
+            self.stdout.write(f"ingest: watching {len(watch_set)} addresses for watchlists")
 
     def _start_metrics_server(self) -> None:
         port = settings.WHALE_INGEST_METRICS_PORT
