@@ -12,6 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import Q
+
 from alerts.watchlists import (
     Direction,
     PrivateLabel,
@@ -20,7 +22,7 @@ from alerts.watchlists import (
     WatchlistEntry,
     note_used,
 )
-from detection.models import AddressLabel, WatchTarget
+from detection.models import WatchTarget
 from detection.push import WHALE_FEED_GROUP, btc, group_send
 
 
@@ -73,23 +75,20 @@ def matches_for(event) -> dict[int, OwnerMatches]:
     addresses = set(incoming) | set(outgoing)
     if not addresses:
         return {}
-    # entry id -> addresses of the transaction it watches
-    watched: dict[int, set[str]] = defaultdict(set)
-    for entry_id, address in WatchTarget.objects.filter(
-        address__in=addresses, entry__active=True
-    ).values_list("entry_id", "address"):
-        watched[entry_id].add(address)
+    # entry id -> addresses of the transaction it watches. One query: the address targets it
+    # touches, and every entity target (few), matched against the labels recorded on the row.
     by_entity: dict[str, set[str]] = defaultdict(set)
-    for address, entity in AddressLabel.objects.filter(address__in=addresses).values_list(
-        "address", "entity"
-    ):
-        by_entity[entity.lower()].add(address)
-    if by_entity:
-        for entry_id, entity in (
-            WatchTarget.objects.filter(entry__active=True, entry__kind=WatchKind.ENTITY)
-            .exclude(entity="")
-            .values_list("entry_id", "entity")
-        ):
+    for row in whale.inputs + whale.outputs:
+        label = row.get("label")
+        if label and row.get("address"):
+            by_entity[str(label.get("entity", "")).lower()].add(row["address"])
+    watched: dict[int, set[str]] = defaultdict(set)
+    for entry_id, address, entity in WatchTarget.objects.filter(
+        Q(address__in=addresses) | (Q(address="") & ~Q(entity="")), entry__active=True
+    ).values_list("entry_id", "address", "entity"):
+        if address:
+            watched[entry_id].add(address)
+        else:
             watched[entry_id] |= by_entity.get(entity.lower(), set())
     watched = {k: v for k, v in watched.items() if v}
     if not watched:
