@@ -21,6 +21,7 @@ from alerts.watchlists import (
     WatchKind,
     WatchlistEntry,
     note_used,
+    watchlist_delivery,
 )
 from detection.models import WatchTarget
 from detection.push import WHALE_FEED_GROUP, btc, group_send
@@ -98,6 +99,10 @@ def matches_for(event) -> dict[int, OwnerMatches]:
         "delivery", "delivery__owner", "delivery__owner__profile"
     )
     for entry in entries.order_by("id"):
+        if entry.delivery_id is None:
+            # its subscription was deleted: back to the owner's default watchlist delivery
+            entry.delivery = watchlist_delivery(entry.owner)
+            entry.save(update_fields=["delivery"])
         mine = watched[entry.pk]
         for direction, sums in ((Direction.INCOMING, incoming), (Direction.OUTGOING, outgoing)):
             hit = sorted(a for a in mine if a in sums)

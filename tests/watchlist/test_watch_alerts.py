@@ -218,3 +218,11 @@ def test_a_reorged_watch_hit_is_alerted_to_its_watcher(alice, small_tx):
     kinds = [d.event.kind for d in deliveries(alice)]
     assert kinds == ["seen", "confirmed", "reorged"]
     assert WhaleTransaction.everything.get(txid=small_tx.txid).status == "pending"
+
+
+def test_an_entry_whose_subscription_was_deleted_alerts_through_a_new_default(alice, small_tx):
+    entry = watch(alice, SMALL_RECIPIENT)
+    entry.delivery.delete()
+    assert fan_out(record("seen", small_tx).pk) == 1
+    entry.refresh_from_db()
+    assert entry.delivery.for_watchlist
