@@ -15,7 +15,7 @@ help:
 	@echo "make run     start the portal on http://127.0.0.1:$(PORT) (live mempool.space feed)"
 	@echo "make demo    the same, offline, replaying the bundled recording"
 	@echo "make test    set up and run the whole test suite (PostgreSQL + Redis)"
-	@echo "make lint    ruff and the migrations check"
+	@echo "make lint    ruff, the import contracts (lint-imports) and the migrations check"
 	@echo "make fuzz    the property and schema tests with thousands of random examples (20-25 min)"
 	@echo "make bench   run every benchmark (about 40 min) and publish the figures in docs/"
 
@@ -53,7 +53,7 @@ demo-data: install
 
 test: install
 	./deploy/dev-services.sh postgres redis
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=10
 
 # The same property tests `make test` runs small and derandomised, here long and random. A run
 # takes far more than the suite's per-test timeout, so that is lifted.
@@ -65,6 +65,7 @@ fuzz: install
 lint: install var
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
 
 # Every benchmark in turn (ONLY=name[,name] for some), figures into docs/PERFORMANCE.md and

@@ -2,7 +2,15 @@ from django.contrib import admin
 from django.db import transaction
 
 from alerts import watchlists
-from alerts.models import Delivery, DeliveryAttempt, EventFanOut, Subscription, WebhookEndpoint
+from alerts.models import (
+    ChatEndpoint,
+    Delivery,
+    DeliveryAttempt,
+    EventFanOut,
+    Subscription,
+    TelegramBotState,
+    WebhookEndpoint,
+)
 from alerts.watchlists import PrivateLabel, WatchHit, WatchlistEntry
 from detection import watching
 
@@ -13,7 +21,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
     list_filter = ("active", "email")
     search_fields = ("name", "owner__username", "owner__email")
     raw_id_fields = ("owner",)
-    filter_horizontal = ("webhooks",)
+    filter_horizontal = ("webhooks", "chats")
 
 
 @admin.register(WebhookEndpoint)
@@ -40,7 +48,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     list_display = ("public_id", "kind", "channel", "owner", "status", "attempts", "created_at")
     list_filter = ("status", "channel", "kind")
     search_fields = ("public_id", "message_id", "owner__username")
-    raw_id_fields = ("owner", "event", "subscription", "endpoint", "digest")
+    raw_id_fields = ("owner", "event", "subscription", "endpoint", "chat", "digest")
     inlines = [AttemptInline]
 
 
@@ -48,6 +56,22 @@ class DeliveryAdmin(admin.ModelAdmin):
 class EventFanOutAdmin(admin.ModelAdmin):
     list_display = ("event", "deliveries", "done_at")
     raw_id_fields = ("event",)
+
+
+@admin.register(ChatEndpoint)
+class ChatEndpointAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "owner", "service", "active", "muted_until", "last_success_at")
+    list_filter = ("service", "active")
+    search_fields = ("label", "owner__username")
+    raw_id_fields = ("owner",)
+    # The hook URL is a credential for the user's chat; admins see its shortened form.
+    exclude = ("url",)
+    readonly_fields = ("short_url",)
+
+
+@admin.register(TelegramBotState)
+class TelegramBotStateAdmin(admin.ModelAdmin):
+    list_display = ("bot_username", "update_offset", "updated_at")
 
 
 # --- Watchlists (issue 21) --------------------------------------------------------------------

@@ -32,10 +32,10 @@ from alerts import delivery as engine
 from alerts.forms import (
     FLOW_CHOICES,
     KIND_CHOICES,
-    MAX_ENDPOINTS_PER_USER,
-    MAX_SUBSCRIPTIONS_PER_USER,
 )
+from alerts.http import check_url
 from alerts.models import (
+    ChatEndpoint,
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
@@ -44,10 +44,26 @@ from alerts.models import (
     sats_from_btc,
 )
 from alerts.views import redeliver_problem
-from detection.api import StrictQueryParamsMixin
-from detection.push import btc
-from detection.serializers import ErrorSerializer
+from detection.api.serializers import ErrorSerializer
+from detection.api.views import StrictQueryParamsMixin
+from detection.summary import btc
 from whaleproject.api_errors import error_response
+
+
+class OwnedChatField(serializers.SlugRelatedField):
+    """A chat channel (Telegram chat, Discord or Slack hook) by public id, among the caller's."""
+
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="public_id", **kwargs)
+
+    def get_queryset(self):
+        return ChatEndpoint.objects.filter(owner=self.context["request"].user)
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError:
+            raise serializers.ValidationError(f"No chat channel with id {data!r}.") from None
 
 
 class OwnedEndpointField(serializers.SlugRelatedField):
@@ -98,6 +114,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
     )
     min_urgency = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
     webhooks = OwnedEndpointField(many=True, required=False)
+    chats = OwnedChatField(many=True, required=False)
     quiet_start = QuietTimeField(required=False, allow_null=True)
     quiet_end = QuietTimeField(required=False, allow_null=True)
 
@@ -113,8 +130,10 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "entities",
             "min_urgency",
             "events",
+            "notify_unseen_confirmed",
             "email",
             "webhooks",
+            "chats",
             "quiet_start",
             "quiet_end",
             "max_per_hour",
@@ -139,25 +158,19 @@ class SubscriptionSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs):
         request = self.context["request"]
-        if (
-            self.instance is None
-            and Subscription.objects.filter(owner=request.user).count()
-            >= MAX_SUBSCRIPTIONS_PER_USER
-        ):
-            raise serializers.ValidationError(
-                f"You can have at most {MAX_SUBSCRIPTIONS_PER_USER} subscriptions."
-            )
+        problem = Subscription.limit_problem(request.user) if self.instance is None else None
         email = attrs.get("email", self.instance.email if self.instance else True)
         webhooks = attrs.get(
             "webhooks", list(self.instance.webhooks.all()) if self.instance else []
         )
-        if not email and not webhooks:
-            raise serializers.ValidationError(
-                "Choose email, at least one webhook endpoint, or both."
-            )
+        chats = attrs.get("chats", list(self.instance.chats.all()) if self.instance else [])
+        problem = problem or Subscription.channel_problem(email, webhooks, chats)
+        if problem:
+            raise serializers.ValidationError(problem)
         return attrs
 
     def _apply(self, subscription: Subscription, attrs: dict) -> list | None:
+        self._chats = attrs.pop("chats", None)
         webhooks = attrs.pop("webhooks", None)
         if "min_btc" in attrs:
             subscription.min_sats = sats_from_btc(attrs.pop("min_btc"))
@@ -184,6 +197,8 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         subscription.save()
         if webhooks:
             subscription.webhooks.set(webhooks)
+        if self._chats:
+            subscription.chats.set(self._chats)
         return subscription
 
     @transaction.atomic
@@ -192,6 +207,8 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         instance.save()
         if webhooks is not None:
             instance.webhooks.set(webhooks)
+        if self._chats is not None:
+            instance.chats.set(self._chats)
         return instance
 
 
@@ -220,8 +237,6 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
         ]
 
     def validate_url(self, value: str) -> str:
-        from alerts.http import check_url
-
         try:
             check_url(value)
         except ValueError as exc:
@@ -230,13 +245,9 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs):
         request = self.context["request"]
-        if (
-            self.instance is None
-            and WebhookEndpoint.objects.filter(owner=request.user).count() >= MAX_ENDPOINTS_PER_USER
-        ):
-            raise serializers.ValidationError(
-                f"You can have at most {MAX_ENDPOINTS_PER_USER} endpoints."
-            )
+        problem = WebhookEndpoint.limit_problem(request.user) if self.instance is None else None
+        if problem:
+            raise serializers.ValidationError(problem)
         return attrs
 
     def create(self, validated_data):
@@ -281,6 +292,7 @@ class DeliverySerializer(serializers.ModelSerializer):
     event_id = serializers.SerializerMethodField()
     subscription = serializers.SerializerMethodField()
     endpoint = serializers.SerializerMethodField()
+    chat = serializers.SerializerMethodField()
     attempts = serializers.IntegerField(read_only=True)
 
     class Meta:
@@ -293,6 +305,7 @@ class DeliverySerializer(serializers.ModelSerializer):
             "event_id",
             "subscription",
             "endpoint",
+            "chat",
             "status",
             "attempts",
             "next_attempt_at",
@@ -312,6 +325,9 @@ class DeliverySerializer(serializers.ModelSerializer):
 
     def get_endpoint(self, delivery) -> str | None:
         return str(delivery.endpoint.public_id) if delivery.endpoint_id else None
+
+    def get_chat(self, delivery) -> str | None:
+        return str(delivery.chat.public_id) if delivery.chat_id else None
 
 
 class DeliveryDetailSerializer(DeliverySerializer):
@@ -369,7 +385,7 @@ class SubscriptionViewSet(OwnedViewSetMixin, viewsets.ModelViewSet):
     serializer_class = SubscriptionSerializer
 
     def get_queryset(self):
-        return super().get_queryset().prefetch_related("webhooks")
+        return super().get_queryset().prefetch_related("webhooks", "chats")
 
 
 @_crud_schema(WebhookEndpointSerializer, WebhookEndpointWithSecretSerializer)
@@ -434,7 +450,7 @@ class DeliveryPagination(CursorPagination):
             raise exceptions.ValidationError({"cursor": ["Invalid cursor."]}) from None
 
 
-CHANNELS = ["email", "webhook"]
+CHANNELS = ["email", "webhook", "telegram", "discord", "slack"]
 DELIVERY_FILTERS = [
     OpenApiParameter("status", OpenApiTypes.STR, enum=DeliveryStatus.values),
     OpenApiParameter("channel", OpenApiTypes.STR, enum=CHANNELS),
@@ -466,7 +482,7 @@ class DeliveryViewSet(StrictQueryParamsMixin, OwnedViewSetMixin, viewsets.ReadOn
     allowed_query_params = frozenset({"status", "channel", "cursor", "format"})
 
     def get_queryset(self):
-        deliveries = super().get_queryset().select_related("subscription", "endpoint")
+        deliveries = super().get_queryset().select_related("subscription", "endpoint", "chat")
         params = self.request.query_params
         # A filter value we do not know is refused, never ignored: `status=faild` must not
         # answer with every delivery, as if no filter had been asked for.

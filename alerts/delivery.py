@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
@@ -24,15 +25,19 @@ from django.urls import reverse
 from django.utils import timezone
 
 from alerts.models import (
+    CHAT_CHANNELS,
     AttemptOutcome,
     Channel,
+    ChatEndpoint,
     Delivery,
     DeliveryAttempt,
     DeliveryKind,
     DeliveryStatus,
     WebhookEndpoint,
 )
+from alerts.payloads import sample_payload
 from alerts.transports import Outcome, transport_for
+from whaleproject.celery import app
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,9 @@ MAX_COUNTDOWN = 300
 # each way) is paid once per batch. Small, so one slow receiver delays few others; endpoints that
 # are failing are sent one per task anyway (see fan_out).
 SEND_BATCH = 10
+# The send tasks of alerts.tasks, by name.
+SEND_ONE = "alerts.send_delivery"
+SEND_BATCH_TASK = "alerts.send_deliveries"
 # A receiver may ask for a pause (Retry-After) but not hold a delivery for ever.
 MAX_RETRY_AFTER = 24 * 3600
 # An endpoint that has failed without a single success for this long is disabled.
@@ -70,9 +78,6 @@ def retry_delay(attempts_made: int, retry_after: float | None = None) -> float |
 
 def enqueue(delivery_ids, countdown: float | None = None, batch_size: int = SEND_BATCH) -> None:
     """Put send tasks on the broker. Call it from transaction.on_commit, never inside one."""
-    from alerts.tasks import send_deliveries, send_delivery
-    from whaleproject.celery import app
-
     if countdown is not None and countdown > MAX_COUNTDOWN:
         raise ValueError(f"countdown {countdown} s is longer than {MAX_COUNTDOWN} s")
     ids = list(delivery_ids)
@@ -81,10 +86,11 @@ def enqueue(delivery_ids, countdown: float | None = None, batch_size: int = SEND
     with app.producer_or_acquire() as producer:
         for start in range(0, len(ids), batch_size):
             batch = ids[start : start + batch_size]
+            # By task name: alerts.tasks imports this module, not the other way round.
             if len(batch) == 1:
-                send_delivery.apply_async(tuple(batch), countdown=countdown, producer=producer)
+                app.send_task(SEND_ONE, tuple(batch), countdown=countdown, producer=producer)
             else:
-                send_deliveries.apply_async((batch,), countdown=countdown, producer=producer)
+                app.send_task(SEND_BATCH_TASK, (batch,), countdown=countdown, producer=producer)
 
 
 def enqueue_on_commit(
@@ -133,7 +139,7 @@ def _claim(ids: list[int]) -> tuple[list[Delivery], list[DeliveryAttempt]]:
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
             .claimable(now=now, stranded_before=now - stranded_after())
             .filter(pk__in=ids)
-            .select_related("owner", "endpoint", "subscription", "event__alert_fanout")
+            .select_related("owner", "endpoint", "chat", "subscription", "event__alert_fanout")
             .order_by("pk")
         )
         if not deliveries:
@@ -186,6 +192,13 @@ def _refusal(delivery: Delivery) -> str:
     if delivery.channel == Channel.WEBHOOK and not delivery.endpoint.active:
         reason = delivery.endpoint.disabled_reason or "disabled by its owner"
         return f"not sent: the endpoint is disabled ({reason})"[:500]
+    if delivery.channel in CHAT_CHANNELS:
+        chat = delivery.chat
+        if not chat.active:
+            reason = chat.disabled_reason or "disabled by its owner"
+            return f"not sent: the {chat.get_service_display()} channel is off ({reason})"[:500]
+        if chat.is_muted():
+            return f"not sent: muted until {chat.muted_until:%Y-%m-%d %H:%M} UTC"
     return ""
 
 
@@ -229,6 +242,7 @@ def record(deliveries, attempts, outcomes) -> None:
         _save_rows(attempts, ATTEMPT_FIELDS)
         _save_rows(deliveries, DELIVERY_FIELDS)
         _endpoints_bookkeeping(deliveries, outcomes, now)
+        _chats_bookkeeping(deliveries, outcomes, now)
         for delivery_id, delay in countdowns:
             enqueue_on_commit([delivery_id], countdown=delay)
 
@@ -265,7 +279,9 @@ def _apply_outcome(delivery, attempt, outcome: Outcome, now: datetime) -> float 
         delivery.delivered_at = now
         delivery.next_attempt_at = None
     else:
-        if outcome.retryable and delivery.kind != DeliveryKind.TEST:
+        if outcome.paced and outcome.retry_after is not None:
+            delay = min(outcome.retry_after, MAX_COUNTDOWN)
+        elif outcome.retryable and delivery.kind != DeliveryKind.TEST:
             delay = retry_delay(delivery.attempts, outcome.retry_after)
         if delay is None:
             delivery.status = DeliveryStatus.DEAD
@@ -365,6 +381,81 @@ def _tell_owner_endpoint_disabled(endpoint_id: int) -> None:
         log.exception("could not e-mail the owner of endpoint %s", endpoint.public_id)
 
 
+def _chats_bookkeeping(deliveries, outcomes, now: datetime) -> None:
+    refresh = []
+    for delivery, outcome in zip(deliveries, outcomes, strict=True):
+        if delivery.channel not in CHAT_CHANNELS:
+            continue
+        chat = delivery.chat
+        if outcome.ok:
+            recent = chat.last_success_at and now - chat.last_success_at < timedelta(minutes=1)
+            if chat.consecutive_failures or not recent:
+                refresh.append(chat.pk)
+            continue
+        if outcome.disable_endpoint:  # the service says the chat or hook is gone: tests too
+            disable_chat(chat, outcome.disable_endpoint)
+        if outcome.moved_to_chat_id is not None:
+            _move_telegram_chat(chat, outcome.moved_to_chat_id)
+        if delivery.kind != DeliveryKind.TEST:
+            ChatEndpoint.objects.filter(pk=chat.pk).update(
+                consecutive_failures=F("consecutive_failures") + 1, last_failure_at=now
+            )
+    if refresh:
+        ChatEndpoint.objects.filter(pk__in=refresh).update(
+            consecutive_failures=0, last_success_at=now
+        )
+
+
+def _move_telegram_chat(chat: ChatEndpoint, new_id: int) -> None:
+    """Follow a group to its new supergroup id; if the owner already linked that id, the old
+    row is turned off instead (its subscriptions keep the linked one)."""
+    if ChatEndpoint.objects.filter(owner_id=chat.owner_id, telegram_chat_id=new_id).exists():
+        disable_chat(chat, f"the group moved to chat {new_id}, which is linked already")
+        return
+    ChatEndpoint.objects.filter(pk=chat.pk).update(telegram_chat_id=new_id)
+
+
+def disable_chat(chat: ChatEndpoint, reason: str) -> bool:
+    """Stop a chat channel (a Telegram chat is unlinked), give up what waits for it, and tell
+    its owner by e-mail (once); its page shows the reason."""
+    reason = reason[:500]
+    changed = ChatEndpoint.objects.filter(pk=chat.pk, active=True).update(
+        active=False, disabled_reason=reason
+    )
+    if not changed:
+        return False
+    Delivery.objects.filter(
+        chat=chat,
+        status__in=[DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.HELD],
+    ).update(
+        status=DeliveryStatus.DEAD,
+        next_attempt_at=None,
+        last_error=f"not sent: the channel was turned off ({reason})"[:500],
+    )
+    chat.active, chat.disabled_reason = False, reason
+    transaction.on_commit(lambda: _tell_owner_chat_disabled(chat.pk))
+    return True
+
+
+def _tell_owner_chat_disabled(chat_id: int) -> None:
+    chat = ChatEndpoint.objects.select_related("owner").get(pk=chat_id)
+    if not chat.owner.email:
+        return
+    context = {
+        "chat": chat,
+        "chat_url": settings.SITE_URL + reverse("alerts:chat-detail", args=[chat.public_id]),
+    }
+    try:
+        send_mail(
+            subject=f"Whale Watch: your {chat.get_service_display()} alerts were turned off",
+            message=render_to_string("alerts/email/chat_disabled.txt", context),
+            from_email=None,
+            recipient_list=[chat.owner.email],
+        )
+    except Exception:
+        log.exception("could not e-mail the owner of chat channel %s", chat.public_id)
+
+
 def redeliver(delivery: Delivery) -> bool:
     """Send a finished (or waiting) delivery again now, with the same webhook-id."""
     changed = Delivery.objects.filter(
@@ -380,25 +471,24 @@ def redeliver(delivery: Delivery) -> bool:
     return bool(changed)
 
 
-def create_test_delivery(endpoint: WebhookEndpoint) -> Delivery:
-    import uuid
-
-    from alerts.payloads import sample_payload
-
+def create_test_delivery(endpoint: WebhookEndpoint | ChatEndpoint) -> Delivery:
     payload = sample_payload()
+    if isinstance(endpoint, ChatEndpoint):
+        target = {"channel": endpoint.service, "chat": endpoint}
+    else:
+        target = {"channel": Channel.WEBHOOK, "endpoint": endpoint}
     return Delivery.objects.create(
         kind=DeliveryKind.TEST,
         message_id=f"test_{uuid.uuid4().hex}",
         owner=endpoint.owner,
-        channel=Channel.WEBHOOK,
-        endpoint=endpoint,
+        **target,
         payload=payload,
         status=DeliveryStatus.PENDING,
         next_attempt_at=timezone.now(),
     )
 
 
-def send_test_now(endpoint: WebhookEndpoint) -> Delivery:
+def send_test_now(endpoint: WebhookEndpoint | ChatEndpoint) -> Delivery:
     """The "send test event" button: one immediate try, no retries, so the user sees a result."""
     delivery = create_test_delivery(endpoint)
     send_delivery(delivery.pk)

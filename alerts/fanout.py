@@ -1,14 +1,16 @@
 """The one door from whale events to alert delivery.
 
-detection calls fan_out(event_id) after the event's row has committed. In one transaction it:
+alerts.receivers calls fan_out(event_id) when detection announces a committed event
+(detection.signals.whale_event_committed). In one transaction it:
 
 1. claims the event (an EventFanOut row; a second fan-out of the same event stops here);
 2. finds the subscriptions that want it, in one indexed query;
 3. decides, per subscription, whether to send now or hold: quiet hours hold until they end,
    and a subscription past its hourly limit holds until its hour is up; the sweeper then sends
    what was held as one digest;
-4. bulk-inserts one Delivery per channel (one e-mail per person, one webhook per endpoint,
-   whatever number of their subscriptions matched), ignoring conflicts;
+4. bulk-inserts one Delivery per channel (one e-mail per person, one webhook per endpoint, one
+   message per Telegram chat or Discord/Slack hook, whatever number of their subscriptions
+   matched), ignoring conflicts; a muted chat gets nothing;
 5. queues the ready deliveries once the transaction has committed: healthy endpoints and
    e-mail in small batches (one task each), an endpoint that has been failing alone, so a slow
    receiver holds up nobody else's alert.
@@ -24,24 +26,23 @@ from django.db.models import Count, Min
 from django.utils import timezone
 
 from alerts import payloads, watch_fanout
+from alerts.delivery import enqueue_on_commit
+from alerts.models import (
+    ALERT_KINDS,
+    Channel,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    EventFanOut,
+    Subscription,
+)
+from detection.models import WhaleEvent
 
 HOUR = timedelta(hours=1)
 
 
 def fan_out(event_id: int) -> int:
     """Create the deliveries for one committed whale event; returns how many were created."""
-    from alerts.delivery import enqueue_on_commit
-    from alerts.models import (
-        ALERT_KINDS,
-        Channel,
-        Delivery,
-        DeliveryKind,
-        DeliveryStatus,
-        EventFanOut,
-        Subscription,
-    )
-    from detection.models import WhaleEvent
-
     event = (
         WhaleEvent.everything.select_related("whale", "whale__chain", "whale__replaced_by")
         .filter(pk=event_id)
@@ -71,6 +72,7 @@ def fan_out(event_id: int) -> int:
                 flow=event.whale.flow,
                 entities=[event.whale.from_entity, event.whale.to_entity],
                 urgency=urgency,
+                seen_in_mempool=event.whale.seen_in_mempool,
             )
             .select_related("owner", "owner__profile")
             .order_by("id")
@@ -93,11 +95,13 @@ def fan_out(event_id: int) -> int:
         # Each person's own part: their matched entries and private labels (issue 21).
         own_parts = watch_fanout.owner_parts(event, watched, {s.owner_id for s in subscriptions})
         endpoints, failing = _active_endpoints(subscriptions)
+        chats = _active_chats(subscriptions, now)
         held_until = _hold_times(subscriptions, now)
 
         rows: list[Delivery] = []
         emailed: set[int] = set()
         webhooked: set[int] = set()
+        chatted: set[int] = set()
         for subscription in subscriptions:
             until = held_until.get(subscription.pk)
             common = {
@@ -128,6 +132,10 @@ def fan_out(event_id: int) -> int:
                     rows.append(
                         Delivery(channel=Channel.WEBHOOK, endpoint_id=endpoint_id, **common)
                     )
+            for chat_id, service in chats.get(subscription.pk, ()):
+                if chat_id not in chatted:
+                    chatted.add(chat_id)
+                    rows.append(Delivery(channel=service, chat_id=chat_id, **common))
 
         Delivery.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
         ready = {
@@ -147,8 +155,6 @@ def fan_out(event_id: int) -> int:
 
 def _active_endpoints(subscriptions) -> tuple[dict[int, list[int]], set[int]]:
     """Each subscription's active endpoints, and which of those are failing at the moment."""
-    from alerts.models import Subscription
-
     links = Subscription.webhooks.through.objects.filter(
         subscription_id__in=[s.pk for s in subscriptions], webhookendpoint__active=True
     ).values_list("subscription_id", "webhookendpoint_id", "webhookendpoint__consecutive_failures")
@@ -161,14 +167,27 @@ def _active_endpoints(subscriptions) -> tuple[dict[int, list[int]], set[int]]:
     return endpoints, failing
 
 
+def _active_chats(subscriptions, now: datetime) -> dict[int, list[tuple[int, str]]]:
+    """Each subscription's chat channels that are on and not muted: (chat id, service)."""
+    links = (
+        Subscription.chats.through.objects.filter(
+            subscription_id__in=[s.pk for s in subscriptions], chatendpoint__active=True
+        )
+        .exclude(chatendpoint__muted_until__gt=now)
+        .values_list("subscription_id", "chatendpoint_id", "chatendpoint__service")
+    )
+    chats: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for subscription_id, chat_id, service in links.order_by("chatendpoint_id"):
+        chats[subscription_id].append((chat_id, service))
+    return chats
+
+
 def _hold_times(subscriptions, now: datetime) -> dict[int, datetime]:
     """Subscriptions that must hold this alert, and until when.
 
     Quiet hours come first. Then the noise limit: a subscription that already sent
     max_per_hour alerts in the last hour holds until an hour after the first of them.
     """
-    from alerts.models import Delivery, DeliveryKind, DeliveryStatus, Subscription
-
     held: dict[int, datetime] = {}
     for subscription in subscriptions:
         until = subscription.quiet_until(now)

@@ -10,6 +10,8 @@ from django.core.exceptions import ValidationError
 
 from alerts.models import (
     ALERT_KINDS,
+    Channel,
+    ChatEndpoint,
     Subscription,
     WebhookEndpoint,
     btc_from_sats,
@@ -17,16 +19,8 @@ from alerts.models import (
 )
 from detection.models import EventKind, Flow
 
-FLOW_CHOICES = [
-    ("exchange_inflow", "Exchange inflow"),
-    ("exchange_outflow", "Exchange outflow"),
-    ("inter_exchange", "Inter-exchange"),
-    ("exchange_internal", "Exchange internal"),
-    ("unknown", "Unlabelled"),
-]
+FLOW_CHOICES = Flow.choices
 KIND_CHOICES = [(str(kind), EventKind(kind).label) for kind in ALERT_KINDS]
-MAX_SUBSCRIPTIONS_PER_USER = 50
-MAX_ENDPOINTS_PER_USER = 20
 
 
 class SubscriptionForm(forms.ModelForm):
@@ -68,6 +62,12 @@ class SubscriptionForm(forms.ModelForm):
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )
+    chats = forms.ModelMultipleChoiceField(
+        label="Chats (Telegram, Discord, Slack)",
+        queryset=ChatEndpoint.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
 
     class Meta:
         model = Subscription
@@ -75,13 +75,16 @@ class SubscriptionForm(forms.ModelForm):
             "name",
             "active",
             "min_urgency",
+            "notify_unseen_confirmed",
             "email",
             "webhooks",
+            "chats",
             "quiet_start",
             "quiet_end",
             "max_per_hour",
         ]
         labels = {
+            "notify_unseen_confirmed": "Confirmed without being seen in the mempool",
             "min_urgency": "Minimum urgency (0 to 1)",
             "email": "Send e-mail",
             "quiet_start": "Quiet hours start",
@@ -89,6 +92,8 @@ class SubscriptionForm(forms.ModelForm):
             "max_per_hour": "At most this many alerts per hour",
         }
         help_texts = {
+            "notify_unseen_confirmed": "Whales we only found in a block (sent straight to a "
+            "miner, or mined while the watcher was away).",
             "min_urgency": "0.8 and up is high urgency (likely next block). Empty means any.",
             "email": "To the address in your account settings.",
             "quiet_start": "HH:MM in your time zone. Alerts wait and arrive as one digest.",
@@ -109,8 +114,10 @@ class SubscriptionForm(forms.ModelForm):
         "entities",
         "min_urgency",
         "kinds",
+        "notify_unseen_confirmed",
         "email",
         "webhooks",
+        "chats",
         "quiet_start",
         "quiet_end",
         "max_per_hour",
@@ -121,6 +128,7 @@ class SubscriptionForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.instance.owner = owner
         self.fields["webhooks"].queryset = WebhookEndpoint.objects.filter(owner=owner)
+        self.fields["chats"].queryset = ChatEndpoint.objects.filter(owner=owner, active=True)
         # The floor itself is enforced by Subscription.clean; this is the browser's hint.
         self.fields["min_btc"].widget.attrs["min"] = str(settings.WHALE_MIN_BTC)
         self.fields["min_urgency"].widget.attrs.update({"min": 0, "max": 1, "step": "0.01"})
@@ -143,15 +151,12 @@ class SubscriptionForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if (
-            not self.instance.pk
-            and Subscription.objects.filter(owner=self.owner).count() >= MAX_SUBSCRIPTIONS_PER_USER
-        ):
-            raise ValidationError(
-                f"You can have at most {MAX_SUBSCRIPTIONS_PER_USER} subscriptions."
-            )
-        if not cleaned.get("email") and not cleaned.get("webhooks"):
-            raise ValidationError("Choose e-mail, at least one webhook endpoint, or both.")
+        problem = None if self.instance.pk else Subscription.limit_problem(self.owner)
+        problem = problem or Subscription.channel_problem(
+            cleaned.get("email"), cleaned.get("webhooks"), cleaned.get("chats")
+        )
+        if problem:
+            raise ValidationError(problem)
         return cleaned
 
     def _post_clean(self):
@@ -185,6 +190,8 @@ class WebhookEndpointForm(forms.ModelForm):
         fields = ["url", "description"]
         labels = {"url": "Endpoint URL", "description": "Description"}
         help_texts = {
+            "notify_unseen_confirmed": "Whales we only found in a block (sent straight to a "
+            "miner, or mined while the watcher was away).",
             "url": "https:// recommended. Must be reachable from the internet; we sign every "
             "request (Standard Webhooks).",
             "description": "Optional, for you.",
@@ -198,12 +205,49 @@ class WebhookEndpointForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if (
-            not self.instance.pk
-            and WebhookEndpoint.objects.filter(owner=self.owner).count() >= MAX_ENDPOINTS_PER_USER
-        ):
-            raise ValidationError(f"You can have at most {MAX_ENDPOINTS_PER_USER} endpoints.")
+        problem = None if self.instance.pk else WebhookEndpoint.limit_problem(self.owner)
+        if problem:
+            raise ValidationError(problem)
         return cleaned
+
+
+class ChatHookForm(forms.ModelForm):
+    """A Discord or Slack incoming webhook; the URL passes the same guard as webhooks."""
+
+    class Meta:
+        model = ChatEndpoint
+        fields = ["url", "label"]
+        labels = {"url": "Incoming-webhook URL", "label": "Name"}
+        help_texts = {
+            "url": "Paste the URL the service gave you. Keep it private: it lets anyone post.",
+            "label": "Optional, e.g. the channel's name.",
+        }
+        widgets = {"url": forms.URLInput()}
+
+    def __init__(self, *args, owner, service, **kwargs):
+        self.owner = owner
+        super().__init__(*args, **kwargs)
+        self.instance.owner = owner
+        self.instance.service = service
+        placeholder = {
+            Channel.DISCORD: "https://discord.com/api/webhooks/…",
+            Channel.SLACK: "https://hooks.slack.com/services/…",
+        }.get(service, "")
+        self.fields["url"].widget.attrs["placeholder"] = placeholder
+
+    def clean(self):
+        cleaned = super().clean()
+        problem = None if self.instance.pk else ChatEndpoint.limit_problem(self.owner)
+        if problem:
+            raise ValidationError(problem)
+        return cleaned
+
+
+class ChatLabelForm(forms.ModelForm):
+    class Meta:
+        model = ChatEndpoint
+        fields = ["label"]
+        labels = {"label": "Name"}
 
 
 class EndpointStateForm(forms.Form):

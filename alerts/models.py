@@ -21,6 +21,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from alerts.http import check_url
+from alerts.payloads import for_subscription
 from detection.models import EventKind, Flow
 from detection.txshape import SATS_PER_BTC
 
@@ -86,20 +88,28 @@ def _delimited_item_ok(item: str) -> bool:
 
 
 class SubscriptionQuerySet(models.QuerySet):
-    def matching(self, *, value_sats: int, kind: str, flow: str, entities, urgency):
+    def matching(
+        self, *, value_sats: int, kind: str, flow: str, entities, urgency, seen_in_mempool=True
+    ):
         """Active subscriptions that want this event. One query, served by subscription_matching.
 
         An unknown urgency (no fee known) only matches subscriptions without a minimum: we do
-        not guess that a whale is urgent.
+        not guess that a whale is urgent. A whale confirmed without ever being seen in the
+        mempool (found by a block scan) only reaches those that still want such news.
         """
+        # The entity rule of detection.models.entity_is: an exact name, in any case.
         entity_match = Q(entities="")
         for entity in {e for e in entities if e}:
             entity_match |= Q(entities__icontains=f"|{entity}|")
         urgency_match = Q(min_urgency__isnull=True)
         if urgency is not None:
             urgency_match |= Q(min_urgency__lte=urgency)
+        unseen_match = Q()
+        if kind == "confirmed" and not seen_in_mempool:
+            unseen_match = Q(notify_unseen_confirmed=True)
         return self.filter(
             Q(max_sats__isnull=True) | Q(max_sats__gte=value_sats),
+            unseen_match,
             entity_match,
             urgency_match,
             Q(flows="") | Q(flows__contains=f"|{flow}|"),
@@ -108,6 +118,13 @@ class SubscriptionQuerySet(models.QuerySet):
             min_sats__lte=value_sats,
             **{f"notify_{kind}": True},
         )
+
+
+# How many subscriptions and endpoints one user may keep; the form and the REST API both ask the
+# models below (limit_problem), so the rule and its words live here only.
+MAX_SUBSCRIPTIONS_PER_USER = 50
+MAX_ENDPOINTS_PER_USER = 20
+MAX_CHATS_PER_USER = 20
 
 
 class Subscription(models.Model):
@@ -133,9 +150,14 @@ class Subscription(models.Model):
     notify_confirmed = models.BooleanField(default=True)
     notify_dropped = models.BooleanField(default=True)
     notify_reorged = models.BooleanField(default=True)
+    notify_unseen_confirmed = models.BooleanField(
+        default=True,
+        help_text="also whales confirmed without ever being seen in the mempool",
+    )
 
     email = models.BooleanField(default=True, help_text="send to the owner's e-mail address")
     webhooks = models.ManyToManyField("WebhookEndpoint", blank=True, related_name="subscriptions")
+    chats = models.ManyToManyField("ChatEndpoint", blank=True, related_name="subscriptions")
 
     # Local times in the owner's Profile.time_zone; the window may span midnight.
     quiet_start = models.TimeField(null=True, blank=True)
@@ -179,6 +201,20 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.owner})"
+
+    @staticmethod
+    def limit_problem(owner) -> str | None:
+        """Why `owner` may not add one more subscription, or None."""
+        if Subscription.objects.filter(owner=owner).count() >= MAX_SUBSCRIPTIONS_PER_USER:
+            return f"You can have at most {MAX_SUBSCRIPTIONS_PER_USER} subscriptions."
+        return None
+
+    @staticmethod
+    def channel_problem(email: bool, webhooks, chats=()) -> str | None:
+        """Why a subscription with these channels cannot be saved, or None."""
+        if not email and not webhooks and not chats:
+            return "Choose at least one channel: e-mail, a webhook or a chat."
+        return None
 
     # --- presentation helpers -------------------------------------------------------------
 
@@ -293,9 +329,14 @@ class WebhookEndpoint(models.Model):
     def __repr__(self) -> str:  # never the secret
         return f"<WebhookEndpoint {self.public_id} {self.url}>"
 
-    def clean(self) -> None:
-        from alerts.http import check_url
+    @staticmethod
+    def limit_problem(owner) -> str | None:
+        """Why `owner` may not add one more endpoint, or None."""
+        if WebhookEndpoint.objects.filter(owner=owner).count() >= MAX_ENDPOINTS_PER_USER:
+            return f"You can have at most {MAX_ENDPOINTS_PER_USER} endpoints."
+        return None
 
+    def clean(self) -> None:
         try:
             check_url(self.url)
         except ValueError as exc:
@@ -334,6 +375,13 @@ class DeliveryKind(models.TextChoices):
 class Channel(models.TextChoices):
     EMAIL = "email"
     WEBHOOK = "webhook"
+    TELEGRAM = "telegram"
+    DISCORD = "discord"
+    SLACK = "slack"
+
+
+# Channels whose destination is a ChatEndpoint (Delivery.chat).
+CHAT_CHANNELS = (Channel.TELEGRAM, Channel.DISCORD, Channel.SLACK)
 
 
 class DeliveryStatus(models.TextChoices):
@@ -398,6 +446,13 @@ class Delivery(models.Model):
         blank=True,
         related_name="deliveries",
     )
+    chat = models.ForeignKey(
+        "ChatEndpoint",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+    )
     digest = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="digested"
     )
@@ -428,7 +483,7 @@ class Delivery(models.Model):
             # fan_out's bulk insert ignores conflicts: a second fan-out of an event is a no-op.
             models.UniqueConstraint(
                 fields=["event", "subscription", "channel"],
-                condition=Q(endpoint__isnull=True),
+                condition=Q(endpoint__isnull=True, chat__isnull=True),
                 name="delivery_once_per_event_subscription_channel",
             ),
             # One message per event per receiver, which is what webhook-id = event id promises.
@@ -437,9 +492,15 @@ class Delivery(models.Model):
                 condition=Q(endpoint__isnull=False),
                 name="delivery_once_per_event_endpoint",
             ),
+            models.UniqueConstraint(
+                fields=["event", "chat"],
+                condition=Q(chat__isnull=False),
+                name="delivery_once_per_event_chat",
+            ),
             models.CheckConstraint(
-                condition=Q(channel="email", endpoint__isnull=True)
-                | Q(channel="webhook", endpoint__isnull=False),
+                condition=Q(channel="email", endpoint__isnull=True, chat__isnull=True)
+                | Q(channel="webhook", endpoint__isnull=False, chat__isnull=True)
+                | Q(channel__in=CHAT_CHANNELS, endpoint__isnull=True, chat__isnull=False),
                 name="delivery_endpoint_iff_webhook",
             ),
         ]
@@ -467,6 +528,8 @@ class Delivery(models.Model):
     def destination(self) -> str:
         if self.channel == Channel.WEBHOOK and self.endpoint_id:
             return self.endpoint.url
+        if self.chat_id:
+            return str(self.chat)
         return self.owner.email
 
     @property
@@ -474,8 +537,6 @@ class Delivery(models.Model):
         """The message as sent: the same on every retry."""
         if self.payload or self.event_id is None:
             return self.payload
-        from alerts.payloads import for_subscription
-
         base = self.event.alert_fanout.payload
         return for_subscription(base, self.subscription) if self.subscription_id else base
 
@@ -543,6 +604,139 @@ class EventFanOut(models.Model):
 
     def __str__(self) -> str:
         return f"fan-out of event {self.event_id}: {self.deliveries}"
+
+
+# --- chat channels (Telegram, Discord, Slack) ---------------------------------------------------
+
+# A "Connect Telegram" link works once, for this long.
+TELEGRAM_LINK_TTL = timedelta(hours=1)
+
+
+class ChatEndpoint(models.Model):
+    """Where chat alerts go: a linked Telegram chat, or a Discord or Slack incoming webhook."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_endpoints"
+    )
+    service = models.CharField(
+        max_length=8,
+        choices=[(c.value, c.label) for c in CHAT_CHANNELS],
+    )
+    label = models.CharField(max_length=200, blank=True, default="")
+    # Discord and Slack: the incoming-webhook URL the user pasted (it is a secret: whoever has
+    # it can post to the channel, so pages show it shortened).
+    url = models.CharField(max_length=2000, blank=True, default="")
+    # Telegram: the chat that sent /start <token>.
+    telegram_chat_id = models.BigIntegerField(null=True, blank=True)
+    muted_until = models.DateTimeField(null=True, blank=True)
+
+    active = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=500, blank=True, default="")
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["service", "created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(service="telegram", telegram_chat_id__isnull=False, url="")
+                | (Q(service__in=["discord", "slack"], telegram_chat_id__isnull=True) & ~Q(url="")),
+                name="chat_endpoint_target_fits_service",
+            ),
+            # A chat is linked once per account; linking it again re-activates that row.
+            models.UniqueConstraint(
+                fields=["owner", "telegram_chat_id"],
+                condition=Q(telegram_chat_id__isnull=False),
+                name="chat_endpoint_telegram_once_per_owner",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_service_display()}: {self.display_name}"
+
+    def __repr__(self) -> str:  # never the webhook URL (it carries the hook's token)
+        return f"<ChatEndpoint {self.public_id} {self.service}>"
+
+    @staticmethod
+    def limit_problem(owner) -> str | None:
+        """Why `owner` may not add one more chat channel, or None."""
+        if ChatEndpoint.objects.filter(owner=owner).count() >= MAX_CHATS_PER_USER:
+            return f"You can have at most {MAX_CHATS_PER_USER} chat channels."
+        return None
+
+    @property
+    def display_name(self) -> str:
+        if self.label:
+            return self.label
+        if self.service == Channel.TELEGRAM:
+            return f"chat {self.telegram_chat_id}"
+        return self.short_url
+
+    @property
+    def short_url(self) -> str:
+        """The hook URL without its secret tail, for pages and logs."""
+        if not self.url:
+            return ""
+        head, _, tail = self.url.rpartition("/")
+        return f"{head}/{tail[:4]}…" if head and len(tail) > 8 else self.url
+
+    def clean(self) -> None:
+        if self.service in (Channel.DISCORD, Channel.SLACK):
+            try:
+                check_url(self.url)
+            except ValueError as exc:
+                raise ValidationError({"url": str(exc)}) from None
+
+    def is_muted(self, now: datetime | None = None) -> bool:
+        return self.muted_until is not None and self.muted_until > (now or timezone.now())
+
+    def enable(self) -> None:
+        self.active = True
+        self.disabled_reason = ""
+        self.consecutive_failures = 0
+
+
+def new_link_token() -> str:
+    # Telegram's /start parameter allows 1-64 characters of A-Z a-z 0-9 _ -.
+    return secrets.token_urlsafe(24)
+
+
+class TelegramLink(models.Model):
+    """A one-time "Connect Telegram" token: the chat that sends /start <token> is linked."""
+
+    token = models.CharField(max_length=64, unique=True, default=new_link_token)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="telegram_links"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    used_at = models.DateTimeField(null=True, blank=True)
+    chat = models.ForeignKey(ChatEndpoint, on_delete=models.SET_NULL, null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Telegram link for {self.owner} ({'used' if self.used_at else 'open'})"
+
+    def usable(self, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        return self.used_at is None and now - self.created_at < TELEGRAM_LINK_TTL
+
+
+class TelegramBotState(models.Model):
+    """The bot's one row: its username (from getMe) and the getUpdates offset already read."""
+
+    update_offset = models.BigIntegerField(default=0)
+    bot_username = models.CharField(max_length=64, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"@{self.bot_username or '?'} at update {self.update_offset}"
+
+    @classmethod
+    def load(cls) -> TelegramBotState:
+        state, _ = cls.objects.get_or_create(pk=1)
+        return state
 
 
 # Watchlists (issue 21) live in their own module; imported here so Django registers them.

@@ -14,15 +14,10 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from detection.push import event_summary
+from alerts.chat_format import when
+from detection.models import Flow
+from detection.summary import event_summary
 
-FLOW_LABELS = {
-    "exchange_inflow": "exchange inflow",
-    "exchange_outflow": "exchange outflow",
-    "inter_exchange": "inter-exchange",
-    "exchange_internal": "exchange internal",
-    "unknown": "unlabelled",
-}
 KIND_PREFIX = {
     "seen": "",
     "replaced": "Replaced (RBF): ",
@@ -117,22 +112,12 @@ def route(whale: dict[str, Any]) -> str:
     return ""
 
 
-def when(prediction: dict[str, Any] | None) -> str:
-    if not prediction:
-        return ""
-    if prediction.get("may_not_confirm_soon"):
-        return "may not confirm soon"
-    block = prediction.get("projected_block")
-    if block is None:
-        return ""
-    return "next block" if block == 0 else f"in ~{block + 1} blocks"
-
-
 def headline(data: dict[str, Any]) -> str:
     """E.g. "512.3 BTC → Binance (exchange inflow) · urgency 0.91 · next block"."""
     whale = data.get("whale") or {}
     kind = data.get("kind", "seen")
-    flow = FLOW_LABELS.get(whale.get("flow") or "unknown", whale.get("flow") or "")
+    flow = whale.get("flow") or Flow.UNKNOWN
+    flow = Flow(flow).label.lower() if flow in Flow.values else flow
     text = f"{short_btc(whale.get('value_btc'))} BTC{route(whale)} ({flow})"
     if kind == "confirmed":
         height = whale.get("confirmed_height")

@@ -33,6 +33,7 @@ from alerts.models import (
     DeliveryKind,
     DeliveryStatus,
 )
+from detection.models import WhaleEvent
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,6 @@ def sweep(now: datetime | None = None) -> SweepResult:
 
 
 def catch_up_fan_outs(now: datetime) -> int:
-    from detection.models import WhaleEvent
-
     missed = WhaleEvent.everything.filter(
         created_at__gt=now - CATCH_UP_WINDOW,
         created_at__lt=now - CATCH_UP_GRACE,
@@ -89,7 +88,9 @@ def release_held(now: datetime) -> tuple[int, int]:
         )
         groups: dict[tuple, list[Delivery]] = defaultdict(list)
         for row in due:
-            groups[(row.subscription_id, row.channel, row.endpoint_id, row.owner_id)].append(row)
+            groups[
+                (row.subscription_id, row.channel, row.endpoint_id, row.chat_id, row.owner_id)
+            ].append(row)
         ready: list[int] = []
         for rows in groups.values():
             if len(rows) == 1:
@@ -112,6 +113,7 @@ def release_held(now: datetime) -> tuple[int, int]:
                 subscription=first.subscription,
                 channel=first.channel,
                 endpoint_id=first.endpoint_id,
+                chat_id=first.chat_id,
                 payload=payloads.digest_payload([r.body for r in rows], first.subscription, reason),
                 status=DeliveryStatus.PENDING,
                 next_attempt_at=now,

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from alerts import views, watch_views
+from alerts import chat_views, views, watch_views
 
 app_name = "alerts"
 
@@ -29,6 +29,11 @@ urlpatterns = [
     path("webhooks/<uuid:public_id>/rotate/", views.webhook_rotate, name="webhook-rotate"),
     path("webhooks/<uuid:public_id>/test/", views.webhook_test, name="webhook-test"),
     path("webhooks/<uuid:public_id>/delete/", views.webhook_delete, name="webhook-delete"),
+    path("telegram/connect/", chat_views.telegram_connect, name="telegram-connect"),
+    path("chats/new/<str:service>/", chat_views.chat_hook_create, name="chat-create"),
+    path("chats/<uuid:public_id>/", chat_views.chat_detail, name="chat-detail"),
+    path("chats/<uuid:public_id>/test/", chat_views.chat_test, name="chat-test"),
+    path("chats/<uuid:public_id>/delete/", chat_views.chat_delete, name="chat-delete"),
     path("deliveries/", views.delivery_list, name="deliveries"),
     path("deliveries/<uuid:public_id>/", views.delivery_detail, name="delivery-detail"),
     path(

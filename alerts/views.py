@@ -15,8 +15,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_ratelimit.decorators import ratelimit
 
 from alerts import delivery as engine
+from alerts import telegram_api
 from alerts.forms import EndpointStateForm, SubscriptionForm, WebhookEndpointForm
-from alerts.models import Delivery, DeliveryStatus, Subscription, WebhookEndpoint
+from alerts.models import ChatEndpoint, Delivery, DeliveryStatus, Subscription, WebhookEndpoint
 from alerts.transports.email import subscription_id_from_token
 
 LOG_PAGE_SIZE = 50
@@ -26,12 +27,20 @@ TEST_SEND_RATE = "10/m"
 
 @login_required
 def index(request):
-    subscriptions = Subscription.objects.filter(owner=request.user).prefetch_related("webhooks")
+    subscriptions = Subscription.objects.filter(owner=request.user).prefetch_related(
+        "webhooks", "chats"
+    )
     endpoints = WebhookEndpoint.objects.filter(owner=request.user)
+    chats = ChatEndpoint.objects.filter(owner=request.user)
     return render(
         request,
         "alerts/index.html",
-        {"subscriptions": subscriptions, "endpoints": endpoints},
+        {
+            "subscriptions": subscriptions,
+            "endpoints": endpoints,
+            "chats": chats,
+            "telegram_available": telegram_api.configured(),
+        },
     )
 
 
@@ -175,7 +184,7 @@ def webhook_delete(request, public_id):
 @login_required
 def delivery_list(request):
     deliveries = Delivery.objects.filter(owner=request.user).select_related(
-        "endpoint", "subscription", "event"
+        "endpoint", "chat", "subscription", "event"
     )
     status = request.GET.get("status", "")
     if status in DeliveryStatus.values:
@@ -194,7 +203,7 @@ def delivery_list(request):
 @login_required
 def delivery_detail(request, public_id):
     delivery = get_object_or_404(
-        Delivery.objects.select_related("endpoint", "subscription", "event__alert_fanout"),
+        Delivery.objects.select_related("endpoint", "chat", "subscription", "event__alert_fanout"),
         public_id=public_id,
         owner=request.user,
     )
@@ -224,6 +233,8 @@ def redeliver_problem(delivery: Delivery) -> str:
         return "This delivery is already waiting to be sent."
     if delivery.endpoint_id and not delivery.endpoint.active:
         return "The endpoint is disabled; enable it first."
+    if delivery.chat_id and not delivery.chat.active:
+        return "The chat channel is off; turn it on (or connect it again) first."
     return ""
 
 

@@ -24,7 +24,8 @@ from alerts.watchlists import (
     watchlist_delivery,
 )
 from detection.models import WatchTarget
-from detection.push import WHALE_FEED_GROUP, btc, group_send
+from detection.push import WHALE_FEED_GROUP, group_send
+from detection.summary import btc
 
 
 @dataclass

@@ -38,7 +38,7 @@ from alerts.watchlists import (
 )
 from detection import watching
 from detection.domain.addresses import AddressError, validate_address
-from detection.push import btc
+from detection.summary import btc
 from whaleproject.api_errors import error_response
 
 UUID_PATTERN = r"[0-9a-fA-F-]{36}"

@@ -32,7 +32,7 @@ from detection.domain.xpub import (
     window_after_use,
 )
 from detection.models import AddressLabel, LabelKind, WatchTarget
-from detection.push import btc
+from detection.summary import btc
 
 
 class WatchKind(models.TextChoices):

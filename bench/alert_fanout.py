@@ -142,7 +142,11 @@ def record_whale(tx, kind: str = "seen") -> float:
         "observed_at": time.time(),
         "source": "bench",
         "tx": tx.to_json(),
-        "projection": {"projected_block": 0, "tip_height": 900_000, "next_block_fee_rate": 5.0},
+        "projection": {
+            "projected_block": 0,
+            "tip_height": 900_000,
+            "next_block_median_fee_rate": 5.0,
+        },
     }
     # Registered before record_event's own hook, so it runs first, right after the commit.
     with transaction.atomic():

@@ -318,8 +318,8 @@ def main() -> None:
     from rest_framework.test import APIClient
     from rest_framework_simplejwt.tokens import RefreshToken
 
-    from detection.api_pagination import FORWARD, _encode
-    from detection.api_stats import ACCURACY_CACHE_KEY, refresh_accuracy_cache
+    from detection.api.pagination import FORWARD, encode_cursor
+    from detection.api.stats import ACCURACY_CACHE_KEY, refresh_accuracy_cache
     from detection.stats import rebuild_rollups
 
     results = Results("api", "REST API latency")
@@ -366,7 +366,9 @@ def main() -> None:
         print(f"{total:,} whales in the table")
         rng = random.Random(1)
         deep = [
-            _encode(middle[0] - timedelta(seconds=rng.randrange(0, 40 * 86400)), 2**62, FORWARD)
+            encode_cursor(
+                middle[0] - timedelta(seconds=rng.randrange(0, 40 * 86400)), 2**62, FORWARD
+            )
             for _ in range(args.runs + 5)
         ]
         # relative to the data, so a kept database (--skip-load) queries the same week

@@ -4,7 +4,7 @@
 
 The stack (bench/stack.py: feed, ingest, Celery worker and beat, Daphne, a webhook receiver, a
 dashboard client, a private redis-server) runs against a private PostgreSQL cluster
-(bench/pgcluster.py), so that PostgreSQL can be stopped without touching the shared server. A
+(tests/support/pgcluster.py), so that PostgreSQL can be stopped without touching the shared server. A
 process that dies is started again after RESTART_SEC seconds, as the systemd units do
 (Restart=on-failure, RestartSec=5; SIGKILL counts as a failure).
 
@@ -47,9 +47,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.pgcluster import PgCluster  # noqa: E402 - needs the path above
 from bench.results import Results, add_json_argument  # noqa: E402
 from bench.stack import Stack  # noqa: E402
+from tests.support.pgcluster import PgCluster  # noqa: E402 - needs the path above
 
 # As the systemd units: Restart=on-failure, RestartSec=5.
 RESTART_SEC = 5.0

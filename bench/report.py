@@ -23,9 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = {
     "PERFORMANCE.md": (
         "ingest_throughput",
+        "projection_core",
         "ingest_memory",
+        "block_scan",
         "api_latency",
         "alert_fanout",
+        "chat_fanout",
         "ws_fanout",
         "e2e_latency",
     ),

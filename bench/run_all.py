@@ -27,10 +27,13 @@ OUT = ROOT / "var" / "bench"
 # In the order they run: quick, self-contained ones first, the whole-stack runs last.
 BENCHMARKS = (
     "ingest_throughput",
+    "projection_core",
     "ingest_memory",
     "watchlist",
+    "block_scan",
     "api_latency",
     "alert_fanout",
+    "chat_fanout",
     "ws_fanout",
     "e2e_latency",
     "soak",

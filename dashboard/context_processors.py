@@ -3,6 +3,8 @@ import zoneinfo
 from django.conf import settings
 
 from dashboard.source_health import UNAVAILABLE_AFTER_SECONDS, current_source_health
+from detection.models import Flow
+from detection.stats import accuracy_alarm_state
 
 
 def user_time_zone(user) -> zoneinfo.ZoneInfo:
@@ -18,7 +20,12 @@ def user_time_zone(user) -> zoneinfo.ZoneInfo:
 
 
 def site(request):
-    context = {"site_url": settings.SITE_URL, "signup_open": settings.WHALE_SIGNUP_OPEN}
+    context = {
+        "site_url": settings.SITE_URL,
+        "signup_open": settings.WHALE_SIGNUP_OPEN,
+        # For the scripts (json_script in base.html): the server's words, not a copy in JS.
+        "flow_labels": dict(Flow.choices),
+    }
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return context
@@ -31,8 +38,6 @@ def site(request):
         },
     )
     if user.is_staff:
-        from detection.stats import accuracy_alarm_state
-
         try:
             context["accuracy_alarm"] = accuracy_alarm_state()
         except Exception:

@@ -9,10 +9,10 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from detection.domain import urgency
-from detection.models import Flow, UrgencyBand, WhaleStatus, WhaleTransaction
+from detection.models import Flow, UrgencyBand, WhaleStatus, WhaleTransaction, entity_is
 from detection.txshape import SATS_PER_BTC
 
 UNSCORED = "unscored"
@@ -21,19 +21,12 @@ FEED_STATUSES = [
     (WhaleStatus.CONFIRMED, "Confirmed"),
     (WhaleStatus.DROPPED, "Dropped"),
 ]
-FLOW_LABELS = {
-    Flow.EXCHANGE_INFLOW: "Exchange inflow",
-    Flow.EXCHANGE_OUTFLOW: "Exchange outflow",
-    Flow.INTER_EXCHANGE: "Inter-exchange",
-    Flow.EXCHANGE_INTERNAL: "Exchange internal",
-    Flow.UNKNOWN: "Unknown",
-}
 FILTER_NAMES = ("flow", "entity", "urgency", "min_btc", "max_btc", "status")
 
 
 class FeedFilterForm(forms.Form):
     flow = forms.ChoiceField(
-        choices=[("", "Any flow"), *FLOW_LABELS.items()], required=False, label="Flow"
+        choices=[("", "Any flow"), *Flow.choices], required=False, label="Flow"
     )
     entity = forms.CharField(
         max_length=100,
@@ -101,7 +94,7 @@ def apply_filters(whales: QuerySet[WhaleTransaction], active: dict[str, Any]) ->
     if flow := active.get("flow"):
         whales = whales.filter(flow=flow)
     if entity := active.get("entity"):
-        whales = whales.filter(Q(from_entity__iexact=entity) | Q(to_entity__iexact=entity))
+        whales = whales.filter(entity_is(entity))
     if (low := active.get("min_btc")) is not None:
         whales = whales.filter(value__gte=_sats(low))
     if (high := active.get("max_btc")) is not None:

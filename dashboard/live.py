@@ -11,14 +11,14 @@ import logging
 import time
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db.models import F, Max, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
 from dashboard.feed_filters import apply_filters
 from detection.models import WhaleEvent, WhaleStatus, WhaleTransaction
-from detection.push import WHALE_FEED_GROUP, whale_summary
+from detection.push import WHALE_FEED_GROUP, agroup_send, group_send
+from detection.summary import whale_summary
+from whaleproject.health import read_ingest_heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,6 @@ def feed_whales(filters: dict[str, Any]) -> tuple[list[dict], list[dict]]:
 
 
 def snapshot_message(filters: dict[str, Any], *, with_whales: bool = True) -> dict[str, Any]:
-    from whaleproject.health import read_ingest_heartbeat
-
     pending, recent = feed_whales(filters) if with_whales else ([], [])
     try:
         ingest = read_ingest_heartbeat()
@@ -95,7 +93,7 @@ def publish_ingest_status(status: dict[str, Any]) -> None:
         loop = None
     if loop is None:
         try:
-            async_to_sync(apublish_ingest_status)(status)
+            group_send(WHALE_FEED_GROUP, _status_message(status))
         except Exception:
             log.warning("ingest status not pushed to the dashboard", exc_info=True)
         return
@@ -106,13 +104,14 @@ def publish_ingest_status(status: dict[str, Any]) -> None:
 
 async def apublish_ingest_status(status: dict[str, Any]) -> None:
     """The awaitable form of publish_ingest_status (raises on a channel layer failure)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
+    await agroup_send(WHALE_FEED_GROUP, _status_message(status))
+
+
+def _status_message(status: dict[str, Any]) -> dict[str, Any]:
     payload = dict(status)
     # The banner judges freshness by written_at, as in the Redis heartbeat (which stamps it).
     payload.setdefault("written_at", payload.get("at") or time.time())
-    await layer.group_send(WHALE_FEED_GROUP, {"type": "ingest.status", "status": payload})
+    return {"type": "ingest.status", "status": payload}
 
 
 _pending_pushes: set[asyncio.Task] = set()  # a task nobody references may be collected mid-run

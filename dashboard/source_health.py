@@ -13,6 +13,8 @@ from typing import Any
 
 from django.conf import settings
 
+from whaleproject.health import read_ingest_heartbeat
+
 # After this long without the source the projections are too stale to show as predictions.
 UNAVAILABLE_AFTER_SECONDS = 300
 
@@ -76,8 +78,6 @@ def source_health(heartbeat: dict[str, Any] | None, now: float | None = None) ->
 
 def current_source_health() -> SourceHealth:
     """The banner for this request; Redis being down is itself a reason to say "unavailable"."""
-    from whaleproject.health import read_ingest_heartbeat
-
     try:
         heartbeat = read_ingest_heartbeat()
     except Exception:

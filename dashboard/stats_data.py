@@ -14,7 +14,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
-from detection import stats
+from detection import figures, stats
 from detection.domain import accuracy, urgency
 from detection.models import Flow, Prediction, PredictionOutcome, WhaleTransaction
 from detection.txshape import SATS_PER_BTC
@@ -179,7 +179,7 @@ def accuracy_series(since: datetime, until: datetime, kind: str, zone: tzinfo) -
 def accuracy_table(now: datetime) -> list[dict[str, Any]]:
     """The rolling windows (1 h … 90 d) by band, for the table under the charts."""
     rows = []
-    for name, window in stats.cached_accuracy_windows(now).items():
+    for name, window in figures.accuracy_window_stats(now).items():
         bands = [window.overall] + [window.by_band[b] for b in (*BANDS, accuracy.UNSCORED_BAND)]
         rows.append({"window": name, "bands": bands})
     return rows

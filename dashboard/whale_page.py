@@ -14,7 +14,7 @@ from detection.models import (
     WhaleEvent,
     WhaleTransaction,
 )
-from detection.push import whale_summary
+from detection.summary import whale_summary
 
 TXID_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
 MEMPOOL_TX_URL = "https://mempool.space/tx/{txid}"

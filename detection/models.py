@@ -9,7 +9,8 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Upper
 
 from detection.txshape import SATS_PER_BTC
 
@@ -64,11 +65,13 @@ class AddressLabel(models.Model):
 
 
 class Flow(models.TextChoices):
-    EXCHANGE_INFLOW = "exchange_inflow"
-    EXCHANGE_OUTFLOW = "exchange_outflow"
-    INTER_EXCHANGE = "inter_exchange"
-    EXCHANGE_INTERNAL = "exchange_internal"
-    UNKNOWN = "unknown"
+    # The labels are the words every surface uses: pages, filters, alerts (lower-cased) and the
+    # browser (base.html hands them to the scripts as JSON).
+    EXCHANGE_INFLOW = "exchange_inflow", "Exchange inflow"
+    EXCHANGE_OUTFLOW = "exchange_outflow", "Exchange outflow"
+    INTER_EXCHANGE = "inter_exchange", "Inter-exchange"
+    EXCHANGE_INTERNAL = "exchange_internal", "Exchange internal"
+    UNKNOWN = "unknown", "Unlabelled"
 
 
 class WhaleStatus(models.TextChoices):
@@ -96,6 +99,15 @@ class Block(models.Model):
 
     def __str__(self) -> str:
         return f"{self.height} {self.hash[:16]}…"
+
+
+def entity_is(name: str) -> Q:
+    """The one entity-matching rule: the whale's sender or receiver is `name`, in any case.
+
+    The REST API and the feed filter use it; subscriptions hold their names in a delimited list
+    and match an item in any case (alerts.models.SubscriptionQuerySet.matching), the same rule.
+    """
+    return Q(from_entity__iexact=name) | Q(to_entity__iexact=name)
 
 
 class PublicManager(models.Manager):
@@ -179,9 +191,13 @@ class WhaleTransaction(models.Model):
             # min_btc + flow filters
             models.Index(fields=["flow", "-value"], name="whale_by_flow_value"),
             models.Index(fields=["-value"], name="whale_by_value"),
-            # entity + date range filters
-            models.Index(fields=["from_entity", "-first_seen_at"], name="whale_by_from_entity"),
-            models.Index(fields=["to_entity", "-first_seen_at"], name="whale_by_to_entity"),
+            # entity + date range filters (entity_is: an exact name in any case, hence Upper)
+            models.Index(
+                Upper("from_entity"), F("first_seen_at").desc(), name="whale_by_from_entity_ci"
+            ),
+            models.Index(
+                Upper("to_entity"), F("first_seen_at").desc(), name="whale_by_to_entity_ci"
+            ),
             # reorg: whales confirmed at a height
             models.Index(fields=["confirmed_height"], name="whale_by_confirmed_height"),
             # API stats volumes: an index-only scan of a window instead of reading every row
@@ -297,6 +313,10 @@ class Prediction(models.Model):
     band = models.CharField(max_length=8, choices=UrgencyBand.choices, blank=True, default="")
     eta_seconds = models.PositiveIntegerField(null=True, blank=True)
     may_not_confirm_soon = models.BooleanField(default=False)
+    may_be_purged = models.BooleanField(default=False)  # fee rate under mempoolminfee
+    # The chain's first prediction: the one its accuracy outcome is scored on (later ones are
+    # kept for display; see detection.domain.accuracy).
+    scored = models.BooleanField(default=True)
     fee_spike = models.BooleanField(default=False)
     basis = models.CharField(max_length=20, blank=True, default="")
 

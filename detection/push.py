@@ -1,4 +1,7 @@
-"""The dashboard push: a committed whale event, summarised, to the channel layer group."""
+"""The dashboard push: a committed whale event, summarised, to the channel layer group.
+
+The dashboard subscribes push_event to detection.signals.whale_event_committed (DashboardConfig).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +14,8 @@ from typing import Any
 from channels.layers import get_channel_layer
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from detection.models import WhaleEvent, WhaleTransaction
-from detection.txshape import SATS_PER_BTC
+from detection.models import WhaleEvent
+from detection.summary import event_summary
 from whaleproject.metrics import observe_detection_latency
 
 WHALE_FEED_GROUP = "whale-feed"
@@ -65,62 +68,11 @@ def group_send(group: str, message: dict[str, Any]) -> None:
         _layer_loop.run(layer.group_send(group, message), PUSH_TIMEOUT_SECONDS)
 
 
-def btc(sats: int | None) -> str | None:
-    """Satoshis as an exact BTC decimal string (never a float)."""
-    if sats is None:
-        return None
-    sign = "-" if sats < 0 else ""
-    whole, frac = divmod(abs(sats), SATS_PER_BTC)
-    return f"{sign}{whole}.{frac:08d}"
-
-
-def whale_summary(whale: WhaleTransaction) -> dict[str, Any]:
-    prediction = whale.predictions.order_by("-made_at", "-id").first()
-    return {
-        "txid": whale.txid,
-        "chain_txid": whale.chain_root.txid,
-        "status": whale.status,
-        "value_btc": btc(whale.value),
-        "value_sat": whale.value,
-        "transfer_btc": btc(whale.transfer),
-        "transfer_sat": whale.transfer,
-        "fee_sat": whale.fee,
-        "fee_rate": whale.best_fee_rate,
-        "flow": whale.flow,
-        "from_entity": whale.from_entity or None,
-        "to_entity": whale.to_entity or None,
-        "shape_tags": whale.shape_tags,
-        "conflict": whale.conflict,
-        "replaced_by": whale.replaced_by.txid if whale.replaced_by_id else None,
-        "first_seen_at": whale.first_seen_at.isoformat(),
-        "confirmed_height": whale.confirmed_height,
-        "blocks_waited": whale.blocks_waited,
-        "prediction": None
-        if prediction is None
-        else {
-            "urgency": prediction.urgency,
-            "band": prediction.band or None,
-            "projected_block": prediction.projected_block,
-            "predicted_blocks": prediction.predicted_blocks,
-            "eta_seconds": prediction.eta_seconds,
-            "may_not_confirm_soon": prediction.may_not_confirm_soon,
-            "fee_spike": prediction.fee_spike,
-        },
-    }
-
-
-def event_summary(event: WhaleEvent) -> dict[str, Any]:
-    return {
-        "id": event.pk,
-        "kind": event.kind,
-        "sequence": event.sequence,
-        "occurred_at": event.occurred_at.isoformat(),
-        "frame_received_at": event.frame_received_at.isoformat()
-        if event.frame_received_at
-        else None,
-        "details": event.details,
-        "whale": whale_summary(event.whale),
-    }
+async def agroup_send(group: str, message: dict[str, Any]) -> None:
+    """group_send for code already running on an event loop (the ingest's heartbeat)."""
+    layer = get_channel_layer()
+    if layer is not None:
+        await layer.group_send(group, message)
 
 
 def push_event(event_id: int) -> None:

@@ -3,16 +3,15 @@
 `record_event(payload)` is what the Celery task calls. It is idempotent: the event row is unique
 by its ingest id and by (chain, kind, sequence), and a redelivered payload finds the row and does
 nothing. Status changes are conditional on the observation time, because two workers may run a
-whale's events out of order. After commit, the new event is pushed to the dashboard group and
-handed to alert fan-out.
+whale's events out of order. After commit, detection.signals.whale_event_committed announces the
+new event (the dashboard pushes it, alerts fan it out).
 
-The payload contract is documented in detection.ingest.lifecycle.
+The payload contract is detection.ingest.events (fields documented in detection.ingest.lifecycle).
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -22,10 +21,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from detection import labels as label_store
 from detection import stats as rollup
 from detection.domain import accuracy, flow, urgency
+from detection.ingest.events import BadEvent, check_event
 from detection.models import (
     Block,
     EventKind,
@@ -39,6 +40,7 @@ from detection.models import (
     WhaleStatus,
     WhaleTransaction,
 )
+from detection.signals import whale_event_committed
 from detection.txshape import SATS_PER_BTC, WhaleTx
 from whaleproject.metrics import observe_detection_latency
 
@@ -68,14 +70,9 @@ def _optional_time(value: Any) -> datetime | None:
 
 def record_event(payload: dict[str, Any]) -> RecordResult:
     try:
-        kind = payload["kind"]
-        txid = payload["txid"]
-        event_uid = uuid.UUID(str(payload["event_id"]))
-        sequence = int(payload.get("seq", 0))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BadPayload(f"missing or bad field: {exc}") from None
-    if kind not in EventKind.values:
-        raise BadPayload(f"unknown event kind {kind!r}")
+        kind, txid, event_uid, sequence = check_event(payload)
+    except BadEvent as exc:
+        raise BadPayload(str(exc)) from None
     if WhaleEvent.everything.filter(uid=event_uid).exists():
         return RecordResult(None, False, "duplicate event id")
 
@@ -89,6 +86,10 @@ def record_event(payload: dict[str, Any]) -> RecordResult:
             whale = _whale_for({}, payload["replaced_txid"])
         if whale is None:
             return RecordResult(None, False, f"no record of {txid} and no transaction in payload")
+        if kind == EventKind.CONFIRMED and _confirmed_there_already(whale, payload):
+            # A block scanned again (an ingest restarted between recording a block's whales and
+            # saving it as scanned) names a whale this row already has confirmed there.
+            return RecordResult(None, False, "already confirmed in that block")
         chain = whale.chain_root
         occurred_at = _time(payload.get("observed_at"), "observed_at")
         try:
@@ -114,6 +115,15 @@ def record_event(payload: dict[str, Any]) -> RecordResult:
         )
         transaction.on_commit(lambda: _after_commit(event.pk))
     return RecordResult(event.pk, True)
+
+
+def _confirmed_there_already(whale: WhaleTransaction, payload: dict[str, Any]) -> bool:
+    block = payload.get("block") or {}
+    return (
+        whale.status == WhaleStatus.CONFIRMED
+        and bool(whale.confirmed_hash)
+        and whale.confirmed_hash == block.get("hash")
+    )
 
 
 def _details(payload: dict[str, Any]) -> dict[str, Any]:
@@ -262,13 +272,7 @@ def _predict(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]
         )
         if not change.material:
             return
-    context = urgency.MempoolFeeContext(
-        median_fee_rate=projection.get("median_fee_rate"),
-        next_block_fee_rate=projection.get("next_block_fee_rate"),
-        min_fee_rate=projection.get("min_fee_rate"),
-        mempool_vsize=projection.get("mempool_vsize"),
-        seconds_since_last_block=projection.get("seconds_since_last_block"),
-    )
+    context = urgency.context_from_projection(projection)
     try:
         score = urgency.score_urgency(
             fee_rate,
@@ -281,7 +285,10 @@ def _predict(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]
         log.warning("prediction skipped for %s: %s", whale.txid, exc)
         return
     made_at = projection.get("made_at")
+    root = whale.chain_root
+    first_of_chain = not Prediction.objects.filter(Q(whale=root) | Q(whale__chain=root)).exists()
     prediction = Prediction.objects.create(
+        scored=first_of_chain,
         whale=whale,
         event=event,
         made_at=_time(made_at, "projection.made_at") if made_at else event.occurred_at,
@@ -294,6 +301,7 @@ def _predict(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]
         band=score.band or "",
         eta_seconds=round(score.eta_seconds) if score.eta_seconds is not None else None,
         may_not_confirm_soon=score.may_not_confirm_soon,
+        may_be_purged=score.may_be_purged,
         fee_spike=score.fee_spike,
         basis=str(projection.get("basis", ""))[:20],
     )
@@ -366,7 +374,8 @@ def _update_predictions(predictions, **fields: Any) -> None:
 
 
 def _on_seen(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, Any]) -> None:
-    if whale.status_at is None:
+    # Seen again after a drop (re-broadcast): the same chain is pending again.
+    if whale.status_at is None or whale.status == WhaleStatus.DROPPED:
         _set_status(whale, WhaleStatus.PENDING, event.occurred_at)
     _predict(whale, event, payload)
 
@@ -530,7 +539,14 @@ _APPLY = {
 # once, in key order, just before the commit: the same transaction as the rows, and a fixed lock
 # order for the few hot rollup rows (the current hour), which concurrent workers share.
 
-_OUTCOME_FIELDS = ("resolved_at", "band", "outcome", "predicted_blocks", "actual_blocks")
+_OUTCOME_FIELDS = (
+    "resolved_at",
+    "band",
+    "outcome",
+    "predicted_blocks",
+    "actual_blocks",
+    "scored",
+)
 
 
 class _RollupDeltas:
@@ -622,13 +638,5 @@ def _outcome_of(prediction: Prediction | dict[str, Any]):
 
 
 def _after_commit(event_id: int) -> None:
-    from alerts.fanout import fan_out
-    from detection.push import push_event
-
-    try:
-        push_event(event_id)
-    except Exception:
-        # The dashboard is display only and re-reads the database on reconnect; a lost push must
-        # not stop alert fan-out.
-        log.exception("dashboard push failed for event %s", event_id)
-    fan_out(event_id)
+    # The dashboard push, then alert fan-out (detection.signals; receivers in INSTALLED_APPS order).
+    whale_event_committed.send(sender=WhaleEvent, event_id=event_id)

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from django.core.cache import cache
 from django.core.mail import mail_admins
 from django.db import connection, transaction
-from django.db.models import Count, F, Q, Sum, Value
-from django.db.models.functions import Abs, Coalesce, NullIf, Trunc
+from django.db.models import Case, Count, F, IntegerField, Q, Sum, Value, When
+from django.db.models.functions import Abs, Coalesce, Greatest, NullIf, Trunc
 
 from detection.domain import accuracy
 from detection.models import (
@@ -28,7 +28,7 @@ ALARM_LAST_SENT_KEY = "accuracy-alarm-last-sent"
 
 def resolved_outcomes(since: datetime) -> list[accuracy.Outcome]:
     rows = (
-        Prediction.objects.filter(resolved_at__gt=since)
+        Prediction.objects.filter(resolved_at__gt=since, scored=True)
         .exclude(outcome=PredictionOutcome.OPEN)
         .values_list("resolved_at", "band", "outcome", "predicted_blocks", "actual_blocks")
     )
@@ -52,31 +52,6 @@ def accuracy_windows(now: float | None = None) -> dict[str, accuracy.WindowStats
     now = time.time() if now is None else now
     since = datetime.fromtimestamp(now - accuracy.WINDOWS[-1][1], tz=UTC)
     return accuracy.rolling_windows(resolved_outcomes(since), now)
-
-
-def cached_accuracy_windows(now: datetime | None = None) -> dict[str, accuracy.WindowStats]:
-    """The same windows from beat's cached SQL aggregate (detection.api_stats).
-
-    Pages and /metrics read these: `accuracy_windows` walks 90 days of predictions in Python,
-    which is exact and fine for the five-minute alarm but seconds of work per request at scale.
-    """
-    from django.utils import timezone
-
-    from detection.api_stats import cached_accuracy_windows as cached_figures
-
-    def band(name: str, figures: dict) -> accuracy.BandStats:
-        fields = ("resolved", "hits", "hit_rate", "mean_abs_error", "replaced", "dropped")
-        return accuracy.BandStats(band=name, **{field: figures[field] for field in fields})
-
-    return {
-        name: accuracy.WindowStats(
-            window=name,
-            seconds=window["seconds"],
-            overall=band(accuracy.ALL_BANDS, window["overall"]),
-            by_band={key: band(key, figures) for key, figures in window["by_band"].items()},
-        )
-        for name, window in cached_figures(now or timezone.now()).items()
-    }
 
 
 def coverage(since: datetime | None = None) -> dict[str, float | int | None]:
@@ -172,9 +147,10 @@ def outcome_contribution(
     outcome: str,
     predicted_blocks: int | None,
     actual_blocks: int | None,
+    scored: bool = True,
 ) -> tuple[OutcomeKey, tuple[int, int, int, int, int]] | None:
-    if outcome == PredictionOutcome.OPEN or resolved_at is None:
-        return None
+    if not scored or outcome == PredictionOutcome.OPEN or resolved_at is None:
+        return None  # one scored outcome per chain: later predictions are for display
     if outcome == PredictionOutcome.CONFIRMED and (
         predicted_blocks is None or actual_blocks is None
     ):
@@ -244,18 +220,38 @@ def rolled_up_coverage(since: datetime) -> dict[str, float | int | None]:
     }
 
 
+def _hit_sql() -> Q:
+    """accuracy.score's hit rule in SQL: within one block, or 8+ for the catch-all block."""
+    catch_all = accuracy.CATCH_ALL_BLOCKS
+    tolerance = accuracy.HIT_TOLERANCE_BLOCKS
+    point = Q(predicted_blocks__lt=catch_all) & Q(
+        actual_blocks__gte=F("predicted_blocks") - tolerance,
+        actual_blocks__lte=F("predicted_blocks") + tolerance,
+    )
+    return point | Q(predicted_blocks__gte=catch_all, actual_blocks__gte=catch_all)
+
+
+def _error_sql():
+    """accuracy.score's block error in SQL."""
+    catch_all = accuracy.CATCH_ALL_BLOCKS
+    return Case(
+        When(
+            predicted_blocks__gte=catch_all,
+            then=Greatest(Value(catch_all) - F("actual_blocks"), Value(0)),
+        ),
+        default=Abs(F("actual_blocks") - F("predicted_blocks")),
+        output_field=IntegerField(),
+    )
+
+
 def outcome_aggregates(prefix: str = "", window: Q | None = None) -> dict:
     """The accuracy sums as SQL aggregates over predictions, optionally only those in `window`."""
     confirmed = Q(outcome=PredictionOutcome.CONFIRMED)
     inside = window if window is not None else Q()
     return {
         f"{prefix}resolved": Count("id", filter=inside & confirmed),
-        f"{prefix}hits": Count(
-            "id", filter=inside & confirmed & Q(actual_blocks__lte=F("predicted_blocks"))
-        ),
-        f"{prefix}error_sum": Coalesce(
-            Sum(Abs(F("actual_blocks") - F("predicted_blocks")), filter=inside & confirmed), 0
-        ),
+        f"{prefix}hits": Count("id", filter=inside & confirmed & _hit_sql()),
+        f"{prefix}error_sum": Coalesce(Sum(_error_sql(), filter=inside & confirmed), 0),
         f"{prefix}replaced": Count("id", filter=inside & Q(outcome=PredictionOutcome.REPLACED)),
         f"{prefix}dropped": Count("id", filter=inside & Q(outcome=PredictionOutcome.DROPPED)),
     }
@@ -265,7 +261,8 @@ def scorable(predictions):
     """Resolved predictions the accuracy windows count, with their band key."""
     confirmed = Q(outcome=PredictionOutcome.CONFIRMED)
     return (
-        predictions.exclude(outcome=PredictionOutcome.OPEN)
+        predictions.filter(scored=True)
+        .exclude(outcome=PredictionOutcome.OPEN)
         .exclude(resolved_at=None)
         .exclude(confirmed & (Q(predicted_blocks=None) | Q(actual_blocks=None)))
         .annotate(band_key=Coalesce(NullIf("band", Value("")), Value(accuracy.UNSCORED_BAND)))
@@ -288,14 +285,21 @@ def outcome_sums(predictions) -> dict[OutcomeKey, tuple[int, int, int, int, int]
 
 
 def rebuild_rollups(
-    whales=None, predictions=None, volume_model=None, outcome_model=None, coverage_model=None
+    whales=None,
+    predictions=None,
+    volume_model=None,
+    outcome_model=None,
+    coverage_model=None,
+    *,
+    since: datetime | None = None,
 ) -> tuple[int, int]:
-    """Recompute both rollups from the raw rows (the migration's backfill; also for repairs).
+    """Recompute the rollups from the raw rows (the migration's backfill; also for repairs).
 
-    Takes the models as arguments so the migration can pass its historical ones. Returns the
-    number of volume and outcome rows written. On PostgreSQL the whale and prediction tables are
-    locked against writes (reads go on) from the first read to the commit, so an event recorded
-    meanwhile waits instead of being lost from the sums; workers may keep running.
+    Takes the models as arguments so the migration can pass its historical ones. With `since`,
+    only the hours from `since`'s own hour on are rebuilt (beat's recent-hours repair). Returns
+    the number of volume and outcome rows written. On PostgreSQL the whale and prediction tables
+    are locked against writes (reads go on) from the first read to the commit, so an event
+    recorded meanwhile waits instead of being lost from the sums; workers may keep running.
     """
     whales = WhaleTransaction.objects.all() if whales is None else whales
     predictions = Prediction.objects.all() if predictions is None else predictions
@@ -310,12 +314,12 @@ def rebuild_rollups(
                     for model in (whales.model, predictions.model)
                 )
                 cursor.execute(f"LOCK TABLE {tables} IN SHARE MODE")
-        volumes = volume_sums(whales)
-        outcomes = outcome_sums(predictions)
-        coverage_rows = coverage_sums(whales)
-        volume_model.objects.all().delete()
-        outcome_model.objects.all().delete()
-        coverage_model.objects.all().delete()
+        first_hour = None if since is None else hour_of(since)
+        volumes = volume_sums(_from_hour(whales, "first_seen_at", first_hour))
+        outcomes = outcome_sums(_from_hour(predictions, "resolved_at", first_hour))
+        coverage_rows = coverage_sums(_from_hour(whales, "confirmed_at", first_hour))
+        for model in (volume_model, outcome_model, coverage_model):
+            _from_hour(model.objects.all(), "hour", first_hour).delete()
         coverage_model.objects.bulk_create(
             [
                 coverage_model(hour=hour, mined=mined, seen_first=seen_first)
@@ -342,3 +346,13 @@ def rebuild_rollups(
             batch_size=2000,
         )
     return len(volumes), len(outcomes)
+
+
+def _from_hour(queryset, field: str, first_hour: datetime | None):
+    return queryset if first_hour is None else queryset.filter(**{f"{field}__gte": first_hour})
+
+
+def rebuild_recent_rollups(hours: int, now: datetime | None = None) -> tuple[int, int]:
+    """Rebuild the last `hours` hours (and the current one), so a hand edit heals on its own."""
+    now = now or datetime.now(tz=UTC)
+    return rebuild_rollups(since=now - timedelta(hours=hours))

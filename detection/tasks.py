@@ -3,9 +3,14 @@
 import logging
 
 from celery import shared_task
+from django.conf import settings
+from django.core.management import call_command
 from django.db import InterfaceError, OperationalError
 
+from detection.api.stats import refresh_accuracy_cache
 from detection.recording import BadPayload, record_event
+from detection.retention import purge_history
+from detection.stats import check_accuracy_alarm, rebuild_recent_rollups
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +40,12 @@ def record_whale_event(payload: dict) -> None:
 
 @shared_task(name="detection.check_accuracy", ignore_result=True)
 def check_accuracy() -> None:
-    from detection.stats import check_accuracy_alarm
-
     decision = check_accuracy_alarm()
     log.info("accuracy check: %s", decision.reason)
 
 
 @shared_task(name="detection.purge_history", ignore_result=True)
 def purge_old_history() -> None:
-    from django.conf import settings
-
-    from detection.retention import purge_history
-
     result = purge_history(settings.WHALE_RETENTION_DAYS)
     log.info("purged %s whale(s) and %s block(s)", result.whales, result.blocks)
 
@@ -54,14 +53,26 @@ def purge_old_history() -> None:
 @shared_task(name="detection.flush_expired_tokens", ignore_result=True)
 def flush_expired_tokens() -> None:
     """Daily (beat): drop expired JWT refresh tokens from the outstanding and blacklist tables."""
-    from django.core.management import call_command
-
     call_command("flushexpiredtokens", verbosity=0)
 
 
 @shared_task(name="detection.refresh_api_accuracy", ignore_result=True)
 def refresh_api_accuracy() -> None:
     """Every minute (beat): the API's accuracy windows into the cache, off the request path."""
-    from detection.api_stats import refresh_accuracy_cache
-
     refresh_accuracy_cache()
+
+
+# Rollups are kept by recording; an edit in the admin or in SQL goes around it. Beat rebuilds
+# this many recent hours so such an edit heals by itself (older hours: rebuild_stats_rollups).
+RECENT_ROLLUP_HOURS = 3
+
+
+@shared_task(name="detection.rebuild_recent_rollups", ignore_result=True)
+def rebuild_recent_stats_rollups() -> None:
+    volumes, outcomes = rebuild_recent_rollups(RECENT_ROLLUP_HOURS)
+    log.info(
+        "rebuilt the last %s h of rollups: %s volume, %s outcome row(s)",
+        RECENT_ROLLUP_HOURS,
+        volumes,
+        outcomes,
+    )

@@ -1,10 +1,15 @@
 import os
 import socket
+from pathlib import Path
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.core.management import call_command
 from hypothesis import HealthCheck, settings
 
+from whaleproject.celery import app
 from whaleproject.redis_client import get_redis
 
 # "ci" (the default) keeps property tests small and repeatable: the same examples on every run,
@@ -27,26 +32,41 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def collected_static():
-    """Pages use the production (manifest) static storage, so the suite collects like a deploy."""
-    from django.core.management import call_command
-
+    """Pages use the production (manifest) static storage, so page tests collect like a deploy."""
     call_command("collectstatic", "--noinput", verbosity=0)
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def clean_test_redis():
     """The suite owns its Redis database (REDIS_URL in pyproject's pytest env); start it empty."""
     get_redis().flushdb()
     yield
 
 
+# Tests that render a page (Django's test clients, the API clients, real Daphne or browser
+# processes) need the collected static manifest; pure computation needs neither it nor Redis.
+PAGE_FIXTURES = {"client", "async_client", "admin_client", "live_server", "client_for", "api"}
+PAGE_FOLDERS = ("dashboard", "faults", "ops")
+PURE_FOLDERS = ("domain",)
+
+
+def pytest_collection_modifyitems(config, items):
+    tests_root = Path(__file__).resolve().parent
+    for item in items:
+        if not Path(item.path).resolve().is_relative_to(tests_root):
+            continue  # bench/tests: the benchmarks' own tests, outside this conftest
+        folder = Path(item.path).resolve().relative_to(tests_root).parts[0]
+        if folder not in PURE_FOLDERS:
+            item.fixturenames.insert(0, "clean_test_redis")
+        if folder in PAGE_FOLDERS or PAGE_FIXTURES & set(item.fixturenames):
+            item.fixturenames.insert(0, "collected_static")
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache():
     # Rate-limit counters live in the cache; one test's attempts must not throttle the next.
-    from django.core.cache import cache
-
     cache.clear()
     yield
 
@@ -76,10 +96,6 @@ def staff(db, password):
 @pytest.fixture
 def celery_worker_process(transactional_db):
     """A real Celery worker thread consuming from the real Redis broker (not eager mode)."""
-    from celery.contrib.testing.worker import start_worker
-
-    from whaleproject.celery import app
-
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
         yield worker
 

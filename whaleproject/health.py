@@ -16,6 +16,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from whaleproject.celery import app
 from whaleproject.redis_client import get_redis, key
 
 INGEST_HEARTBEAT_KEY = ("ingest", "heartbeat")
@@ -51,8 +52,6 @@ def check_redis() -> Check:
 
 
 def check_workers(timeout: float = 1.0) -> Check:
-    from whaleproject.celery import app
-
     try:
         replies = app.control.ping(timeout=timeout) or []
     except Exception as exc:

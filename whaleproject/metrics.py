@@ -20,6 +20,7 @@ allowlist.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import math
@@ -27,15 +28,27 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from ipaddress import ip_address
 from typing import Any
 
-from prometheus_client import CollectorRegistry, ProcessCollector
+from django.conf import settings
+from django.http import HttpResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    ProcessCollector,
+    generate_latest,
+    start_http_server,
+)
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
+
+from whaleproject import health
+from whaleproject.redis_client import get_redis, key
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +80,6 @@ class SharedHistogram:
         self.buckets = tuple(sorted(buckets))
 
     def redis_key(self) -> str:
-        from whaleproject.redis_client import key
-
         return key("metrics", self.name)
 
     def observe(self, value: float, **labels: str) -> None:
@@ -77,8 +88,6 @@ class SharedHistogram:
         label_key = json.dumps([str(labels.get(n, "")) for n in self.labelnames])
         index = next((i for i, b in enumerate(self.buckets) if value <= b), len(self.buckets))
         try:
-            from whaleproject.redis_client import get_redis
-
             pipe = get_redis().pipeline(transaction=False)
             redis_key = self.redis_key()
             pipe.hincrby(redis_key, f"{label_key}|{index}", 1)
@@ -89,8 +98,6 @@ class SharedHistogram:
             log.debug("could not record %s", self.name, exc_info=True)
 
     def collect(self) -> Iterable[Metric]:
-        from whaleproject.redis_client import get_redis
-
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
         try:
             raw = get_redis().hgetall(self.redis_key())
@@ -179,92 +186,12 @@ class CachedCollector:
             return list(self._families)
 
 
-class DeliveryCollector(CachedCollector):
-    ttl = 30.0
-
-    def produce(self) -> list[Metric]:
-        from django.db import close_old_connections
-        from django.db.models import Count
-
-        from alerts.models import Delivery, DeliveryStatus
-
-        close_old_connections()
-        family = GaugeMetricFamily(
-            f"{NAMESPACE}_alert_deliveries",
-            "Alert deliveries in the outbox by status and channel (email, webhook).",
-            labels=["status", "channel"],
-        )
-        counts = {
-            (row["status"], row["channel"]): row["n"]
-            for row in Delivery.objects.values("status", "channel").annotate(n=Count("id"))
-        }
-        channels = sorted({channel for _, channel in counts} | {"email", "webhook"})
-        for status in DeliveryStatus.values:
-            for channel in channels:
-                family.add_metric([status, channel], counts.get((status, channel), 0))
-        return [family]
-
-
-class AccuracyCollector(CachedCollector):
-    # Accuracy reads up to 90 days of predictions; it moves slowly.
-    ttl = 120.0
-
-    def produce(self) -> list[Metric]:
-        from datetime import UTC, timedelta
-
-        from django.db import close_old_connections
-
-        from detection import stats
-
-        close_old_connections()
-        hit_ratio = GaugeMetricFamily(
-            f"{NAMESPACE}_prediction_hit_ratio",
-            "Share of resolved predictions that confirmed within the predicted blocks.",
-            labels=["window", "band"],
-        )
-        resolved = GaugeMetricFamily(
-            f"{NAMESPACE}_predictions_resolved",
-            "Predictions resolved by a confirmation in the window.",
-            labels=["window", "band"],
-        )
-        abs_error = GaugeMetricFamily(
-            f"{NAMESPACE}_prediction_mean_abs_error_blocks",
-            "Mean absolute error of resolved predictions, in blocks.",
-            labels=["window", "band"],
-        )
-        for window, figures in stats.cached_accuracy_windows().items():
-            for band_stats in (figures.overall, *figures.by_band.values()):
-                labels = [window, band_stats.band]
-                resolved.add_metric(labels, band_stats.resolved)
-                if band_stats.hit_rate is not None:
-                    hit_ratio.add_metric(labels, band_stats.hit_rate)
-                if band_stats.mean_abs_error is not None:
-                    abs_error.add_metric(labels, band_stats.mean_abs_error)
-        coverage = GaugeMetricFamily(
-            f"{NAMESPACE}_coverage_ratio",
-            "Share of whales mined that were seen in the mempool first.",
-            labels=["window"],
-        )
-        mined = GaugeMetricFamily(
-            f"{NAMESPACE}_whales_mined", "Whales confirmed in the window.", labels=["window"]
-        )
-        now = datetime.now(tz=UTC)
-        for window, since in (("24h", now - timedelta(days=1)), ("7d", now - timedelta(days=7))):
-            figures = stats.coverage(since)
-            mined.add_metric([window], figures["mined"])
-            if figures["coverage"] is not None:
-                coverage.add_metric([window], figures["coverage"])
-        return [hit_ratio, resolved, abs_error, coverage, mined]
-
-
 class ServicesCollector(CachedCollector):
     """Broker queue length and the ages of the beat and ingest heartbeats (web-side view)."""
 
     ttl = 5.0
 
     def produce(self) -> list[Metric]:
-        from whaleproject import health
-
         families: list[Metric] = []
         depth = health.celery_queue_depth()
         if depth is not None:
@@ -307,14 +234,23 @@ class _Shared:
         return self.histogram.collect()
 
 
+# Collectors of the apps, each registered by its AppConfig.ready() (this module imports no app).
+_app_collectors: list[Callable[[], Any]] = []
+
+
+def register_web_collector(factory: Callable[[], Any]) -> None:
+    """Add a collector (a class or factory, called once per registry built) to /metrics."""
+    if factory not in _app_collectors:
+        _app_collectors.append(factory)
+
+
 def build_web_registry() -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     ProcessCollector(namespace=f"{NAMESPACE}_web", registry=registry)
     for collector in (
         _Shared(detection_latency),
         _Shared(webhook_latency),
-        DeliveryCollector(),
-        AccuracyCollector(),
+        *(factory() for factory in _app_collectors),
         ServicesCollector(),
     ):
         registry.register(collector)
@@ -475,8 +411,6 @@ def build_ingest_registry(collector: IngestStatsCollector = ingest_stats) -> Col
 
 def start_ingest_metrics_server(port: int, address: str = "127.0.0.1"):
     """Serve the ingest registry on ``address:port`` in a daemon thread; returns the server."""
-    from prometheus_client import start_http_server
-
     server, _thread = start_http_server(port, addr=address, registry=build_ingest_registry())
     return server
 
@@ -485,10 +419,6 @@ def start_ingest_metrics_server(port: int, address: str = "127.0.0.1"):
 
 
 def _client_allowed(remote_addr: str | None) -> bool:
-    from ipaddress import ip_address
-
-    from django.conf import settings
-
     if not remote_addr or not settings.WHALE_METRICS_ALLOW:
         return False
     try:
@@ -511,12 +441,6 @@ def metrics_view(request):
     when no token is configured: 403. REMOTE_ADDR is the real client only because nginx
     overwrites X-Forwarded-For and daphne runs with --proxy-headers on loopback (deploy/).
     """
-    import hmac
-
-    from django.conf import settings
-    from django.http import HttpResponse
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
     if request.method != "GET":
         return HttpResponse(status=405, headers={"Allow": "GET"})
     token = _bearer(request)

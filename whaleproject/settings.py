@@ -49,9 +49,11 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # detection, then the apps above it. Their detection.signals receivers run in this order: the
+    # dashboard push (display) before alert fan-out, so a slow fan-out never delays the live feed.
     "detection",
-    "alerts",
     "dashboard",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -180,6 +182,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "flush-expired-tokens": {"task": "detection.flush_expired_tokens", "schedule": 24 * 3600.0},
     # The API's accuracy windows aggregate 90 days of predictions: computed here, not per request.
     "refresh-api-accuracy": {"task": "detection.refresh_api_accuracy", "schedule": 60.0},
+    # Heals the stats rollups of the last hours after a hand edit of whale or prediction rows.
+    "rebuild-recent-rollups": {"task": "detection.rebuild_recent_rollups", "schedule": 900.0},
 }
 
 # --- Auth and accounts ------------------------------------------------------------------------
@@ -190,6 +194,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Tests only (pyproject's pytest env sets it): MD5 makes each test user cost microseconds instead
+# of PBKDF2's 0.35 s. Never set it in production: MD5 is no way to store a password.
+if env.bool("WHALE_TEST_FAST_PASSWORD_HASHER", False):
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -280,6 +288,18 @@ if not WHALE_MEMORY_RECOVERY_MB < WHALE_MEMORY_WARNING_MB < WHALE_MEMORY_CRITICA
     raise ImproperlyConfigured(
         "WHALE_MEMORY_RECOVERY_MB < WHALE_MEMORY_WARNING_MB < WHALE_MEMORY_CRITICAL_MB must hold"
     )
+# Block projection (issue 14): Bitcoin Core's block assembly budget. Core 29+ defaults:
+# -blockmaxweight 4,000,000 with -blockreservedweight 8,000 (before 29: 3,996,000 starting at
+# 4,000, the same 3,992,000 WU for transactions); -blockmintxfee in sat per 1,000 vB (Core 30: 1).
+WHALE_BLOCK_MAX_WEIGHT = env.int(
+    "WHALE_BLOCK_MAX_WEIGHT", 4_000_000, minimum=100_000, maximum=4_000_000
+)
+WHALE_BLOCK_RESERVED_WEIGHT = env.int(
+    "WHALE_BLOCK_RESERVED_WEIGHT", 8_000, minimum=2_000, maximum=1_000_000
+)
+if WHALE_BLOCK_RESERVED_WEIGHT >= WHALE_BLOCK_MAX_WEIGHT:
+    raise ImproperlyConfigured("WHALE_BLOCK_RESERVED_WEIGHT must be below WHALE_BLOCK_MAX_WEIGHT")
+WHALE_BLOCK_MIN_TX_FEE = env.int("WHALE_BLOCK_MIN_TX_FEE", 1, minimum=0, maximum=100_000_000)
 WHALE_HEARTBEAT_STALE_SECONDS = env.int("WHALE_HEARTBEAT_STALE_SECONDS", 30, minimum=6)
 WHALE_RETENTION_DAYS = env.int("WHALE_RETENTION_DAYS", 90, minimum=1)
 WHALE_CLUSTERING = env.bool("WHALE_CLUSTERING", True)
@@ -331,6 +351,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "WhaleStatusEnum": "detection.models.WhaleStatus",
         "EventKindEnum": "detection.models.EventKind",
+        "FlowEnum": "detection.models.Flow",
         "DeliveryStatusEnum": "alerts.models.DeliveryStatus",
         "DeliveryKindEnum": "alerts.models.DeliveryKind",
     },
@@ -360,6 +381,8 @@ except ValueError as exc:
 # blocks missed while away scanned on reconnect, at most this many (older ones: a counted gap).
 WHALE_BLOCK_SCAN = env.bool("WHALE_BLOCK_SCAN", True)
 WHALE_CATCH_UP_MAX_BLOCKS = env.int("WHALE_CATCH_UP_MAX_BLOCKS", 12, minimum=0, maximum=1000)
+# Whales still pending after this many days are closed as dropped (bitcoind's mempool expiry).
+WHALE_PENDING_EXPIRY_DAYS = env.int("WHALE_PENDING_EXPIRY_DAYS", 14, minimum=1, maximum=365)
 WHALE_INGEST_METRICS_PORT = env.int("WHALE_INGEST_METRICS_PORT", 9108, minimum=0, maximum=65535)
 WHALE_INGEST_METRICS_ADDRESS = env.str("WHALE_INGEST_METRICS_ADDRESS", "127.0.0.1")
 # /api/v1/health/ fails ("workers": backlog) when more tasks than this wait in the broker.
@@ -385,6 +408,25 @@ if WHALE_DELIVERY_STRANDED_SECONDS <= WHALE_OUTBOUND_TOTAL_TIMEOUT:
     raise ImproperlyConfigured(
         "WHALE_DELIVERY_STRANDED_SECONDS must be longer than WHALE_OUTBOUND_TOTAL_TIMEOUT"
     )
+# --- Chat alert channels (alerts/transports/telegram.py, discord.py, slack.py) ---------------
+# The Telegram bot that sends alerts and links chats (from @BotFather); empty = no Telegram.
+TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN", "")
+# The Bot API server: Telegram's, or a self-hosted telegram-bot-api (operator-trusted, so it is
+# not put through the webhook SSRF guard).
+TELEGRAM_API_URL = env.url(
+    "TELEGRAM_API_URL", "https://api.telegram.org", schemes=("http", "https")
+).rstrip("/")
+# Telegram allows a bot about 30 messages a second in all; stay under it.
+TELEGRAM_MESSAGES_PER_SECOND = env.int("TELEGRAM_MESSAGES_PER_SECOND", 25, minimum=1, maximum=30)
+# getUpdates long-poll: seconds Telegram holds each request open while no message comes.
+TELEGRAM_POLL_TIMEOUT = env.int("TELEGRAM_POLL_TIMEOUT", 25, minimum=0, maximum=50)
+if TELEGRAM_BOT_TOKEN:
+    CELERY_BEAT_SCHEDULE["alerts-telegram-updates"] = {
+        "task": "alerts.poll_telegram",
+        # Each run long-polls for up to ~a minute, so one run follows the other.
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    }
 CELERY_BEAT_SCHEDULE["alerts-sweep"] = {
     "task": "alerts.sweep_deliveries",
     "schedule": 60.0,

@@ -7,7 +7,7 @@ from whaleproject.views import health
 
 api_v1 = [
     path("health/", health, name="health"),
-    path("", include("detection.api_urls")),
+    path("", include("detection.api.urls")),
     path("", include("alerts.api_urls")),
 ]
 

@@ -9,8 +9,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('alerts', '0001_initial'),
-        ('detection', '0005_i13_block_scan'),
+        ('alerts', '0002_i13_unseen_confirmed'),
+        ('detection', '0005_i14_predictions'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -20,6 +20,11 @@ class Outcome:
     retry_after: float | None = None
     # Non-empty: the endpoint must stop receiving, for this reason (410 Gone).
     disable_endpoint: str = ""
+    # Not sent because our own pacing had no slot (alerts.pacing): try again after retry_after
+    # seconds exactly, without climbing the failure schedule.
+    paced: bool = False
+    # Telegram: the chat now lives under this id (a group upgraded to a supergroup).
+    moved_to_chat_id: int | None = None
 
 
 class Transport:

@@ -1,4 +1,4 @@
-"""Display formats for whale summaries (detection.push.whale_summary dicts) and rows.
+"""Display formats for whale summaries (detection.summary.whale_summary dicts) and rows.
 
 static/js/feed.js formats live rows the same way; keep the two in step.
 """
@@ -11,8 +11,8 @@ from decimal import Decimal, InvalidOperation
 from django import template
 from django.utils import timezone
 
-from dashboard.feed_filters import FLOW_LABELS
-from detection.push import btc
+from detection.models import Flow
+from detection.summary import btc
 
 register = template.Library()
 
@@ -64,7 +64,7 @@ def block_target(prediction) -> str:
 
 @register.filter
 def flow_label(flow) -> str:
-    return FLOW_LABELS.get(flow, "Unknown")
+    return Flow(flow).label if flow in Flow.values else "Unknown"
 
 
 @register.filter

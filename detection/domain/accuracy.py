@@ -3,11 +3,19 @@
 Pure functions over plain records, so the Django layer can feed rows (or `.values()` dicts turned
 into `Outcome`s) and store or render the results.
 
-* A prediction made at tip height T saying "in N blocks" is a hit when the whale confirms at a
-  height <= T + N: `actual_blocks = height - T`, `hit = actual_blocks <= N`,
-  `abs_error = |actual_blocks - N|`.
+* A prediction made at tip height T saying "in N blocks" confirms `actual_blocks = height - T`
+  blocks later. It is a hit when it is off by at most one block, `|actual_blocks - N| <= 1`, and
+  its error is `|actual_blocks - N|`: early and late misses count alike, so predicting late
+  ("in 7 blocks" for everything) no longer scores well.
+* The catch-all: projected block 7 (N = 8) is mempool.space's last block, "8 or more". It is a
+  hit when the whale confirms 8 or more blocks later; its error is how many blocks early it
+  confirmed, `max(0, 8 - actual_blocks)`.
+* One scored outcome per chain: only the first prediction made for an RBF chain is scored (the
+  caller marks it); later predictions are kept for display. A whale whose projected block flaps
+  therefore weighs as much as one that never moves.
 * Replaced and dropped predictions are counted apart: they never confirmed, so they are neither
-  hits nor misses.
+  hits nor misses. Coverage is the share of scored outcomes that confirmed and so could be hit
+  or missed: `resolved / (resolved + replaced + dropped)`.
 * A window holds the outcomes whose `resolved_at` lies in (now - window, now].
 * A reorg un-resolves the confirmations that happened in the orphaned blocks: `revert_orphaned`
   splits them off so the caller can set those predictions back to pending.
@@ -35,6 +43,9 @@ WINDOWS: tuple[tuple[str, float], ...] = (
     ("90d", 90 * DAY),
 )
 
+HIT_TOLERANCE_BLOCKS = 1
+CATCH_ALL_BLOCKS = 8  # predicted_blocks of projected block 7: "8 or more"
+
 ALARM_HIT_RATE = 0.70
 ALARM_MIN_RESOLVED = 20
 ALARM_WINDOW_S = DAY
@@ -46,6 +57,15 @@ class Resolution:
     actual_blocks: int
     hit: bool
     abs_error: int
+
+
+def score(predicted_blocks: int, actual_blocks: int) -> tuple[bool, int]:
+    """(hit, absolute block error) of "in `predicted_blocks`" against `actual_blocks`."""
+    if predicted_blocks >= CATCH_ALL_BLOCKS:
+        error = max(0, CATCH_ALL_BLOCKS - actual_blocks)
+        return error == 0, error
+    error = abs(actual_blocks - predicted_blocks)
+    return error <= HIT_TOLERANCE_BLOCKS, error
 
 
 def resolve(
@@ -65,11 +85,8 @@ def resolve(
             f"confirmed at {confirmed_height}, not above the prediction's tip "
             f"{tip_height_at_prediction}"
         )
-    return Resolution(
-        actual_blocks=actual_blocks,
-        hit=actual_blocks <= predicted_blocks,
-        abs_error=abs(actual_blocks - predicted_blocks),
-    )
+    hit, error = score(predicted_blocks, actual_blocks)
+    return Resolution(actual_blocks=actual_blocks, hit=hit, abs_error=error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,14 +114,14 @@ class Outcome:
         if self.outcome != CONFIRMED:
             return None
         assert self.actual_blocks is not None and self.predicted_blocks is not None
-        return self.actual_blocks <= self.predicted_blocks
+        return score(self.predicted_blocks, self.actual_blocks)[0]
 
     @property
     def abs_error(self) -> int | None:
         if self.outcome != CONFIRMED:
             return None
         assert self.actual_blocks is not None and self.predicted_blocks is not None
-        return abs(self.actual_blocks - self.predicted_blocks)
+        return score(self.predicted_blocks, self.actual_blocks)[1]
 
 
 def confirmed_outcome(
@@ -137,6 +154,12 @@ class BandStats:
     mean_abs_error: float | None
     replaced: int
     dropped: int
+    coverage: float | None = None  # resolved / (resolved + replaced + dropped)
+
+
+def coverage_of(resolved: int, replaced: int, dropped: int) -> float | None:
+    total = resolved + replaced + dropped
+    return resolved / total if total else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +190,7 @@ def band_stats(band: str, outcomes: Iterable[Outcome]) -> BandStats:
         mean_abs_error=error_sum / resolved if resolved else None,
         replaced=replaced,
         dropped=dropped,
+        coverage=coverage_of(resolved, replaced, dropped),
     )
 
 

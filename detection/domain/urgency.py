@@ -11,7 +11,10 @@ The fee term dominates because it is the sender's choice; position and percentil
 what else is in the mempool and only nudge the score (4+ blocks out, position adds nothing).
 
 The reference rate is the next projected block's median fee rate when known (mempool-blocks[0]
-medianFee), else the mempool's median, floored at 0.1 sat/vB to keep the ratio finite. The fee
+``medianFee``), else the mempool's median, floored at 0.1 sat/vB to keep the ratio finite. The
+block's floor (``feeRange[0]``, its cheapest tx) is never the reference: with the real
+``tx02_ws_mempool_blocks_01`` values (floor 1.083, median 2.048) a 1.5 sat/vB whale is "medium"
+(about 0.59), not "high". The fee
 curve gives 0.5 at 75 % of the reference, ~0.70 at the reference, ~0.95 at twice it and <0.25
 below half of it: with a 10–20 sat/vB market, 50 sat/vB scores above 0.8 and 5 sat/vB below 0.3.
 Every component is non-decreasing in the fee rate (the other inputs fixed), so urgency is too.
@@ -27,8 +30,11 @@ ETA: `predicted_blocks × interval − seconds since the last block`, where the 
 block never drops below 10 % of the interval. Block arrival is memoryless, so subtracting the
 elapsed time is optimistic; the floor stops an overdue block from producing an ETA of zero.
 
-may_not_confirm_soon: fee zero, fee below half the reference rate, fee below the mempool's minimum
-fee when given, or a projected block >= 6 (7+ blocks, over an hour at the average interval).
+may_not_confirm_soon: fee zero, fee below half the reference rate, fee below the purge floor when
+given, or a projected block >= 6 (7+ blocks, over an hour at the average interval).
+
+may_be_purged: the fee rate is below the purge floor, the node's ``mempoolminfee`` (BTC/kvB x 1e5
+= sat/vB): a full mempool evicts such txs first, and nodes refuse to relay them.
 """
 
 from __future__ import annotations
@@ -75,18 +81,35 @@ class MempoolFeeContext:
     """What the mempool looks like when a whale is scored. Rates in sat/vB, times in seconds."""
 
     median_fee_rate: float | None = None  # vsize-weighted median of the whole mempool
-    next_block_fee_rate: float | None = None  # median of projected block 0
-    min_fee_rate: float | None = None  # mempoolminfee, if the source gives it
+    next_block_median_fee_rate: float | None = None  # mempool-blocks[0].medianFee
+    next_block_floor_fee_rate: float | None = None  # mempool-blocks[0].feeRange[0] (shown only)
+    purge_floor_fee_rate: float | None = None  # mempoolminfee in sat/vB, if the source gives it
     mempool_vsize: float | None = None
     block_interval_s: float = DEFAULT_BLOCK_INTERVAL_S
     seconds_since_last_block: float | None = None
 
     @property
     def reference_fee_rate(self) -> float | None:
-        for rate in (self.next_block_fee_rate, self.median_fee_rate):
+        for rate in (self.next_block_median_fee_rate, self.median_fee_rate):
             if rate is not None and math.isfinite(rate):
                 return max(rate, MIN_REFERENCE_FEE_RATE)
         return None
+
+
+def context_from_projection(projection: dict) -> MempoolFeeContext:
+    """The fee context of an ingest event's ``projection`` (``detection.ingest.lifecycle``)."""
+    return MempoolFeeContext(
+        median_fee_rate=projection.get("mempool_median_fee_rate"),
+        # Events queued before the references got their names carried block 0's median as
+        # "median_fee_rate" (its floor was "next_block_fee_rate", never a reference).
+        next_block_median_fee_rate=projection.get(
+            "next_block_median_fee_rate", projection.get("median_fee_rate")
+        ),
+        next_block_floor_fee_rate=projection.get("next_block_floor_fee_rate"),
+        purge_floor_fee_rate=projection.get("purge_floor_fee_rate"),
+        mempool_vsize=projection.get("mempool_vsize"),
+        seconds_since_last_block=projection.get("seconds_since_last_block"),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +122,7 @@ class UrgencyScore:
     may_not_confirm_soon: bool
     fee_spike: bool
     reason: str = ""  # why urgency or the prediction is missing, or how the block was estimated
+    may_be_purged: bool = False  # paying under the purge floor (mempoolminfee)
 
 
 def band_for(urgency: float | None) -> str | None:
@@ -174,6 +198,7 @@ def score_urgency(
         may_not_confirm_soon=_may_not_confirm_soon(fee_rate, reference, projected_block, context),
         fee_spike=fee_spike,
         reason="; ".join(r for r in reasons if r),
+        may_be_purged=may_be_purged(fee_rate, context),
     )
 
 
@@ -224,9 +249,21 @@ def _may_not_confirm_soon(
             return True
         if reference is not None and fee_rate < SLOW_FEE_RATIO * reference:
             return True
-        if context.min_fee_rate is not None and fee_rate < context.min_fee_rate:
+        if may_be_purged(fee_rate, context):
             return True
     return projected_block is not None and projected_block >= SLOW_PROJECTED_BLOCK
+
+
+def may_be_purged(fee_rate: float | None, context: MempoolFeeContext) -> bool:
+    floor = context.purge_floor_fee_rate
+    return fee_rate is not None and floor is not None and fee_rate < floor
+
+
+def purge_floor_from_mempoolminfee(btc_per_kvb: float | None) -> float | None:
+    """Bitcoin Core's ``mempoolminfee`` is BTC per 1,000 vB: x 1e8 sat / 1e3 vB = x 1e5 sat/vB."""
+    if btc_per_kvb is None or not math.isfinite(btc_per_kvb) or btc_per_kvb < 0:
+        return None
+    return btc_per_kvb * 1e5
 
 
 def eta_seconds(predicted_blocks: int | None, context: MempoolFeeContext) -> float | None:
@@ -246,7 +283,10 @@ def eta_seconds(predicted_blocks: int | None, context: MempoolFeeContext) -> flo
 
 
 class FeeSpikeDetector:
-    """Feed (time, next-block fee rate) samples; `add` says whether fees are spiking now.
+    """Feed (time, block-0 median fee rate) samples; `add` says whether fees are spiking now.
+
+    One series only: the median of projected block 0 (the server's ``medianFee`` when it sends
+    mempool-blocks, else our projection's). Mixing it with the block's floor fires on noise.
 
     A spike: the latest rate is more than SPIKE_FACTOR times the lowest rate seen within the last
     SPIKE_WINDOW_S seconds (the baseline floored at SPIKE_MIN_BASELINE). It clears by itself once
@@ -272,8 +312,8 @@ class FeeSpikeDetector:
     def spiking(self) -> bool:
         return self._spiking
 
-    def add(self, at: float, next_block_fee_rate: float) -> bool:
-        if not math.isfinite(next_block_fee_rate) or next_block_fee_rate < 0:
+    def add(self, at: float, next_block_median_fee_rate: float) -> bool:
+        if not math.isfinite(next_block_median_fee_rate) or next_block_median_fee_rate < 0:
             return self._spiking
         if self._last_time is not None and at < self._last_time:
             return self._spiking
@@ -281,10 +321,10 @@ class FeeSpikeDetector:
         while self._minima and self._minima[0][0] < at - self.window_s:
             self._minima.popleft()
         baseline = self._minima[0][1] if self._minima else None
-        while self._minima and self._minima[-1][1] >= next_block_fee_rate:
+        while self._minima and self._minima[-1][1] >= next_block_median_fee_rate:
             self._minima.pop()
-        self._minima.append((at, next_block_fee_rate))
-        self._spiking = baseline is not None and next_block_fee_rate > self.factor * max(
+        self._minima.append((at, next_block_median_fee_rate))
+        self._spiking = baseline is not None and next_block_median_fee_rate > self.factor * max(
             baseline, self.min_baseline
         )
         return self._spiking

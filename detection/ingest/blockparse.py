@@ -254,3 +254,14 @@ def parse_block(data: bytes, expected_hash: str | None = None) -> Block:
     if merkle_root([tx.txid for tx in txs]) != header.merkle_root:
         raise BlockParseError("bad_merkle_root")
     return Block(header=header, txs=txs)
+
+
+def serialized_transactions(data: bytes) -> list[tuple[bytes, BlockTx]]:
+    """Each transaction of a block with its own serialized bytes (to build test blocks)."""
+    reader = _Reader(data, HEADER_SIZE)
+    result = []
+    for _ in range(reader.count(60)):
+        start = reader.pos
+        tx = _parse_tx(reader)
+        result.append((data[start : reader.pos], tx))
+    return result

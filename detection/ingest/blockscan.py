@@ -60,6 +60,7 @@ class BlockScan:
     known: list[str] = field(default_factory=list)
     requests: int = 0
     without_prevouts: int = 0  # unseen whales recorded from the block alone
+    txids: list[str] = field(default_factory=list)  # every tx of the block
 
 
 def _output_sum(tx: dict[str, Any]) -> int | None:
@@ -132,7 +133,7 @@ class BlockScanner:
                 raise BlockScanFailed("bad_shape")
             if value >= self.whale_min_sats:
                 candidates.append(txid)
-        scan = BlockScan(block_hash, "summary")
+        scan = BlockScan(block_hash, "summary", txids=[entry["txid"] for entry in entries])
         for txid in candidates:
             if is_known(txid):
                 scan.known.append(txid)
@@ -158,7 +159,7 @@ class BlockScanner:
         except BlockParseError as exc:
             self.rest.count_failure(endpoint, exc.reason, exc.detail or None)
             raise BlockScanFailed(exc.reason) from None
-        scan = BlockScan(block_hash, "raw")
+        scan = BlockScan(block_hash, "raw", txids=[tx.txid for tx in block.txs])
         for tx in self._raw_candidates(block):
             if is_known(tx.txid):
                 scan.known.append(tx.txid)
@@ -186,7 +187,7 @@ class BlockScanner:
         if type(txids) is not list or not txids or not all(is_hex_id(t) for t in txids):
             self.rest.count_failure(endpoint, "bad_shape")
             raise BlockScanFailed("bad_shape")
-        scan = BlockScan(block_hash, "txids")
+        scan = BlockScan(block_hash, "txids", txids=txids)
         known_values = set(mined_known)
         starts: set[int] = set()
         for index, txid in enumerate(txids):
@@ -262,6 +263,7 @@ class ScanStats:
     block_only_whales: int = 0
     unseen_without_prevouts: int = 0
     last_scan_requests: int | None = None
+    reorgs_walked: int = 0
     last_scanned_height: int | None = None
     last_scanned_hash: str | None = None
 
@@ -294,6 +296,8 @@ class BlockFollower:
         retry_base: float = 2.0,
         retry_cap: float = 60.0,
         max_attempts: int = 8,
+        hash_at: Callable[[int], str | None] | None = None,
+        orphan: Callable[[int, str], None] | None = None,
     ) -> None:
         self.scanner = scanner
         self.is_known = is_known
@@ -303,6 +307,9 @@ class BlockFollower:
         self.retry_base = retry_base
         self.retry_cap = retry_cap
         self.max_attempts = max_attempts
+        self.hash_at = hash_at or (lambda _height: None)
+        self.orphan = orphan
+        self._walks: list[tuple[int, str, int]] = []  # (height, hash, failed tries)
         self.stats = ScanStats()
         if last_scanned is not None:
             self.stats.last_scanned_height, self.stats.last_scanned_hash = last_scanned
@@ -355,22 +362,66 @@ class BlockFollower:
         self.stats.last_scanned_height = height
         self.stats.last_scanned_hash = block_hash or None
 
+    def walk_back(self, starts: list[tuple[int, str]]) -> None:
+        """Blocks of a new branch (found through previousblockhash): check each with the server
+        and walk back until the chains meet, orphaning ours on the way, and rescan the branch."""
+        self._walks.extend((height, block_hash, 0) for height, block_hash in starts)
+        self.idle.clear()
+        self._wake.set()
+
     async def run(self) -> None:
         while True:
+            if self._walks:
+                height, block_hash, tries = self._walks.pop(0)
+                await self._walk_back(height, block_hash, tries)
+                continue
             if not self._queue:
                 self.idle.set()
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            last = self.stats.last_scanned_height
+            if last is not None:
+                self._bound_catch_up(last)
+                last = self.stats.last_scanned_height
             height = min(self._queue)
             block = self._queue[height]
-            last = self.stats.last_scanned_height
             if last is not None and height > last + 1:
                 await self._catch_up(last, height)
                 continue
             await self._scan_with_retries(block)
             if self._queue.get(height) is block:
                 del self._queue[height]
+
+    async def _walk_back(self, height: int, block_hash: str, tries: int = 0) -> None:
+        for _step in range(max(1, self.catch_up_max)):
+            info = await self._block_info(block_hash, height)
+            if info is None:
+                self.stats.block_scan_failures += 1
+                if tries + 1 >= self.max_attempts:
+                    self.stats.block_scans_abandoned += 1
+                    log.error("reorg walk-back at %d %s abandoned after %d tries",
+                              height, block_hash, tries + 1)  # fmt: skip
+                    return
+                await asyncio.sleep(min(self.retry_cap, self.retry_base * 2**tries))
+                self._walks.insert(0, (height, block_hash, tries + 1))
+                return
+            # The server vouches for this block at this height: ours there is orphaned.
+            if self.hash_at(height) != block_hash and self.orphan is not None:
+                self.orphan(height, block_hash)
+            self._queue[height] = info  # the new branch is scanned again
+            parent = self.hash_at(height - 1)
+            if parent is None or info.previous_hash is None or parent == info.previous_hash:
+                break  # the chains meet here (or we hold nothing older to compare)
+            height, block_hash = height - 1, info.previous_hash
+        else:
+            self.stats.catch_up_gap_blocks += 1  # deeper than we walk: counted, logged
+            log.error("reorg deeper than %d blocks below %d; not walked further",
+                      self.catch_up_max, height)  # fmt: skip
+        last = self.stats.last_scanned_height
+        if last is not None and last >= height:
+            self._set_position(height - 1, self.hash_at(height - 1) or "")
+        self.stats.reorgs_walked += 1
 
     async def _persist(self, block: BlockInfo) -> None:
         if self.on_scanned is None:
@@ -381,23 +432,30 @@ class BlockFollower:
         except Exception:
             log.exception("could not save the last scanned block %d %s", block.height, block.hash)
 
+    def _bound_catch_up(self, last: int) -> None:
+        """At most ``catch_up_max`` missed blocks below the newest one are scanned; older ones
+        are given up: logged, counted, and the position moves past them."""
+        tip = max(self._queue)
+        missed = tip - last - 1
+        if missed <= self.catch_up_max:
+            return
+        skipped = missed - self.catch_up_max
+        self.stats.catch_up_gap_blocks += skipped
+        log.error(
+            "block scan: %d blocks (%d-%d) missed beyond the catch-up bound of %d; "
+            "their whales are not scanned",
+            skipped,
+            last + 1,
+            last + skipped,
+            self.catch_up_max,
+        )
+        for height in [h for h in self._queue if h <= last + skipped]:
+            del self._queue[height]
+        self._set_position(last + skipped, "")
+
     async def _catch_up(self, last: int, first_offered: int) -> None:
         """Queue the blocks between the last scanned one and the first offered."""
         missed = list(range(last + 1, first_offered))
-        if len(missed) > self.catch_up_max:
-            skipped = len(missed) - self.catch_up_max
-            self.stats.catch_up_gap_blocks += skipped
-            log.error(
-                "block scan: %d blocks (%d-%d) missed beyond the catch-up bound of %d; "
-                "their whales are not scanned",
-                skipped,
-                missed[0],
-                missed[skipped - 1],
-                self.catch_up_max,
-            )
-            missed = missed[skipped:]
-            # Given up: continue from just before the first block we still catch up.
-            self._set_position(first_offered - 1 - len(missed), "")
         found: dict[int, BlockInfo] = {}
         for height in missed:
             block = await self._block_at(height)
@@ -420,11 +478,19 @@ class BlockFollower:
             if not is_hex_id(block_hash):
                 rest.count_failure("block_height", "bad_shape")
                 return None
+        except (RestError, UnicodeDecodeError):
+            return None
+        return await self._block_info(block_hash, height)
+
+    async def _block_info(self, block_hash: str, height: int) -> BlockInfo | None:
+        """``GET /api/block/<hash>``, checked to be that block at that height."""
+        rest = self.scanner.rest
+        try:
             info = orjson.loads(await rest.get("block", f"/block/{block_hash}"))
-        except (RestError, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
-            reason = getattr(exc, "reason", "bad_json")
-            if not isinstance(exc, RestError):
-                rest.count_failure("block", reason)
+        except RestError:
+            return None
+        except orjson.JSONDecodeError:
+            rest.count_failure("block", "bad_json")
             return None
         if type(info) is not dict or info.get("id") != block_hash or info.get("height") != height:
             rest.count_failure("block", "wrong_block")

@@ -1,6 +1,7 @@
 """Whale lifecycle: turns parsed frames into events for whales only.
 
-This module's event dict is **the contract with the Celery task consumer**. Every event is a plain
+This module's event dict is **the contract with the Celery task consumer** (typed and checked in
+detection.ingest.events, by both sides). Every event is a plain
 JSON-able dict with all of these keys (null when not relevant):
 
 ``event_id``         str, uuid4 made once when the event is created (stable across retries:
@@ -24,17 +25,25 @@ JSON-able dict with all of these keys (null when not relevant):
 ``changes``          "updated"/"replaced": {"effective_fee_rate": [old, new],
                      "projected_block": [old, new], "fee": [old, new]} (only what changed)
 ``projection``       {"projected_block" (0 = next), "fee_percentile" (vsize-weighted share of the
-                     mempool paying less, 0..1), "tip_height", "next_block_fee_rate",
-                     "median_fee_rate", "made_at" (epoch of the information used),
-                     "basis": "position" | "mempool-blocks" | "local"} or null when nothing is
-                     known yet; fields inside may be null (e.g. fee unknown)
+                     mempool paying less, 0..1; null while the local mempool is incomplete),
+                     "tip_height", "next_block_median_fee_rate" (block 0's ``medianFee``),
+                     "next_block_floor_fee_rate" (block 0's ``feeRange[0]``),
+                     "purge_floor_fee_rate" (``mempoolminfee`` in sat/vB), "made_at" (epoch of
+                     the information used), "basis": "position" | "mempool-blocks" | "local"}
+                     or null when nothing is known yet; fields inside may be null
 
 Kinds: ``seen`` (first sighting), ``updated`` (CPFP / fee / projected block changed),
 ``replaced`` (RBF: the chain continues with the replacing txid), ``dropped`` (removed from the
 mempool for a non-block reason and no replacement learnt within ``removal_grace_s``: mempool.space
-may announce a replacement after the removal), ``confirmed`` (in ``mined`` with the block frame, or
-``txConfirmed`` / ``tracked-txs`` confirmed), ``reorged`` (its block was orphaned: back to
-pending; a later "confirmed" follows when it is mined again).
+may announce a replacement after the removal), ``confirmed`` (in ``mined`` with the block frame,
+``txConfirmed``, a ``tracked-txs`` "confirmed" in a frame that carries the block, a block scan or
+a REST check by the resync: ``detection.ingest.blockscan`` / ``resync``), ``reorged`` (its block
+was orphaned: back to pending; a later "confirmed" follows when it is mined again).
+
+One basis per whale: a whale the server tracks (it sent a ``position`` for it, in ``tracked-txs``
+or ``txPosition``) keeps the server's position until it is replaced or confirmed; the others use
+our local projection, or the ``mempool-blocks`` fee ranges until a projection exists. A new
+``mempool-blocks`` frame never moves a tracked whale to another basis.
 
 Block heights and hashes of the last ``history`` heights are kept to spot reorgs: a different hash
 at a height already seen orphans that block and every later one.
@@ -50,6 +59,8 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from detection.domain.urgency import purge_floor_from_mempoolminfee
+from detection.ingest.events import WhaleEventPayload, check_event
 from detection.ingest.projection import Projection
 from detection.ingest.protocol import BlockInfo, ParsedFrame, TxRecord
 from detection.txshape import WhaleTx
@@ -76,6 +87,20 @@ class Chain:
     block: BlockInfo | None = None
 
 
+# The fee percentile is withheld while the local mempool holds fewer (or more) txs than this share
+# of the count the server reports: after a start or reconnect it is only part of the mempool.
+PERCENTILE_SIZE_TOLERANCE = 0.05
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FeeReferences:
+    """The market rates a whale is judged against, each by its name (sat/vB)."""
+
+    next_block_median: float | None = None  # mempool-blocks[0].medianFee
+    next_block_floor: float | None = None  # mempool-blocks[0].feeRange[0]: its cheapest tx
+    purge_floor: float | None = None  # mempoolminfee: below it a full mempool evicts first
+
+
 def block_from_mempool_blocks(rate: float, mempool_blocks: list[dict[str, Any]]) -> int | None:
     """Which projected block a tx paying ``rate`` lands in, from the server's ``mempool-blocks``
     (the frontend's rule: the first block whose fee range reaches down to the rate)."""
@@ -95,17 +120,28 @@ class WhaleTracker:
         source: str,
         clock: Callable[[], float] = time.time,
         removal_grace_s: float = 10.0,
+        removal_grace_updates: int = 10,
         history: int = 20,
-        block_context_s: float = 30.0,
+        dropped_keep_s: float = 14 * 86_400.0,
+        dropped_keep_max: int = 10_000,
     ) -> None:
         self.source = source
         self.clock = clock
         self.removal_grace_s = removal_grace_s
+        # mempool.space matches a replacement to a removal over its last 10 mempool updates,
+        # which can take longer than any fixed number of seconds under load.
+        self.removal_grace_updates = removal_grace_updates
+        self.mempool_updates = 0
+        # Dropped chains, kept so a later `mined`, replacement or re-broadcast continues them.
+        self.dropped: dict[str, Chain] = {}
+        self.dropped_at: dict[str, float] = {}
+        self.dropped_keep_s = dropped_keep_s
+        self.dropped_keep_max = dropped_keep_max
+        self.reopened = 0
         self.history = history
-        self.block_context_s = block_context_s
         self.pending: dict[str, Chain] = {}  # current txid -> chain
         self.confirmed: dict[str, Chain] = {}  # txid -> chain, kept for `history` heights
-        self.removal_pending: dict[str, float] = {}  # txid -> when `removed` was seen
+        self.removal_pending: dict[str, tuple[float, int]] = {}  # txid -> (when, update count)
         self.hashes: dict[int, str] = {}  # height -> hash, last `history` heights
         self.tip: BlockInfo | None = None
         self.last_block: BlockInfo | None = None
@@ -115,10 +151,18 @@ class WhaleTracker:
         self.mempool_blocks: list[dict[str, Any]] | None = None
         self.mempool_blocks_at: float | None = None
         self.projection: Projection | None = None
+        self.mempool_info: dict[str, float] = {}
         self.reorgs = 0
         self.events_made = 0
         self.unattributed_tx_replaced = 0
         self.block_only_whales = 0  # whales first learnt of from a block scan
+        # Resync (detection.ingest.resync): pending txids a tracked-txs answer vouched for since
+        # the last (re)connect, and "confirmed" answers not trusted (no block in the frame).
+        self.resync_mentions: set[str] = set()
+        # Blocks of a new branch found through previousblockhash, (height, hash): the block
+        # follower fetches them to walk back to where the chains meet, and rescans them.
+        self.walk_backs: list[tuple[int, str]] = []
+        self.untrusted_confirmations = 0
 
     # -- public -----------------------------------------------------------------------------
 
@@ -136,6 +180,8 @@ class WhaleTracker:
         if frame.mempool_blocks is not None:
             self.mempool_blocks = frame.mempool_blocks
             self.mempool_blocks_at = at
+        if frame.mempool_info:
+            self.mempool_info = frame.mempool_info
         records = self._records_for(frame)
         for old, new in frame.replaced:
             self._replace(old, new, frame.replacing_txs.get(new), records.get(new), at, events)
@@ -148,19 +194,36 @@ class WhaleTracker:
             if chain is not None:
                 chain.server_position = block
                 chain.server_position_at = at
+        if frame.block is not None:
+            # A position from before the new block is one block off: keep only the positions
+            # the server re-sent with the block (it does for the txs it tracks).
+            for chain in self.pending.values():
+                if chain.server_position_at is not None and chain.server_position_at < at:
+                    chain.server_position = chain.server_position_at = None
         for txid, rate in frame.rate_updates.items():
             chain = self.pending.get(txid)
             if chain is not None:
                 self._set_rate(chain, rate, "cpfp", at, events)
         for txid, info in frame.tracked.items():
             if info.replaced_by is not None:
+                self.resync_mentions.add(txid)
                 self._replace(txid, info.replaced_by, None, None, at, events)
             elif info.confirmed:
-                self._confirm([txid], self._block_context(frame), at, events)
+                # Trusted only beside the block it was mined in: servers before v3.4 answer
+                # "confirmed" for any txid they no longer hold (evicted ones too). Otherwise
+                # the resync checks it over REST (detection.ingest.resync).
+                if frame.block is not None:
+                    self._confirm([txid], frame.block, at, events)
+                else:
+                    self.untrusted_confirmations += 1
+            else:
+                self.resync_mentions.add(txid)  # still in the server's mempool
+        if frame.has_mempool_delta:
+            self.mempool_updates += 1
         if frame.removed:
             for txid in frame.removed:
                 if txid in self.pending:
-                    self.removal_pending.setdefault(txid, at)
+                    self.removal_pending.setdefault(txid, (at, self.mempool_updates))
         if frame.mined or frame.tx_confirmed:
             block = frame.block
             if block is None and not self._last_block_mined:
@@ -208,7 +271,9 @@ class WhaleTracker:
         events: list[Event] = []
         if self.hashes.get(block.height, block.hash) != block.hash:
             return events
-        self._confirm([t for t in known if t in self.pending], block, at, events)
+        self._confirm(
+            [t for t in known if t in self.pending or t in self.dropped], block, at, events
+        )
         for txid, whale in unseen.items():
             if txid in self.pending:
                 self._confirm([txid], block, at, events)
@@ -221,38 +286,91 @@ class WhaleTracker:
             events.append(self._event(chain, "confirmed", at, block=_block_json(block)))
         return events
 
+    def resolve_confirmed(self, txid: str, block: BlockInfo, at: float) -> list[Event]:
+        """A resync check found a pending whale mined in ``block``."""
+        events: list[Event] = []
+        self._confirm([txid], block, at, events)
+        return events
+
+    def resolve_replaced(
+        self, txid: str, new_txid: str, whale: WhaleTx | None, at: float
+    ) -> list[Event]:
+        """A resync check found a pending whale's first input spent by ``new_txid``."""
+        events: list[Event] = []
+        self._replace(txid, new_txid, whale, None, at, events)
+        return events
+
+    def resolve_dropped(self, txid: str, at: float, reason: str = "removed") -> list[Event]:
+        """A pending whale the server no longer has and nothing spends: dropped."""
+        events: list[Event] = []
+        self.removal_pending.pop(txid, None)
+        chain = self.pending.pop(txid, None)
+        if chain is not None:
+            self._drop(chain, at, reason, events)
+        return events
+
+    def orphan_from(
+        self,
+        height: int,
+        new_hash: str,
+        at: float,
+        events: list[Event] | None = None,
+        *,
+        only: bool = False,
+    ) -> list[Event]:
+        """Our block at ``height`` (and every later one, unless ``only``) is not on the best
+        chain, whose block there is ``new_hash``: reorg the whales confirmed in them."""
+        events = [] if events is None else events
+        self._reorg(height, at, events, only=only)
+        self.hashes[height] = new_hash
+        return events
+
     def is_known(self, txid: str) -> bool:
-        return txid in self.pending or txid in self.confirmed
+        return txid in self.pending or txid in self.confirmed or txid in self.dropped
 
     # -- projection -------------------------------------------------------------------------
+
+    def fee_references(self) -> FeeReferences:
+        """Block 0's median and floor from the server's ``mempool-blocks`` (else from our
+        projection) and the purge floor from ``mempoolInfo``."""
+        median = floor = None
+        if self.mempool_blocks:
+            median = self.mempool_blocks[0]["medianFee"]
+            floor = self.mempool_blocks[0]["feeRange"][0]
+        elif self.projection is not None:
+            median = self.projection.median_fee_rate
+            floor = self.projection.next_block_floor_fee_rate
+        purge = purge_floor_from_mempoolminfee(self.mempool_info.get("mempoolminfee"))
+        return FeeReferences(median, floor, purge)
+
+    def local_state_complete(self) -> bool:
+        """Whether the last projection saw (within 5 %) as many txs as the server reports. A
+        source that never reports ``mempoolInfo`` (replay, synthetic) is taken as complete."""
+        projection = self.projection
+        if projection is None:
+            return False
+        size = self.mempool_info.get("size")
+        if size is None:
+            return True
+        return abs(projection.tx_count - size) <= PERCENTILE_SIZE_TOLERANCE * size
 
     def projection_for(self, chain: Chain) -> dict[str, Any] | None:
         rate = chain.effective_rate
         projection = self.projection
         basis = made_at = block = None
-        use_position = chain.server_position is not None and (
-            self.mempool_blocks_at is None
-            or (chain.server_position_at or 0.0) >= self.mempool_blocks_at
-        )
-        if use_position:
+        if chain.server_position is not None:
             basis, block, made_at = "position", chain.server_position, chain.server_position_at
-        elif self.mempool_blocks and rate is not None:
-            basis, made_at = "mempool-blocks", self.mempool_blocks_at
-            block = block_from_mempool_blocks(rate, self.mempool_blocks)
         elif projection is not None:
             basis, made_at = "local", projection.made_at
             block = projection.block_index.get(chain.txid)
             if block is None and rate is not None:
                 block = projection.block_for_rate(rate)
+        elif self.mempool_blocks and rate is not None:
+            basis, made_at = "mempool-blocks", self.mempool_blocks_at
+            block = block_from_mempool_blocks(rate, self.mempool_blocks)
         if basis is None:
             return None
-        if self.mempool_blocks:
-            next_rate: float | None = self.mempool_blocks[0]["feeRange"][0]
-            median: float | None = self.mempool_blocks[0]["medianFee"]
-        elif projection is not None:
-            next_rate, median = projection.next_block_fee_rate, projection.median_fee_rate
-        else:
-            next_rate = median = None
+        references = self.fee_references()
         tip_height = self.tip.height if self.tip else None
         if tip_height is None and projection is not None:
             tip_height = projection.tip_height
@@ -260,12 +378,13 @@ class WhaleTracker:
             "projected_block": block,
             "fee_percentile": (
                 projection.fee_percentile(rate)
-                if projection is not None and rate is not None
+                if projection is not None and rate is not None and self.local_state_complete()
                 else None
             ),
             "tip_height": tip_height,
-            "next_block_fee_rate": next_rate,
-            "median_fee_rate": median,
+            "next_block_median_fee_rate": references.next_block_median,
+            "next_block_floor_fee_rate": references.next_block_floor,
+            "purge_floor_fee_rate": references.purge_floor,
             "made_at": made_at,
             "basis": basis,
         }
@@ -318,6 +437,13 @@ class WhaleTracker:
             return
         if txid in self.confirmed:
             return
+        chain = self._reopen(txid)
+        if chain is not None:
+            # Re-broadcast after a drop: the same chain goes on ("seen" at its next sequence).
+            chain.whale = whale
+            chain.effective_rate = whale.best_fee_rate
+            events.append(self._event(chain, "seen", at, projection=self.projection_for(chain)))
+            return
         chain = Chain(chain_txid=txid, txid=txid, whale=whale)
         chain.effective_rate = whale.best_fee_rate
         if position is not None:
@@ -336,6 +462,8 @@ class WhaleTracker:
         at: float,
         events: list[Event],
     ) -> None:
+        if old not in self.pending:
+            self._reopen(old)  # a replacement announced after the drop: the chain goes on
         chain = self.pending.pop(old, None)
         if chain is None:
             return
@@ -407,22 +535,14 @@ class WhaleTracker:
             )
         )
 
-    def _block_context(self, frame: ParsedFrame) -> BlockInfo | None:
-        if frame.block is not None:
-            return frame.block
-        if (
-            self.last_block is not None
-            and self.last_block_at is not None
-            and frame.received_at - self.last_block_at <= self.block_context_s
-        ):
-            return self.last_block
-        return None
-
     def _confirm(
         self, txids: Iterable[str], block: BlockInfo | None, at: float, events: list[Event]
     ) -> None:
         for txid in txids:
             chain = self.pending.pop(txid, None)
+            if chain is None and txid in self.dropped:
+                chain = self._reopen(txid)
+                self.pending.pop(txid, None)
             if chain is None:
                 continue
             self.removal_pending.pop(txid, None)
@@ -439,6 +559,12 @@ class WhaleTracker:
             return
         if known is not None:
             self._reorg(info.height, at, events)
+        parent = self.hashes.get(info.height - 1)
+        if info.previous_hash is not None and parent is not None and parent != info.previous_hash:
+            # The new block builds on another parent than the one we hold. The block follower
+            # checks that parent over REST before anything is orphaned (a bad frame must not
+            # reorg real confirmations), then walks back to where the chains meet.
+            self.walk_backs.append((info.height - 1, info.previous_hash))
         self.hashes[info.height] = info.hash
         if self.tip is None or info.height >= self.tip.height:
             self.tip = info
@@ -459,10 +585,15 @@ class WhaleTracker:
                 self._confirm(waiting, info, at, events)
                 self._last_block_mined = True
 
-    def _reorg(self, height: int, at: float, events: list[Event]) -> None:
-        """A different block at ``height``: it and every later block we knew are orphaned."""
+    def _reorg(self, height: int, at: float, events: list[Event], *, only: bool = False) -> None:
+        """A different block at ``height``: it and every later block we knew are orphaned (only
+        that one with ``only``: a walk-back step below blocks already replaced)."""
         self.reorgs += 1
-        orphaned = {h: self.hashes.pop(h) for h in sorted(self.hashes) if h >= height}
+        orphaned = {
+            h: self.hashes.pop(h)
+            for h in sorted(self.hashes)
+            if h == height or (h > height and not only)
+        }
         log.warning("reorg at height %d: orphaned %s", height, orphaned)
         for txid, chain in list(self.confirmed.items()):
             block = chain.block
@@ -472,22 +603,57 @@ class WhaleTracker:
                 chain.block = None
                 self.pending[txid] = chain
                 events.append(self._event(chain, "reorged", at, block=_block_json(block)))
-        if self.tip is not None and self.tip.height >= height:
+        if self.tip is not None and self.tip.height >= height and not only:
             remaining = sorted(self.hashes)
             below = remaining[: bisect_right(remaining, height - 1)]
             self.tip = BlockInfo(below[-1], self.hashes[below[-1]], None, None) if below else None
 
     def _expire_removals(self, now: float, events: list[Event]) -> None:
+        if self.dropped:
+            self._forget_old_drops(now)
         if not self.removal_pending:
             return
-        for txid, removed_at in list(self.removal_pending.items()):
-            if now - removed_at < self.removal_grace_s:
+        for txid, (removed_at, updates_then) in list(self.removal_pending.items()):
+            waited = now - removed_at
+            updates = self.mempool_updates - updates_then
+            if waited < self.removal_grace_s:
+                continue
+            # Enough mempool updates for a late replacement to have been announced, or (a
+            # stalled feed, or the heartbeat's call) long enough anyway.
+            if updates < self.removal_grace_updates and waited < 12 * self.removal_grace_s:
                 continue
             del self.removal_pending[txid]
             chain = self.pending.pop(txid, None)
             if chain is not None:
-                chain.status = "dropped"
-                events.append(self._event(chain, "dropped", now, reasons=["removed"]))
+                self._drop(chain, now, "removed", events)
+
+    def _drop(self, chain: Chain, at: float, reason: str, events: list[Event]) -> None:
+        chain.status = "dropped"
+        events.append(self._event(chain, "dropped", at, reasons=[reason]))
+        self.dropped[chain.txid] = chain
+        self.dropped_at[chain.txid] = at
+        while len(self.dropped) > self.dropped_keep_max:
+            oldest = next(iter(self.dropped))
+            del self.dropped[oldest]
+            self.dropped_at.pop(oldest, None)
+
+    def _forget_old_drops(self, now: float) -> None:
+        for txid, at in list(self.dropped_at.items()):
+            if now - at < self.dropped_keep_s:
+                break  # insertion order is drop order
+            del self.dropped_at[txid]
+            self.dropped.pop(txid, None)
+
+    def _reopen(self, txid: str) -> Chain | None:
+        """A dropped chain back to pending (mined, replaced or re-broadcast after all)."""
+        chain = self.dropped.pop(txid, None)
+        if chain is None:
+            return None
+        self.dropped_at.pop(txid, None)
+        chain.status = PENDING
+        self.pending[txid] = chain
+        self.reopened += 1
+        return chain
 
     # -- event construction -----------------------------------------------------------------
 
@@ -508,7 +674,7 @@ class WhaleTracker:
         self.events_made += 1
         if projection is None and kind in ("updated", "confirmed", "reorged", "dropped"):
             projection = self.projection_for(chain) if chain.status == PENDING else None
-        return {
+        event: WhaleEventPayload = {
             "event_id": str(uuid.uuid4()),
             "kind": kind,
             "txid": chain.txid,
@@ -525,6 +691,8 @@ class WhaleTracker:
             "changes": changes or {},
             "projection": projection,
         }
+        check_event(event)  # the consumer's own check: a bad event stops here, not in a worker
+        return event
 
 
 def _block_json(block: BlockInfo | None) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import logging
 import math
 import time
 from collections import Counter
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -78,6 +79,7 @@ class ParsedFrame:
     replaced: list[tuple[str, str]] = field(default_factory=list)  # (replaced, replacing)
     replacing_txs: dict[str, WhaleTx] = field(default_factory=dict)  # full `by` txs, any value
     spends: list[tuple[str, str]] = field(default_factory=list)  # (watched parent, child txid)
+    parents: dict[str, list[str]] = field(default_factory=dict)  # added txid -> in-mempool parents
     # per-tx projection hints: txid -> position.block (added whales, txPosition, tracked-txs)
     positions: dict[str, int] = field(default_factory=dict)
     rate_updates: dict[str, float] = field(default_factory=dict)  # txid -> CPFP effective rate
@@ -182,6 +184,10 @@ class FrameParser:
 
     ``watch_txids`` may be set to a (live) set of txids whose children should be reported in
     ``ParsedFrame.spends`` (CPFP detection for pending whales); leave it empty for no cost.
+
+    ``mempool_txids`` may be set to the (live) txids of the local mempool: an added tx spending
+    one of them (or a tx earlier in the same frame) gets its in-mempool parents reported in
+    ``ParsedFrame.parents``, which lets the projection build Core's ancestor packages.
     """
 
     def __init__(
@@ -199,6 +205,7 @@ class FrameParser:
         # Watchlists (issue 21): a tx touching one of these addresses is followed like a whale.
         self.watch_set: WatchSet = EMPTY_WATCH_SET
         self.watch_hits = 0
+        self.mempool_txids: Container[str] = ()
         self.frames = 0
         self.bytes = 0
         self.malformed_frames = 0
@@ -342,6 +349,9 @@ class FrameParser:
         whale_min = self.whale_min_sats
         watch = self.watch_txids
         watched = self.watch_set.addresses  # a frozenset; empty costs one truth test per tx
+        mempool = self.mempool_txids
+        in_frame: set[str] = set()
+        parents_of = frame.parents
         bad = 0
         for tx in txs:
             try:
@@ -382,13 +392,21 @@ class FrameParser:
             if type(sigops) is not int or not 0 <= sigops <= 80_000:
                 sigops = 0
             append((txid, (fee, weight, rate if rate is not None else 0.0, sigops)))
-            if watch:
-                vins = tx.get("vin")
-                if type(vins) is list:
-                    for vin in vins:
-                        parent = vin.get("txid") if type(vin) is dict else None
-                        if type(parent) is str and parent in watch:
-                            frame.spends.append((parent, txid))
+            vins = tx.get("vin")
+            if type(vins) is list:
+                for vin in vins:
+                    parent = vin.get("txid") if type(vin) is dict else None
+                    if type(parent) is not str:
+                        continue
+                    if parent in mempool or parent in in_frame:
+                        parents = parents_of.get(txid)
+                        if parents is None:
+                            parents_of[txid] = [parent]
+                        elif parent not in parents:
+                            parents.append(parent)
+                    if watch and parent in watch:
+                        frame.spends.append((parent, txid))
+            in_frame.add(txid)
             if value >= whale_min:
                 self._add_whale(tx, txid, fee, weight, vsize, rate, frame.whales, frame)
             elif watched and touches(tx, watched):

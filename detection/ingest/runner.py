@@ -36,18 +36,21 @@ import orjson
 
 from detection.ingest.blockscan import BlockFollower, BlockScan, BlockScanner
 from detection.ingest.lifecycle import Chain, Event, WhaleTracker
-from detection.ingest.projection import Projection, project
+from detection.ingest.projection import BlockLimits, Projection, project
 from detection.ingest.protocol import (
     DEFAULT_WHALE_MIN_SATS,
     BlockInfo,
     FrameParser,
     whale_from_esplora,
 )
+from detection.ingest.rest import RestClient
+from detection.ingest.resync import Resyncer
 from detection.ingest.sources.base import FrameSource
 from detection.ingest.sources.replay import Recorder
 from detection.ingest.state import MemoryPolicy, MempoolState
 from detection.ingest.watch import EMPTY as EMPTY_WATCH_SET
 from detection.ingest.watch import WatchSet
+from detection.txshape import WhaleTx
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,8 @@ class PendingWhale:
     txid: str
     last_seq: int  # the highest event sequence of its chain so far
     effective_rate: float | None = None
+    value: int | None = None  # output sum, sats: which whales track-txs follows first
+    first_input: tuple[str, int] | None = None  # for the resync's outspend check
 
 
 def read_rss_mb() -> float:
@@ -110,6 +115,11 @@ class Stats:
     watch_hits: int = 0
     # Block scans (BlockFollower's ScanStats plus "bad_txs", "queued"); empty when off.
     block_scans: dict[str, Any] = field(default_factory=dict)
+    # Honest resync: pending whales left out of track-txs (over 100), "confirmed" answers not
+    # trusted (no block beside them), and the REST checks' outcomes.
+    track_txs_overflow: int = 0
+    untrusted_confirmations: int = 0
+    resync: dict[str, int] = field(default_factory=dict)
     projection_ms: float | None = None
     projections: int = 0
     tip_height: int | None = None
@@ -131,6 +141,21 @@ class Stats:
         data.pop("_window", None)
         data["at"] = now
         return data
+
+
+def whale_from_rest(tx: dict[str, Any]) -> WhaleTx:
+    """A WhaleTx from an Esplora transaction fetched over REST (fee as stated, else unknown)."""
+    weight = tx["weight"]
+    if type(weight) is not int or weight <= 0:
+        raise ValueError("bad weight")
+    fee = tx.get("fee")
+    return whale_from_esplora(
+        tx,
+        fee=fee if type(fee) is int and fee >= 0 else None,
+        weight=weight,
+        vsize=(weight + 3) // 4,
+        effective_rate=None,
+    )
 
 
 async def _call_sink(sink: Callable[[Any], Any], argument: Any) -> None:
@@ -156,12 +181,20 @@ class FramePipeline:
         memory_policy: MemoryPolicy | None = None,
         projection_interval: float = 1.0,
         removal_grace_s: float = 10.0,
+        removal_grace_updates: int = 10,
+        block_limits: BlockLimits | None = None,
     ) -> None:
+        self.block_limits = block_limits or BlockLimits()
         self.parser = FrameParser(whale_min_sats)
         self.state = MempoolState(memory_policy)
-        self.tracker = WhaleTracker(source=source, removal_grace_s=removal_grace_s)
+        self.tracker = WhaleTracker(
+            source=source,
+            removal_grace_s=removal_grace_s,
+            removal_grace_updates=removal_grace_updates,
+        )
         # Children of pending whales are reported by the parser (CPFP); a live keys view.
         self.parser.watch_txids = self.tracker.pending.keys()  # type: ignore[assignment]
+        self.parser.mempool_txids = self.state.txs
         self.projection_interval = projection_interval
         self.projection: Projection | None = None
         self.projections = 0
@@ -217,6 +250,8 @@ class FramePipeline:
         tip = self.tracker.tip
         self.projection = project(
             self.state.txs,
+            parents=self.state.parents,
+            limits=self.block_limits,
             made_at=made_at,
             tip_height=tip_height if tip_height is not None else (tip.height if tip else None),
         )
@@ -248,6 +283,7 @@ class IngestRunner:
         flush_timeout: float = 10.0,
         max_seconds: float | None = None,
         removal_grace_s: float = 10.0,
+        removal_grace_updates: int = 10,
         block_scanner: BlockScanner | None = None,
         last_scanned_block: tuple[int, str] | None = None,
         on_block_scanned: Callable[[BlockInfo], Any] | None = None,
@@ -255,6 +291,9 @@ class IngestRunner:
         scan_retry_base: float = 2.0,
         watch_refresh: WatchRefresh | None = None,
         watch_refresh_interval: float = 2.0,
+        resync_rest: RestClient | None = None,
+        resync_grace_s: float = 5.0,
+        block_limits: BlockLimits | None = None,
     ) -> None:
         self.source = source
         self.publish = publish
@@ -276,6 +315,8 @@ class IngestRunner:
             memory_policy=memory_policy,
             projection_interval=projection_interval,
             removal_grace_s=removal_grace_s,
+            removal_grace_updates=removal_grace_updates,
+            block_limits=block_limits,
         )
         self.parser = self.pipeline.parser
         self.state = self.pipeline.state
@@ -283,6 +324,10 @@ class IngestRunner:
         set_provider = getattr(source, "set_pending_provider", None)
         if set_provider is not None:
             set_provider(self.tracker.pending_txids)
+        set_track = getattr(source, "set_track_provider", None)
+        if set_track is not None:
+            set_track(self.track_txids)
+        self._restored: dict[str, PendingWhale] = {}
         self.stats = Stats(source=spec)
         self._last_memory_check = float("-inf")
         self._buffer: deque[Event] = deque()
@@ -292,6 +337,10 @@ class IngestRunner:
         self._last_overflow_log = float("-inf")
         # Block scans (issue 13): every whale of every block, in a task of its own.
         self.blocks: BlockFollower | None = None
+        if block_scanner is not None and last_scanned_block is not None:
+            # So the first block after a restart is checked against it (previousblockhash).
+            height, block_hash = last_scanned_block
+            self.tracker.hashes.setdefault(height, block_hash)
         if block_scanner is not None:
             self.blocks = BlockFollower(
                 block_scanner,
@@ -301,8 +350,27 @@ class IngestRunner:
                 last_scanned=last_scanned_block,
                 catch_up_max=catch_up_max_blocks,
                 retry_base=scan_retry_base,
+                hash_at=self.tracker.hashes.get,
+                orphan=self._orphan,
             )
         self.block_scan_bad_txs = 0
+        # Honest resync (issue 13): REST checks of pending whales after (re)connects and gaps.
+        self.resync: Resyncer | None = None
+        if resync_rest is not None:
+            self.resync = resync = Resyncer(
+                resync_rest,
+                self.tracker,
+                enqueue=self._enqueue,
+                first_input=self.first_input,
+                convert=whale_from_rest,
+                grace_s=resync_grace_s,
+                scans_idle=self.blocks.idle if self.blocks is not None else None,
+            )
+            set_listener = getattr(source, "set_connect_listener", None)
+            if set_listener is not None:
+                set_listener(lambda: resync.trigger("connect"))
+        self._seen_gaps = 0
+        self.ghosts_cleared = 0  # mempool txs forgotten because a block scan found them mined
         # Watchlists (issue 21): `watch_refresh(version)` returns a new WatchSet when the
         # watchlists changed since `version`, else None; it runs in a thread every interval.
         self.watch_refresh = watch_refresh
@@ -327,8 +395,46 @@ class IngestRunner:
             )
             chain.effective_rate = whale.effective_rate
             self.tracker.pending[whale.txid] = chain
+            self._restored[whale.txid] = whale
             restored += 1
         return restored
+
+    def expire_pending(self, whales: list[PendingWhale]) -> int:
+        """Close whales an earlier run left pending too long as dropped ("expired"), through
+        the event buffer like any other event (call before ``run()``). Returns how many."""
+        now = time.time()
+        closed = 0
+        for whale in whales:
+            if whale.txid in self.tracker.pending:
+                continue
+            chain = Chain(
+                chain_txid=whale.chain_txid, txid=whale.txid, whale=None, seq=whale.last_seq
+            )
+            self.tracker.pending[whale.txid] = chain
+            events = self.tracker.resolve_dropped(whale.txid, now, reason="expired")
+            self._enqueue(events)
+            closed += len(events)
+        return closed
+
+    def track_txids(self) -> list[str]:
+        """Every pending whale, the most valuable first (what ``track-txs`` follows)."""
+
+        def value(txid: str) -> int:
+            chain = self.tracker.pending[txid]
+            if chain.whale is not None:
+                return chain.whale.value
+            restored = self._restored.get(txid)
+            return restored.value or 0 if restored is not None else 0
+
+        return sorted(self.tracker.pending, key=value, reverse=True)
+
+    def first_input(self, txid: str) -> tuple[str, int] | None:
+        chain = self.tracker.pending.get(txid)
+        if chain is not None and chain.whale is not None and chain.whale.inputs:
+            first = chain.whale.inputs[0]
+            return first.prev_txid, first.prev_vout
+        restored = self._restored.get(chain.chain_txid if chain else txid)
+        return restored.first_input if restored is not None else None
 
     # -- the synchronous core (also used by the throughput benchmark) ------------------------
 
@@ -361,31 +467,38 @@ class IngestRunner:
 
     def _offer_blocks(self) -> None:
         pipeline = self.pipeline
+        tracker = self.tracker
+        if tracker.walk_backs:
+            walks, tracker.walk_backs = tracker.walk_backs, []
+            if self.blocks is not None:
+                self.blocks.walk_back(walks)
         if not pipeline.new_blocks:
             return
         blocks, pipeline.new_blocks = pipeline.new_blocks, []
         if self.blocks is not None:
             self.blocks.offer(blocks, pipeline.mined_known)
 
+    def _orphan(self, height: int, new_hash: str) -> None:
+        self._enqueue(self.tracker.orphan_from(height, new_hash, time.time(), only=True))
+
+    def _maybe_resync(self) -> None:
+        if self.resync is None:
+            return
+        gaps = self.parser.sequence_gaps
+        if gaps != self._seen_gaps:
+            self._seen_gaps = gaps
+            self.resync.trigger("sequence_gap")
+
     def _apply_block_scan(self, block: BlockInfo, scan: BlockScan) -> None:
         unseen = {}
         for txid, tx in scan.unseen.items():
             try:
-                weight = tx["weight"]
-                if type(weight) is not int or weight <= 0:
-                    raise ValueError("bad weight")
-                fee = tx.get("fee")
-                unseen[txid] = whale_from_esplora(
-                    tx,
-                    fee=fee if type(fee) is int and fee >= 0 else None,
-                    weight=weight,
-                    vsize=(weight + 3) // 4,
-                    effective_rate=None,
-                )
+                unseen[txid] = whale_from_rest(tx)
             except (KeyError, TypeError, ValueError) as exc:
                 self.block_scan_bad_txs += 1
                 log.warning("block %s: whale %s not usable (%s)", block.hash, txid, exc)
         self._enqueue(self.tracker.block_scanned(block, scan.known, unseen, time.time()))
+        self.ghosts_cleared += self.state.discard_mined(scan.txids)
 
     # -- watchlists (issue 21) ----------------------------------------------------------------
 
@@ -454,6 +567,7 @@ class IngestRunner:
                 continue
             self._enqueue(events)
             self._offer_blocks()
+            self._maybe_resync()
             if self._stop.is_set():
                 break
             # A source with frames already buffered never suspends; let the publisher and the
@@ -526,10 +640,15 @@ class IngestRunner:
         rest = getattr(self.source, "rest", None)
         if rest is not None:
             stats.rest = rest.snapshot()
+        stats.track_txs_overflow = getattr(self.source, "track_txs_overflow", 0)
+        stats.untrusted_confirmations = self.tracker.untrusted_confirmations
+        if self.resync is not None:
+            stats.resync = dict(self.resync.stats)
         if self.blocks is not None:
             stats.block_scans = {
                 **asdict(self.blocks.stats),
                 "bad_txs": self.block_scan_bad_txs,
+                "ghosts_cleared": self.ghosts_cleared,
                 "queued": self.blocks.queued,
             }
         return stats.snapshot()
@@ -552,6 +671,11 @@ class IngestRunner:
             if self.blocks is not None
             else None
         )
+        resyncing = (
+            asyncio.create_task(self.resync.run(), name="ingest-resync")
+            if self.resync is not None
+            else None
+        )
         watching = (
             asyncio.create_task(self._watch_loop(), name="ingest-watchlists")
             if self.watch_refresh is not None
@@ -565,11 +689,11 @@ class IngestRunner:
         finally:
             self._stop.set()
             stop_wait.cancel()
-            for task in (scanning, watching):
-                if task is not None:
-                    task.cancel()
+            for helper in (scanning, resyncing, watching):
+                if helper is not None:
+                    helper.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                        await helper
             await self.source.close()
             if not reader.done():
                 # The source may be idle (no frame to end the loop on): the frame in hand was

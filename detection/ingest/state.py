@@ -1,9 +1,9 @@
 """The ingest process's copy of the mempool, sized for a 300,000-tx mempool.
 
 Every tx is one dict entry ``txid -> (fee, weight, effective_rate, sigops)`` (a tuple of four
-numbers, about 350 bytes with its key); only whales keep a full ``WhaleTx``. Parent links are not
-kept: mempool.space already gives ``effectiveFeePerVsize`` (package-aware), so the live projection
-sorts by it (the cheap path in ``projection``).
+numbers, about 350 bytes with its key); only whales keep a full ``WhaleTx``. Parent links are kept
+only for txs spending another mempool tx (``parents``: txid -> in-mempool parent txids, from the
+``vin`` of the ``added`` objects), so the live projection assembles Core's ancestor packages.
 
 Memory pressure is computed from an RSS figure the caller reads (psutil), so this module stays
 pure and testable:
@@ -58,6 +58,7 @@ class MemoryPolicy:
 class MempoolState:
     def __init__(self, policy: MemoryPolicy | None = None) -> None:
         self.txs: dict[str, TxRecord] = {}
+        self.parents: dict[str, list[str]] = {}  # only txs with an unconfirmed parent
         self.whales: dict[str, WhaleTx] = {}
         self.policy = policy or MemoryPolicy()
         self.level = MemoryLevel.NORMAL
@@ -89,11 +90,16 @@ class MempoolState:
             floor = self.admission_floor
             if floor is None:
                 txs.update(frame.added)
+                if frame.parents:
+                    self.parents.update(frame.parents)
             else:
                 whales = frame.whales
                 kept = [(t, r) for t, r in frame.added if r[2] >= floor or t in whales]
                 self.refused_total += len(frame.added) - len(kept)
                 txs.update(kept)
+                for txid, parents in frame.parents.items():
+                    if txid in txs:
+                        self.parents[txid] = parents
         if frame.whales:
             self.whales.update(frame.whales)
         for txid, rate in frame.rate_updates.items():
@@ -108,19 +114,30 @@ class MempoolState:
 
     def _discard(self, txid: str) -> None:
         self.txs.pop(txid, None)
+        self.parents.pop(txid, None)
         self.whales.pop(txid, None)
 
     def _discard_many(self, txids: Iterable[str]) -> None:
         pop = self.txs.pop
+        pop_parents = self.parents.pop
         for txid in txids:
             pop(txid, None)
+            pop_parents(txid, None)
         if self.whales:
             pop_whale = self.whales.pop
             for txid in txids:
                 pop_whale(txid, None)
 
+    def discard_mined(self, txids: list[str]) -> int:
+        """Forget the txs of a scanned block (ghosts: mined while we were away, no ``mined``
+        frame ever came). Returns how many were still held."""
+        held = sum(1 for txid in txids if txid in self.txs)
+        self._discard_many(txids)
+        return held
+
     def clear(self) -> None:
         self.txs.clear()
+        self.parents.clear()
         self.whales.clear()
 
     # -- memory pressure --------------------------------------------------------------------
@@ -183,6 +200,7 @@ class MempoolState:
             if txid in protected:
                 continue
             del txs[txid]
+            self.parents.pop(txid, None)
             dropped += 1
             floor = max(floor, record[2])
         self.shed_total += dropped

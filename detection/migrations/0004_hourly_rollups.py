@@ -4,17 +4,10 @@ from django.db import migrations, models
 
 
 def backfill(apps, schema_editor):
-    # The same SQL aggregates the retention purge and the tests use (detection.stats), run on
-    # this migration's historical models: one definition of what a row contributes.
-    from detection.stats import rebuild_rollups
-
-    rebuild_rollups(
-        whales=apps.get_model("detection", "WhaleTransaction").objects.all(),
-        predictions=apps.get_model("detection", "Prediction").objects.all(),
-        volume_model=apps.get_model("detection", "WhaleHourlyVolume"),
-        outcome_model=apps.get_model("detection", "PredictionHourlyOutcome"),
-        coverage_model=apps.get_model("detection", "WhaleHourlyCoverage"),
-    )
+    # Nothing to do here any more: 0005_i14_predictions changes what a prediction contributes
+    # (one scored outcome per chain, the new hit rule) and rebuilds every rollup from the raw
+    # rows with detection.stats.rebuild_rollups, which needs that migration's fields.
+    return
 
 
 class Migration(migrations.Migration):

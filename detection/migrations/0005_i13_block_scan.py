@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('detection', '0004_hourly_rollups'),
+        ('detection', '0005_i18_flow_labels_entity_rule'),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('alerts', '0002_i21_watchlists'),
-        ('detection', '0005_i13_block_scan'),
+        ('detection', '0005_i14_predictions'),
     ]
 
     operations = [

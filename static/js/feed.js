@@ -276,13 +276,8 @@
     return true;
   }
 
-  const FLOW_LABELS = {
-    exchange_inflow: "Exchange inflow",
-    exchange_outflow: "Exchange outflow",
-    inter_exchange: "Inter-exchange",
-    exchange_internal: "Exchange internal",
-    unknown: "Unknown",
-  };
+  // Flow.choices from the server (base.html), so the words are the pages' words.
+  const FLOW_LABELS = JSON.parse(document.getElementById("flow-labels")?.textContent || "{}");
   const flowLabel = (flow) => FLOW_LABELS[flow] || "Unknown";
   const bandOf = (p) => (p && p.band) || "unscored";
   const urgencyPercent = (p) =>
@@ -345,7 +340,8 @@
       target = `<span>block ${esc(w.confirmed_height ?? "?")}</span>${waited}`;
     } else {
       const eta = formatEta(p && p.eta_seconds);
-      const soon = p && p.may_not_confirm_soon ? " · may not confirm soon" : "";
+      const soon = p && p.may_be_purged ? " · may be purged"
+        : p && p.may_not_confirm_soon ? " · may not confirm soon" : "";
       target = `<span>${esc(blockTarget(p))}</span><span class="sub">${esc(eta + soon)}</span>`;
     }
     const badges = [`<span class="badge status status-${esc(w.status)}">${esc(w.status)}</span>`];

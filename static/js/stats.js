@@ -10,13 +10,15 @@
   const css = getComputedStyle(document.documentElement);
   const color = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
 
+  // The words are Flow.choices from the server (base.html); only the colours are the page's.
+  const flowLabels = JSON.parse(document.getElementById("flow-labels")?.textContent || "{}");
   const FLOWS = [
-    ["exchange_inflow", "Exchange inflow", color("--flow-inflow", "#ff9f6e")],
-    ["exchange_outflow", "Exchange outflow", color("--flow-outflow", "#4dd6e8")],
-    ["inter_exchange", "Inter-exchange", color("--flow-inter", "#b9a3ff")],
-    ["exchange_internal", "Exchange internal", color("--flow-internal", "#9fb3c3")],
-    ["unknown", "Unknown", color("--flow-unknown", "#5f7d99")],
-  ];
+    ["exchange_inflow", color("--flow-inflow", "#ff9f6e")],
+    ["exchange_outflow", color("--flow-outflow", "#4dd6e8")],
+    ["inter_exchange", color("--flow-inter", "#b9a3ff")],
+    ["exchange_internal", color("--flow-internal", "#9fb3c3")],
+    ["unknown", color("--flow-unknown", "#5f7d99")],
+  ].map(([key, c]) => [key, flowLabels[key] || key, c]);
   const BANDS = [
     ["high", "High", color("--band-high", "#ff6b6b")],
     ["medium", "Medium", color("--band-medium", "#f4c542")],

@@ -25,6 +25,7 @@ from aiosmtpd.controller import Controller
 from alerts.models import Subscription, WebhookEndpoint, sats_from_btc
 from detection.models import AddressLabel, WhaleEvent
 from detection.recording import record_event
+from tests.alerts.chat_support import bot_api  # noqa: F401 - the local Telegram Bot API fixture
 from tests.records.helpers import event, load_esplora, projection
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -89,7 +89,7 @@ def test_subscription_errors_are_shown_on_the_fields(alice_client, settings):
     assert "below this portal&#x27;s floor of 100 BTC" in html, re.findall(
         r"role=.alert.>([^<]*)", html
     )
-    assert "Choose e-mail, at least one webhook endpoint, or both." in html
+    assert "Choose at least one channel: e-mail, a webhook or a chat." in html
     assert not Subscription.objects.exists()
 
 

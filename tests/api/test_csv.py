@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from detection.csv_export import HEADER
+from detection.api.csv import HEADER
 from detection.models import Flow
 from tests.api.conftest import T0, error_of, make_whale
 

@@ -34,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from alerts.models import Delivery, DeliveryStatus
+from alerts.models import ChatEndpoint, Delivery, DeliveryStatus
 from tests.alerts.conftest import make_endpoint, make_subscription
 from tests.api.conftest import bearer, make_whale
 from tests.conftest import closed_port
@@ -105,8 +105,12 @@ def owned_objects(alice):
         status=DeliveryStatus.DEAD,
         attempts=8,
     )
+    chat = ChatEndpoint.objects.create(
+        owner=alice, service="discord", url=f"http://127.0.0.1:{closed_port()}/api/webhooks/1/x"
+    )
     return {
         "/api/v1/whales/{txid}/": [w.txid for w in whales],
+        "/api/v1/chats/": [str(chat.public_id)],
         "/api/v1/subscriptions/": [str(subscription.public_id)],
         "/api/v1/webhooks/": [str(endpoint.public_id)],
         "/api/v1/deliveries/": [str(delivery.public_id)],

@@ -10,7 +10,7 @@ import pytest
 import time_machine
 
 from detection import stats as domain_stats
-from detection.api_stats import accuracy_windows
+from detection.api.stats import accuracy_windows
 from detection.models import Flow, Prediction, WhaleStatus
 from detection.stats import rebuild_rollups
 from tests.api.conftest import SATS, T0, error_of, make_whale
@@ -85,8 +85,8 @@ def _predictions(whale, now, count=300):
     rows = []
     for _ in range(count):
         outcome = rng.choice(["confirmed", "confirmed", "confirmed", "replaced", "dropped", "open"])
-        predicted = rng.choice([None, 1, 2, 3, 6])
-        actual = rng.choice([None, 1, 2, 4, 9]) if outcome == "confirmed" else None
+        predicted = rng.choice([None, 1, 2, 3, 6, 8])  # 8: the catch-all "8 or more"
+        actual = rng.choice([None, 1, 2, 4, 7, 8, 9]) if outcome == "confirmed" else None
         resolved = None if outcome == "open" else now - timedelta(hours=rng.uniform(0, 24 * 100))
         rows.append(
             Prediction(
@@ -97,6 +97,7 @@ def _predictions(whale, now, count=300):
                 predicted_blocks=predicted,
                 actual_blocks=actual,
                 resolved_at=resolved,
+                scored=rng.random() < 0.8,  # later predictions of a chain are not scored
             )
         )
     Prediction.objects.bulk_create(rows)
@@ -190,6 +191,15 @@ def test_stats_payload_has_accuracy_coverage_and_source(frozen, api):
     assert body["coverage"] == {"mined": 2, "seen_first": 1, "coverage": 0.5}
     assert set(body["accuracy"]) == {"1h", "24h", "7d", "90d"}
     assert set(body["accuracy"]["24h"]["by_band"]) == {"high", "medium", "low", "unscored"}
+    assert set(body["accuracy"]["24h"]["by_band"]["high"]) == {
+        "resolved",
+        "hits",
+        "hit_rate",
+        "mean_abs_error",
+        "coverage",
+        "replaced",
+        "dropped",
+    }
     assert body["source"] == {"ok": False, "state": "absent"}
 
 

@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from detection import stats
-from detection.api_stats import accuracy_windows
+from detection.api.stats import accuracy_windows
 from detection.models import (
     AddressLabel,
     Block,
@@ -38,6 +38,7 @@ from detection.models import (
 )
 from detection.recording import record_event
 from detection.retention import purge_history
+from detection.tasks import rebuild_recent_stats_rollups
 from tests.records.helpers import event, load_esplora, projection
 
 pytestmark = pytest.mark.django_db
@@ -211,15 +212,14 @@ def test_a_lifecycle_moves_exact_sums_between_rows(exchange_labels):
     apply("confirmed", 3, 3, 2, confirmed_at, 0)  # height TIP + 3
     prediction = Prediction.objects.get(whale__txid=new.txid)
     assert prediction.outcome == PredictionOutcome.CONFIRMED and prediction.actual_blocks == 3
-    hit = 1 if prediction.actual_blocks <= prediction.predicted_blocks else 0
-    error = abs(prediction.actual_blocks - prediction.predicted_blocks)
     confirmed_hour = hour + timedelta(hours=5)
     # confirmed_at is the block's time, or the observation when the block has none
     assert rollup_rows(WhaleHourlyCoverage) == {(confirmed_hour,): (1, 1)}
-    assert rollup_rows(PredictionHourlyOutcome) == {
-        (new_hour, band): (0, 0, 0, 1, 0),
-        (confirmed_hour, prediction.band or "unscored"): (1, hit, error, 0, 0),
-    }
+    # One scored outcome per chain: the chain's first prediction (the replaced tx's). The
+    # replacement's prediction is kept for display and adds nothing to the accuracy sums.
+    assert not prediction.scored
+    assert Prediction.objects.get(whale__txid=old.txid).scored
+    assert rollup_rows(PredictionHourlyOutcome) == {(new_hour, band): (0, 0, 0, 1, 0)}
 
     apply("reorged", 3, 3, 2, confirmed_at + timedelta(minutes=20), 0)
     assert WhaleTransaction.objects.get(txid=new.txid).status == WhaleStatus.PENDING
@@ -298,14 +298,14 @@ def test_backfill_migration_rebuilds_what_recording_kept(exchange_labels):
     WhaleHourlyCoverage.objects.all().delete()
     PredictionHourlyOutcome.objects.all().delete()
 
-    migration = importlib.import_module("detection.migrations.0004_hourly_rollups")
-    migration.backfill(django_apps, None)
+    migration = importlib.import_module("detection.migrations.0005_i14_predictions")
+    migration.rescore(django_apps, None)
 
     assert rollup_rows(WhaleHourlyVolume) == kept_volumes
     assert rollup_rows(PredictionHourlyOutcome) == kept_outcomes
     assert rollup_rows(WhaleHourlyCoverage) == kept_coverage
     # a second run replaces rather than adds
-    migration.backfill(django_apps, None)
+    migration.rescore(django_apps, None)
     assert rollup_rows(WhaleHourlyVolume) == kept_volumes
 
 
@@ -322,6 +322,26 @@ def test_rebuild_command_repairs_rollups_after_a_hand_edit(exchange_labels):
     assert_rollups_match_the_rows()
     volumes = len(rollup_rows(WhaleHourlyVolume))
     assert out.getvalue().startswith(f"rebuilt {volumes} volume, ")
+
+
+def test_beat_rebuilds_the_recent_hours_and_leaves_older_ones(exchange_labels):
+    apply("seen", 0, 0, 0, BASE - timedelta(hours=6), 0)
+    apply("seen", 1, 1, 0, BASE, 0)
+    stale = rollup_rows(WhaleHourlyVolume)
+    # Hand edits of both whales: only the recent one is within beat's reach.
+    WhaleTransaction.objects.update(value=F("value") + 5)
+
+    with time_machine.travel(BASE + timedelta(minutes=30), tick=False):
+        rebuild_recent_stats_rollups()
+
+    def split(rows):
+        recent = {key: sums for key, sums in rows.items() if key[0] >= stats.hour_of(BASE)}
+        return recent, {key: sums for key, sums in rows.items() if key not in recent}
+
+    rebuilt_recent, rebuilt_older = split(rollup_rows(WhaleHourlyVolume))
+    fresh_recent, fresh_older = split(stats.volume_sums(WhaleTransaction.objects.all()))
+    assert rebuilt_recent == fresh_recent and rebuilt_recent
+    assert rebuilt_older == split(stale)[1] != fresh_older
 
 
 def test_stats_request_reads_what_recording_just_wrote(exchange_labels, api):

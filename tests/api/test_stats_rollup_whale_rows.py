@@ -14,9 +14,9 @@ from datetime import timedelta
 import pytest
 from rest_framework import serializers
 
-from detection.api import whale_rows
+from detection.api.serializers import WhaleSerializer
+from detection.api.views import whale_rows
 from detection.models import Flow, WhaleStatus
-from detection.serializers import WhaleSerializer
 from tests.api.conftest import T0, make_whale
 
 pytestmark = pytest.mark.django_db

@@ -69,7 +69,9 @@ def test_filters_each_narrow_the_list(api):
     assert get("min_btc=200&flow=exchange_inflow") == {mid.txid}
     assert get("entity=Binance") == {big.txid}
     assert get("entity=Kraken") == {small.txid}
-    assert get("entity=kraken") == set()  # exact, like the labels
+    # the one entity rule (detection.models.entity_is): the exact name, in any case
+    assert get("entity=kraken") == {small.txid}
+    assert get("entity=Krake") == set()
     assert get("status=confirmed") == {mid.txid}
     assert get("min_urgency=0.5") == {mid.txid}
     assert get("min_urgency=0") == {small.txid, mid.txid}  # no prediction: no urgency

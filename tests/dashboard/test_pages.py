@@ -235,6 +235,9 @@ def test_stats_page_has_charts_and_figures(alice_client, feed):
     assert [v for v in data["accuracy"]["hit_rate"]["high"] if v is not None] == [100.0]
     assert [v for v in data["accuracy"]["mean_error"] if v is not None] == [0.0]
     assert "24h" in html and "100 %" in html
+    # issue 14: hits are "within a block", one outcome per whale, with coverage by band
+    assert "1/1 within a block" in html and "100 % confirmed" in html
+    assert "One outcome per whale" in html
 
 
 def test_stats_page_seven_days_and_a_bad_range(alice_client, feed):

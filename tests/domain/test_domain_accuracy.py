@@ -33,6 +33,46 @@ def test_resolve_arithmetic():
     assert resolve(2, TIP, TIP + 1) == Resolution(actual_blocks=1, hit=True, abs_error=1)
     assert resolve(1, TIP, TIP + 3) == Resolution(actual_blocks=3, hit=False, abs_error=2)
     assert resolve(3, TIP, TIP + 3) == Resolution(actual_blocks=3, hit=True, abs_error=0)
+
+
+def test_exact_early_and_late_are_scored_alike():
+    # exact
+    assert resolve(3, TIP, TIP + 3) == Resolution(actual_blocks=3, hit=True, abs_error=0)
+    # one block either way is still a hit
+    assert resolve(3, TIP, TIP + 2).hit and resolve(3, TIP, TIP + 4).hit
+    # early: "in 5 blocks", confirmed in the next one. The old rule (actual <= predicted) called
+    # this a hit, which rewarded predicting late.
+    assert resolve(5, TIP, TIP + 1) == Resolution(actual_blocks=1, hit=False, abs_error=4)
+    # late: "next block", confirmed 4 blocks later
+    assert resolve(1, TIP, TIP + 4) == Resolution(actual_blocks=4, hit=False, abs_error=3)
+
+
+def test_the_catch_all_block_means_eight_or_more():
+    """Projected block 7 (predicted_blocks 8) is mempool.space's last block: "8 or more"."""
+    assert resolve(8, TIP, TIP + 8) == Resolution(actual_blocks=8, hit=True, abs_error=0)
+    assert resolve(8, TIP, TIP + 40) == Resolution(actual_blocks=40, hit=True, abs_error=0)
+    assert resolve(8, TIP, TIP + 7) == Resolution(actual_blocks=7, hit=False, abs_error=1)
+    assert resolve(8, TIP, TIP + 2) == Resolution(actual_blocks=2, hit=False, abs_error=6)
+    # a point prediction of 7 blocks confirmed after 40 is a plain miss
+    assert resolve(7, TIP, TIP + 40) == Resolution(actual_blocks=40, hit=False, abs_error=33)
+
+
+def test_coverage_by_band_is_the_share_that_confirmed():
+    outcomes = [
+        confirmed_outcome(
+            resolved_at=T0 - 60,
+            band="high",
+            predicted_blocks=1,
+            tip_height_at_prediction=TIP,
+            confirmed_height=TIP + 1,
+        ),
+        Outcome(resolved_at=T0 - 50, band="high", outcome=REPLACED),
+        Outcome(resolved_at=T0 - 40, band="high", outcome=DROPPED),
+        Outcome(resolved_at=T0 - 30, band="high", outcome=DROPPED),
+    ]
+    high = rolling_windows(outcomes, T0)["1h"].by_band["high"]
+    assert (high.hit_rate, high.mean_abs_error, high.coverage) == (1.0, 0.0, 0.25)
+    assert rolling_windows(outcomes, T0)["1h"].by_band["low"].coverage is None
     with pytest.raises(ValueError):
         resolve(1, TIP, TIP)  # confirmed at the prediction's own tip: a stale or reorged tip
     with pytest.raises(ValueError):
@@ -231,7 +271,7 @@ def test_alarm_fed_from_the_24h_window():
             band="high",
             predicted_blocks=1,
             tip_height_at_prediction=TIP,
-            confirmed_height=TIP + (1 if n % 2 else 2),
+            confirmed_height=TIP + (1 if n % 2 else 3),
         )
         for n in range(24)
     ]

@@ -21,11 +21,12 @@ from detection.domain.urgency import (
     band_for,
     eta_seconds,
     material_change,
+    purge_floor_from_mempoolminfee,
     score_urgency,
 )
 
 TYPICAL_MARKETS = [
-    MempoolFeeContext(median_fee_rate=median, next_block_fee_rate=next_block)
+    MempoolFeeContext(median_fee_rate=median, next_block_median_fee_rate=next_block)
     for median in (10.0, 15.0, 20.0)
     for next_block in (None, median, median * 1.5, median * 2)
 ]
@@ -55,14 +56,14 @@ def test_low_payer_scores_low_and_may_not_confirm_soon(context, fee_rate):
 
 
 def test_paying_the_next_block_median_is_medium_to_high():
-    context = MempoolFeeContext(median_fee_rate=12, next_block_fee_rate=20)
+    context = MempoolFeeContext(median_fee_rate=12, next_block_median_fee_rate=20)
     score = score_urgency(20.0, context)
     assert score.band in (MEDIUM, HIGH) and score.projected_block == 0
     assert score.reason == "projected block estimated from fee rate"
 
 
 def test_zero_fee_does_not_crash():
-    context = MempoolFeeContext(median_fee_rate=15, next_block_fee_rate=20)
+    context = MempoolFeeContext(median_fee_rate=15, next_block_median_fee_rate=20)
     score = score_urgency(0.0, context)
     assert score.urgency == 0.0 and score.band == LOW and score.may_not_confirm_soon
     assert score.predicted_blocks is None and score.eta_seconds is None
@@ -98,9 +99,20 @@ def test_projected_block_estimated_from_percentile_and_mempool_size():
     assert far.projected_block == 7 and far.may_not_confirm_soon  # capped at the last block
 
 
-def test_below_mempool_minimum_fee_may_not_confirm():
-    context = MempoolFeeContext(median_fee_rate=1.5, next_block_fee_rate=2, min_fee_rate=3)
-    assert score_urgency(2.5, context).may_not_confirm_soon
+def test_below_the_purge_floor_may_be_purged():
+    context = MempoolFeeContext(
+        median_fee_rate=1.5, next_block_median_fee_rate=2, purge_floor_fee_rate=3
+    )
+    score = score_urgency(2.5, context)
+    assert score.may_not_confirm_soon and score.may_be_purged
+    assert not score_urgency(3.0, context).may_be_purged
+
+
+def test_mempoolminfee_is_btc_per_kvb():
+    # the real mainnet_mempoolInfo.json: 0.00001305 BTC/kvB = 1.305 sat/vB
+    assert purge_floor_from_mempoolminfee(0.00001305) == pytest.approx(1.305)
+    assert purge_floor_from_mempoolminfee(None) is None
+    assert purge_floor_from_mempoolminfee(float("nan")) is None
 
 
 def test_fee_spike_flag_is_carried():
@@ -150,8 +162,8 @@ optional_rates = st.none() | st.floats(min_value=0.0, max_value=2000.0, allow_na
 contexts = st.builds(
     MempoolFeeContext,
     median_fee_rate=optional_rates,
-    next_block_fee_rate=optional_rates,
-    min_fee_rate=optional_rates,
+    next_block_median_fee_rate=optional_rates,
+    purge_floor_fee_rate=optional_rates,
     mempool_vsize=st.none() | st.floats(min_value=0, max_value=3e8),
     seconds_since_last_block=st.none() | st.floats(min_value=-100, max_value=1e5),
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from django.db import connection
 
-from bench.pgcluster import PgCluster
+from tests.support.pgcluster import PgCluster
 from tests.support.processes import ROOT, free_port, kill, wait_for_port
 
 

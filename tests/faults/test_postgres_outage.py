@@ -7,7 +7,7 @@ after a half-finished commit from recording anything twice. The worker keeps con
 minute (DATABASE_CONN_MAX_AGE=60, the production default), so it also has to notice that the
 connections it holds died with the server.
 
-PostgreSQL here is a private cluster (bench/pgcluster.py) holding a copy of the test schema:
+PostgreSQL here is a private cluster (tests/support/pgcluster.py) holding a copy of the test schema:
 stopping the shared server would break everyone else's tests.
 """
 
@@ -20,9 +20,9 @@ import time
 import psycopg
 import pytest
 
-from bench.pgcluster import PgCluster
 from tests.faults.support import clone_test_database
 from tests.ingest.ingest_support import as_unconfirmed, mempool_frame, whales_277647
+from tests.support.pgcluster import PgCluster
 from tests.support.processes import (
     kill,
     start_ingest,

@@ -71,6 +71,36 @@ def txids_277647() -> list[str]:
     return load(BLOCKS / "block_277647.txids.json")
 
 
+def make_block(previous_hash: str, txs: list[bytes], time: int, nonce: int = 0) -> bytes:
+    """A block (not mined: no proof of work) of real serialized txs on ``previous_hash``, with
+    its merkle root right, for reorg tests: only two real consecutive blocks are at hand."""
+    from detection.ingest.blockparse import merkle_root, serialized_transactions
+
+    ids = []
+    for raw in txs:
+        fake = bytes(80) + bytes([1]) + raw
+        ids.append(serialized_transactions(fake)[0][1].txid)
+    header = (
+        struct.pack("<i", 2)
+        + bytes.fromhex(previous_hash)[::-1]
+        + bytes.fromhex(merkle_root(ids))[::-1]
+        + struct.pack("<III", time, 0x1D00FFFF, nonce)
+    )
+    assert len(txs) < 0xFD
+    return header + bytes([len(txs)]) + b"".join(txs)
+
+
+def next_block_of_whales_702861() -> bytes:
+    """A stand-in for block 277648 (none is at hand): block 702861's real coinbase and four
+    whales, on top of the real block 277647 (header made here, merkle root right)."""
+    from detection.ingest.blockparse import serialized_transactions
+
+    wanted = {tx["txid"] for tx in whales_702861()}
+    pairs = serialized_transactions(raw_block_702861())
+    members = [raw for raw, tx in pairs[1:] if tx.txid in wanted]
+    return make_block(BLOCK_277647, [pairs[0][0], *members], 1_388_367_702)
+
+
 def mempool_frame(
     sequence: int,
     added: list[dict[str, Any]] | None = None,
@@ -203,6 +233,11 @@ class MempoolServer:
         self.rest_missing: set[str] = set()
         self.rest_faults: dict[str, list[tuple[int, bytes | str, dict[str, str]]]] = {}
         self.rest_answered = asyncio.Event()
+        # Resync endpoints: /api/tx/<txid>/status (404 when absent, as for a tx the server
+        # never had or no longer has) and /api/tx/<txid>/outspend/<vout> ({"spent": false}
+        # when absent).
+        self.rest_status: dict[str, dict[str, Any]] = {}
+        self.rest_outspends: dict[tuple[str, int], dict[str, Any]] = {}
 
     @property
     def url(self) -> str:
@@ -229,6 +264,15 @@ class MempoolServer:
         if faults:
             status, body, headers = faults.pop(0)
             return _response(status, body, headers)
+        parts = path.split("/")
+        if path.startswith("/api/tx/") and len(parts) == 5 and parts[4] == "status":
+            status = self.rest_status.get(parts[3])
+            if status is None:
+                return _response(404, "Transaction not found")
+            return _response(200, json.dumps(status))
+        if path.startswith("/api/tx/") and len(parts) == 6 and parts[4] == "outspend":
+            outspend = self.rest_outspends.get((parts[3], int(parts[5])), {"spent": False})
+            return _response(200, json.dumps(outspend))
         if path.startswith("/api/tx/"):
             if self.rest_hang:
                 await self._stopping.wait()

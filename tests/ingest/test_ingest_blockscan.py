@@ -15,6 +15,7 @@ from ingest_support import (
     as_unconfirmed,
     esplora_txs_277647,
     mempool_frame,
+    next_block_of_whales_702861,
     raw_block_277647,
     raw_block_702861,
     whales_277647,
@@ -240,8 +241,10 @@ async def test_block_mined_while_disconnected_is_scanned_on_reconnect(
     task = asyncio.create_task(runner.run())
     await mempool_server.wait_messages(0, 2)
     await mempool_server.send({"blocks": [previous_block()]})
-    await mempool_server.send(mempool_frame(1, added=[as_unconfirmed(seen)]))
+    small = esplora_txs_277647()[1]  # not a whale; mined in the same block
+    await mempool_server.send(mempool_frame(1, added=[as_unconfirmed(seen), as_unconfirmed(small)]))
     await sink.wait(1)
+    assert small["txid"] in runner.state and seen["txid"] in runner.state
     await mempool_server.current.close()  # the block is mined while we are away
     await mempool_server.wait_messages(1, 3)  # want, track-mempool, track-txs
     await mempool_server.send({"blocks": [previous_block(), ws_block(block)]})
@@ -255,6 +258,9 @@ async def test_block_mined_while_disconnected_is_scanned_on_reconnect(
     assert confirmed[seen["txid"]]["seq"] == 2  # the seen whale's chain continues
     assert all(e["seq"] == 1 for t, e in confirmed.items() if t != seen["txid"])
     assert [(b.height, b.hash, b.time) for b in saved] == [(277647, BLOCK_277647, 1388367102)]
+    # No ghosts: what the block mined is gone from the mempool model.
+    assert small["txid"] not in runner.state and seen["txid"] not in runner.state
+    assert runner.snapshot()["block_scans"]["ghosts_cleared"] == 2
     # The seen whale was not fetched again: only the two it had never seen.
     assert sorted(p for p in mempool_server.rest_requests if p.startswith("/api/tx/")) == sorted(
         f"/api/tx/{t}" for t in WHALES_277647 if t != seen["txid"]
@@ -265,11 +271,11 @@ async def test_missed_blocks_are_caught_up_by_height_oldest_first(
     mempool_server: MempoolServer,
 ):
     block = serve_277647(mempool_server)
-    # A stand-in for the next block: the real bytes of 702861 served as height 277648 (the
-    # catch-up follows heights; it does not read previousblockhash).
-    later = RestBlock(raw_block_702861(), 277648)
+    # A stand-in for the next block: 702861's real whales on top of 277647 (header made here).
+    later = RestBlock(next_block_of_whales_702861(), 277648)
     mempool_server.rest_blocks[later.hash] = later
-    mempool_server.rest_txs.update({tx["txid"]: tx for tx in whales_702861()})
+    status = {"confirmed": True, "block_height": 277648, "block_hash": later.hash}
+    mempool_server.rest_txs.update({tx["txid"]: dict(tx, status=status) for tx in whales_702861()})
     restored = PendingWhale(chain_txid="ab" * 32, txid="ab" * 32, last_seq=1)
     source, runner, sink = await start_runner(
         mempool_server, last_scanned_block=(277646, PREVIOUS_277647)
@@ -291,6 +297,7 @@ async def test_missed_blocks_are_caught_up_by_height_oldest_first(
     ]
     stats = runner.snapshot()["block_scans"]
     assert stats["catch_up_blocks"] == 1 and stats["blocks_scanned"] == 2
+    assert runner.snapshot()["rest"]["failures"] == {}
     assert (stats["last_scanned_height"], stats["last_scanned_hash"]) == (277648, later.hash)
 
 
@@ -345,3 +352,24 @@ async def test_failed_scans_are_retried_and_never_block_the_reader(
     # The whale the mempool showed while the scans failed is in the block: its chain goes on.
     assert [e["kind"] for e in events] == ["seen", "confirmed", "confirmed", "confirmed"]
     assert {e["txid"]: e["seq"] for e in events[1:]}[whale["txid"]] == 2
+
+
+async def test_listed_blocks_beyond_the_bound_are_a_counted_gap(mempool_server: MempoolServer):
+    block = serve_277647(mempool_server)
+    later = RestBlock(next_block_of_whales_702861(), 277648)
+    mempool_server.rest_blocks[later.hash] = later
+    mempool_server.rest_missing.add("tx")  # whales from the block's own bytes
+    source, runner, sink = await start_runner(
+        mempool_server, last_scanned_block=(277646, PREVIOUS_277647), catch_up_max_blocks=0
+    )
+    task = asyncio.create_task(runner.run())
+    await mempool_server.wait_messages(0, 2)
+    await mempool_server.send({"blocks": [ws_block(block), ws_block(later)]})
+    events = await sink.wait(4)
+    runner.stop()
+    await task
+    assert {e["block"]["height"] for e in events} == {277648}  # 277647 given up
+    stats = runner.snapshot()["block_scans"]
+    assert stats["catch_up_gap_blocks"] == 1 and stats["blocks_scanned"] == 1
+    assert stats["unseen_without_prevouts"] == 4
+    assert all(e["tx"]["fee"] is None for e in events)

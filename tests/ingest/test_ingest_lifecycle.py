@@ -103,7 +103,7 @@ def test_whales_without_prevouts_or_fee():
 
 
 def test_dropped_after_grace_unless_replaced():
-    runner = make_runner(removal_grace_s=5.0)
+    runner = make_runner(removal_grace_s=5.0, removal_grace_updates=2)
     first, second, third = (as_unconfirmed(t) for t in whales_277647())
     feed(runner, mempool_frame(1, added=[first, second]), 100.0)
     assert feed(runner, mempool_frame(2, removed=[first["txid"], second["txid"]]), 101.0) == []
@@ -121,6 +121,65 @@ def test_dropped_after_grace_unless_replaced():
     assert kinds(dropped) == ["dropped"]
     assert dropped[0]["txid"] == second["txid"] and dropped[0]["reasons"] == ["removed"]
     assert dropped[0]["seq"] == 2
+
+
+def test_drop_waits_for_enough_mempool_updates():
+    runner = make_runner(removal_grace_s=5.0, removal_grace_updates=3)
+    whale = as_unconfirmed(whales_277647()[0])
+    feed(runner, mempool_frame(1, added=[whale]), 100.0)
+    feed(runner, mempool_frame(2, removed=[whale["txid"]]), 101.0)
+    # 20 s later but only one mempool update since: a replacement may still be announced.
+    assert feed(runner, mempool_frame(3), 121.0) == []
+    assert feed(runner, mempool_frame(4), 122.0) == []
+    assert kinds(feed(runner, mempool_frame(5), 123.0)) == ["dropped"]
+    # A stalled feed: the heartbeat drops it after 12 graces all the same.
+    other = as_unconfirmed(whales_277647()[1])
+    feed(runner, mempool_frame(6, added=[other]), 200.0)
+    feed(runner, mempool_frame(7, removed=[other["txid"]]), 201.0)
+    assert runner.tracker.expire(230.0) == []
+    assert kinds(runner.tracker.expire(262.0)) == ["dropped"]
+
+
+def dropped_whale(runner, whale):
+    feed(runner, mempool_frame(1, added=[whale]), 100.0)
+    feed(runner, mempool_frame(2, removed=[whale["txid"]]), 101.0)
+    events = feed(runner, mempool_frame(3), 110.0)
+    assert kinds(events) == ["dropped"] and events[0]["seq"] == 2
+
+
+def test_dropped_then_mined_continues_the_chain():
+    runner = make_runner(removal_grace_s=5.0, removal_grace_updates=1)
+    whale = as_unconfirmed(whales_277647()[0])
+    dropped_whale(runner, whale)
+    events = feed(runner, {"block": BLOCK_277647, **mempool_frame(4, mined=[whale["txid"]])}, 200.0)
+    assert kinds(events) == ["confirmed"]
+    assert events[0]["seq"] == 3 and events[0]["chain_txid"] == whale["txid"]
+    assert events[0]["block"]["height"] == 277_647
+
+
+def test_dropped_then_rebroadcast_continues_the_chain():
+    runner = make_runner(removal_grace_s=5.0, removal_grace_updates=1)
+    whale = as_unconfirmed(whales_277647()[0])
+    dropped_whale(runner, whale)
+    events = feed(runner, mempool_frame(4, added=[whale]), 200.0)
+    assert kinds(events) == ["seen"] and events[0]["seq"] == 3  # not a second seq 1
+    assert whale["txid"] in runner.tracker.pending
+
+
+def test_late_replacement_continues_the_chain():
+    runner = make_runner(removal_grace_s=5.0, removal_grace_updates=1)
+    whale, replacement = (as_unconfirmed(t) for t in whales_277647()[:2])
+    dropped_whale(runner, whale)
+    events = feed(
+        runner,
+        mempool_frame(
+            4, added=[replacement], replaced=[{"replaced": whale["txid"], "by": replacement}]
+        ),
+        200.0,
+    )
+    assert kinds(events) == ["replaced"]
+    assert events[0]["seq"] == 3 and events[0]["chain_txid"] == whale["txid"]
+    assert events[0]["replacing_txid"] == replacement["txid"]
 
 
 def test_reorg_puts_confirmed_whales_back_to_pending():
@@ -158,15 +217,25 @@ def test_tracked_txs_resync_answer():
         }
     }
     events = feed(runner, answer, 3.0)
-    assert sorted(kinds(events)) == ["confirmed", "replaced", "updated"]
+    # "confirmed" without a block beside it is not trusted (servers before v3.4 answer it for
+    # any txid they no longer hold): the resync checks it over REST instead.
+    assert sorted(kinds(events)) == ["replaced", "updated"]
+    assert runner.tracker.untrusted_confirmations == 1
     by_kind = {e["kind"]: e for e in events}
-    assert by_kind["confirmed"]["block"]["height"] == 277_647  # the block just seen
     assert by_kind["replaced"]["replacing_txid"] == new_txid and by_kind["replaced"]["tx"] is None
     assert by_kind["updated"]["reasons"] == ["cpfp"]
     assert by_kind["updated"]["changes"]["effective_fee_rate"][1] == 30.5
     assert by_kind["updated"]["projection"]["basis"] == "position"
     assert by_kind["updated"]["projection"]["projected_block"] == 2
-    assert set(runner.tracker.pending_txids()) == {new_txid, c}
+    assert set(runner.tracker.pending_txids()) == {new_txid, c, a}
+    # Beside the block it was mined in, the answer is trusted.
+    next_block = {"id": "1" * 64, "height": 277_648, "timestamp": 1_388_400_700}
+    events = feed(runner, {"block": next_block, "tracked-txs": {a: {"confirmed": True}}}, 4.0)
+    confirmed = [e for e in events if e["txid"] == a]
+    assert kinds(confirmed) == ["confirmed"] and confirmed[0]["block"]["height"] == 277_648
+    # c's server position is a block old now (issue 14: a block without a fresh position ends
+    # the server basis), so c alone moves to the local basis.
+    assert [(e["txid"], e["kind"]) for e in events if e["txid"] != a] == [(c, "updated")]
 
 
 def test_cpfp_child_lifts_a_pending_whale():
@@ -215,8 +284,9 @@ def test_event_contract_keys():
         "projected_block",
         "fee_percentile",
         "tip_height",
-        "next_block_fee_rate",
-        "median_fee_rate",
+        "next_block_median_fee_rate",
+        "next_block_floor_fee_rate",
+        "purge_floor_fee_rate",
         "made_at",
         "basis",
     }

@@ -87,3 +87,24 @@ def test_shedding_is_rate_limited_and_refuses_low_fee_arrivals():
     frame = parser.parse(orjson.dumps(mempool_frame(1, added=[low])), 0.0)
     state.apply(frame)
     assert "f" * 64 not in state.txs and state.refused_total == 1
+
+
+def test_parents_are_read_from_vin_and_forgotten_with_their_child():
+    parser = FrameParser()
+    state = MempoolState()
+    parser.mempool_txids = state.txs
+    parent, child, grandchild = (f"{n:064x}" for n in (1, 2, 3))
+
+    def tx(txid: str, *spends: str) -> dict:
+        vin = [{"txid": s, "vout": 0} for s in (*spends, "ee" * 32)]  # one confirmed input each
+        return {"txid": txid, "fee": 1_000, "weight": 800, "vin": vin, "vout": [{"value": 1}]}
+
+    state.apply(parser.parse(orjson.dumps(mempool_frame(1, added=[tx(parent)])), 0.0))
+    # the child spends a mempool tx; the grandchild a tx earlier in the same frame
+    frame = mempool_frame(2, added=[tx(child, parent), tx(grandchild, child, parent)])
+    state.apply(parser.parse(orjson.dumps(frame), 1.0))
+    assert state.parents == {child: [parent], grandchild: [child, parent]}
+    state.apply(parser.parse(orjson.dumps(mempool_frame(3, mined=[parent, child])), 2.0))
+    assert state.parents == {grandchild: [child, parent]}  # stale links are ignored when projecting
+    state.apply(parser.parse(orjson.dumps(mempool_frame(4, removed=[grandchild])), 3.0))
+    assert state.parents == {}

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from alerts.fanout import fan_out
 from alerts.models import Delivery, Subscription, sats_from_btc
@@ -16,6 +18,7 @@ from detection.ingest.blockscan import BlockScanner
 from detection.ingest.protocol import BlockInfo
 from detection.ingest.runner import IngestRunner
 from detection.ingest.sources.live import LiveSource
+from detection.management.commands.ingest_mempool import pending_whales_from_database
 from detection.models import Block, WhaleEvent, WhaleStatus, WhaleTransaction
 from detection.recording import record_event
 from tests.ingest.ingest_support import (
@@ -25,10 +28,12 @@ from tests.ingest.ingest_support import (
     RestBlock,
     as_unconfirmed,
     esplora_txs_277647,
+    make_runner,
     mempool_frame,
     raw_block_277647,
     whales_277647,
 )
+from tests.records.helpers import event, load_esplora
 
 # Transactional: the position is saved and read in worker threads, as the ingest does.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -76,8 +81,15 @@ def in_thread(function, *args):
         return pool.submit(function, *args).result()
 
 
-def test_block_only_whales_are_recorded_unseen_alerted_and_lower_coverage(alice):
+def test_block_only_whales_are_recorded_unseen_alerted_and_lower_coverage(alice, bob):
     Subscription.objects.create(owner=alice, name="all", min_sats=sats_from_btc(100), email=True)
+    Subscription.objects.create(
+        owner=bob,
+        name="seen first only",
+        min_sats=sats_from_btc(100),
+        email=True,
+        notify_unseen_confirmed=False,
+    )
     events, scanned = asyncio.run(ingest_block_277647())
     assert [e["kind"] for e in events] == ["seen", "confirmed", "confirmed", "confirmed"]
     for payload in events:
@@ -95,12 +107,75 @@ def test_block_only_whales_are_recorded_unseen_alerted_and_lower_coverage(alice)
         92_700_000_000
     )
     assert stats.coverage() == {"mined": 3, "seen_first": 1, "coverage": pytest.approx(1 / 3)}
-    for event in WhaleEvent.objects.filter(kind="confirmed"):
-        fan_out(event.pk)
-    alerted = set(Delivery.objects.values_list("event__whale__txid", flat=True))
+    for row in WhaleEvent.objects.filter(kind="confirmed"):
+        fan_out(row.pk)  # done at commit already: a no-op then (one fan-out per event)
+    alerted = set(Delivery.objects.filter(owner=alice).values_list("event__whale__txid", flat=True))
     assert alerted == set(rows)
+    # Bob does not want whales confirmed without being seen in the mempool.
+    bob_alerted = Delivery.objects.filter(owner=bob).values_list(
+        "event__whale__txid", "event__kind"
+    )
+    assert sorted(bob_alerted) == [(CONSOLIDATION_100, "confirmed"), (CONSOLIDATION_100, "seen")]
     # The position a restarted ingest continues from.
     for block in scanned:
         in_thread(save_scanned_block, block)
     assert in_thread(last_scanned_block) == (277647, BLOCK_277647)
     assert Block.objects.get(hash=BLOCK_277647).scanned_at is not None
+
+
+def test_whales_pending_too_long_are_closed_as_dropped(settings):
+    settings.WHALE_PENDING_EXPIRY_DAYS = 14
+    whales = load_esplora("whales_block_277647.esplora_txs.json")
+    old, recent = list(whales)[:2]
+    for txid in (old, recent):
+        assert record_event(event("seen", whales[txid], seq=1)).created
+    WhaleTransaction.objects.filter(txid=old).update(updated_at=timezone.now() - timedelta(days=15))
+    pending, expired = pending_whales_from_database("test")
+    assert [w.txid for w in pending] == [recent] and [w.txid for w in expired] == [old]
+    first = whales[recent].inputs[0]
+    assert pending[0].first_input == (first.prev_txid, first.prev_vout)
+    assert pending[0].value == whales[recent].value
+    runner = make_runner()
+    assert runner.expire_pending(expired) == 1
+    [dropped] = list(runner._buffer)
+    assert (dropped["kind"], dropped["seq"], dropped["reasons"]) == ("dropped", 2, ["expired"])
+    assert record_event(dropped).created
+    assert WhaleTransaction.objects.get(txid=old).status == WhaleStatus.DROPPED
+    assert WhaleTransaction.objects.get(txid=recent).status == WhaleStatus.PENDING
+
+
+def test_dropped_whale_seen_again_then_mined_is_one_chain():
+    whales = load_esplora("whales_block_277647.esplora_txs.json")
+    tx = whales[CONSOLIDATION_100]
+    at = 1_700_000_000.0
+    assert record_event(event("seen", tx, seq=1, at=at)).created
+    assert record_event(event("dropped", tx, seq=2, at=at + 60, reasons=["removed"])).created
+    assert WhaleTransaction.objects.get().status == WhaleStatus.DROPPED
+    assert record_event(event("seen", tx, seq=3, at=at + 600)).created
+    assert WhaleTransaction.objects.get().status == WhaleStatus.PENDING
+    block = {"height": 277647, "hash": BLOCK_277647, "time": 1388367102}
+    assert record_event(event("confirmed", tx, seq=4, at=at + 900, block=block)).created
+    whale = WhaleTransaction.objects.get()
+    assert (whale.status, whale.confirmed_height, whale.seen_in_mempool) == (
+        WhaleStatus.CONFIRMED,
+        277647,
+        True,
+    )
+    assert list(whale.events.order_by("sequence").values_list("kind", flat=True)) == [
+        "seen",
+        "dropped",
+        "seen",
+        "confirmed",
+    ]
+
+
+def test_a_block_scanned_again_records_no_second_confirmation():
+    whales = load_esplora("whales_block_277647.esplora_txs.json")
+    tx = whales[CONSOLIDATION_100]
+    block = {"height": 277647, "hash": BLOCK_277647, "time": 1388367102}
+    assert record_event(event("seen", tx, seq=1)).created
+    assert record_event(event("confirmed", tx, seq=2, block=block)).created
+    # After a restart the block is scanned again; the tracker no longer knows the whale.
+    again = record_event(event("confirmed", tx, seq=1, block=block))
+    assert (again.created, again.reason) == (False, "already confirmed in that block")
+    assert WhaleEvent.objects.filter(kind="confirmed").count() == 1

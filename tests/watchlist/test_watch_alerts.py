@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 
 import pytest
 import time_machine
+from django.core.exceptions import ValidationError
 from embit import base58
 
 from alerts.fanout import fan_out
-from alerts.models import Channel, Delivery
-from alerts.watchlists import WatchHit
+from alerts.models import Channel, Delivery, DeliveryStatus
+from alerts.watchlists import PrivateLabel, WatchHit, WatchlistEntry
 from detection.domain.esplora import whale_tx_from_esplora
-from detection.models import WhaleEvent, WhaleHourlyVolume, WhaleTransaction
+from detection.models import AddressLabel, WhaleEvent, WhaleHourlyVolume, WhaleTransaction
 from tests.alerts.conftest import ZERO_FEE_927, make_endpoint, make_subscription
 from tests.watchlist.conftest import (
     BLOCK_277647_HASH,
@@ -23,7 +24,7 @@ from tests.watchlist.conftest import (
     record,
     watch,
 )
-from tests.watchlist.test_xpub import BIP84_ZPUB
+from tests.watchlist.test_xpub import BIP84_ZPRV, BIP84_ZPUB
 
 pytestmark = pytest.mark.django_db
 
@@ -120,7 +121,6 @@ def test_a_watched_whale_gives_each_person_one_alert(alice, bob, whales):
 
 
 def test_entity_entry_matches_labelled_addresses(alice, small_tx):
-    from detection.models import AddressLabel
 
     AddressLabel.objects.create(address=SMALL_SENDER, entity="Dice Fund", kind="other", source="t")
     watch(alice, "dice fund", kind="entity")
@@ -148,10 +148,6 @@ def test_hit_on_the_third_receive_address_of_a_bip84_zpub(alice, block_277647_tx
 
 
 def test_private_key_or_testnet_key_is_refused_and_nothing_saved(alice):
-    from django.core.exceptions import ValidationError
-
-    from alerts.watchlists import WatchlistEntry
-    from tests.watchlist.test_xpub import BIP84_ZPRV
 
     with pytest.raises(ValidationError, match="private key"):
         watch(alice, BIP84_ZPRV, kind="xpub")
@@ -163,9 +159,6 @@ def test_private_key_or_testnet_key_is_refused_and_nothing_saved(alice):
 
 
 def test_the_delivery_subscriptions_settings_apply(alice, small_tx):
-    from datetime import time
-
-    from alerts.models import DeliveryStatus
 
     entry = watch(alice, SMALL_RECIPIENT)
     delivery = entry.delivery
@@ -188,7 +181,6 @@ def test_watchlist_delivery_never_matches_whales(alice, whales):
 
 
 def test_a_whale_alert_carries_the_recipients_private_labels_only(alice, bob, whales):
-    from alerts.watchlists import PrivateLabel
 
     tx = whales[ZERO_FEE_927]
     address = tx.outputs[0].address

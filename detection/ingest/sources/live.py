@@ -2,8 +2,11 @@
 
 On every connection: send ``{"action":"want","data":["blocks","mempool-blocks","stats"]}`` then
 ``{"track-mempool":true}`` (the server keeps no state across connections), then resynchronise the
-whales still pending with ``{"track-txs":[...]}`` in chunks of at most 100 txids (the server's
-``MAX_TRACKED_TXS``); the ``tracked-txs`` answers flow through the parser like any frame.
+whales still pending with ONE ``{"track-txs":[...]}`` of at most 100 txids (the server's
+``MAX_TRACKED_TXS``; each message replaces the set it follows, so chunks would keep only the
+last), the most valuable first (``set_track_provider``; the rest are counted in
+``track_txs_overflow`` and checked over REST by the resync); the ``tracked-txs`` answers flow
+through the parser like any frame.
 
 Keepalive: protocol-level pings (``ping_interval``) plus the application ping
 ``{"action":"ping"}`` every 30 s, which the server answers with ``{"pong":true}``.
@@ -33,7 +36,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,7 +55,6 @@ SUBSCRIPTIONS: tuple[dict[str, object], ...] = (
 )
 PING_MESSAGE = {"action": "ping"}
 TRACK_TXS_CHUNK = 100  # the server closes the connection above 100 txids per message
-MAX_MESSAGES_PER_10S = 100  # server-side inbound rate limit; resync paces itself below it
 REST_MAX_PER_ANSWER = 32  # bounds the threads one resync answer can occupy
 
 
@@ -118,6 +120,9 @@ class LiveSource:
         self.use_env_proxy = use_env_proxy
         self._rng = rng or random.Random()
         self._pending_provider: PendingProvider | None = None
+        self._track_provider: PendingProvider | None = None
+        self._on_connect: Callable[[], None] | None = None
+        self.track_txs_overflow = 0  # pending whales left out of the last track-txs message
         self._ws: ClientConnection | None = None
         self._closing = False
         self._connected = False
@@ -179,6 +184,8 @@ class LiveSource:
                     self.connections += 1
                     log.info("connected to %s (connection %d)", self.spec, self.connections)
                     await self._subscribe(ws)
+                    if self._on_connect is not None:
+                        self._on_connect()
                     pinger = asyncio.create_task(self._app_pings(ws))
                     try:
                         async for message in ws:
@@ -220,19 +227,35 @@ class LiveSource:
         await ws.send(_dumps(message))
         self.messages_sent += 1
 
+    def set_connect_listener(self, listener: Callable[[], None]) -> None:
+        """``listener()`` runs (on the event loop, so it must not block) after each connect."""
+        self._on_connect = listener
+
+    def set_track_provider(self, provider: PendingProvider) -> None:
+        """``provider()`` returns the txids for the one ``track-txs`` message sent on connecting
+        (most important first); without it, the pending txids are used."""
+        self._track_provider = provider
+
     async def _subscribe(self, ws: ClientConnection) -> None:
         for message in SUBSCRIPTIONS:
             await self._send(ws, message)
-        txids = list(self._pending_provider()) if self._pending_provider else []
-        chunks = [txids[i : i + TRACK_TXS_CHUNK] for i in range(0, len(txids), TRACK_TXS_CHUNK)]
-        # Stay under the server's inbound rate limit (100 messages / 10 s) on a big resync.
-        pace = 10.0 / (MAX_MESSAGES_PER_10S - 10) if len(chunks) > 40 else 0.0
-        for chunk in chunks:
-            await self._send(ws, {"track-txs": chunk})
-            if pace:
-                await asyncio.sleep(pace)
+        provider = self._track_provider or self._pending_provider
+        txids = list(provider()) if provider else []
+        if len(txids) > TRACK_TXS_CHUNK:
+            self.track_txs_overflow = len(txids) - TRACK_TXS_CHUNK
+            log.warning(
+                "%d pending whales; the server follows at most %d per connection, so %d are "
+                "only checked over REST after connecting",
+                len(txids),
+                TRACK_TXS_CHUNK,
+                self.track_txs_overflow,
+            )
+        else:
+            self.track_txs_overflow = 0
         if txids:
-            log.info("resynchronising %d pending whales in %d message(s)", len(txids), len(chunks))
+            # One message: each track-txs replaces the set the server follows for us.
+            await self._send(ws, {"track-txs": txids[:TRACK_TXS_CHUNK]})
+            log.info("resynchronising %d pending whales", min(len(txids), TRACK_TXS_CHUNK))
 
     # -- replacements named by a resync answer ----------------------------------------------
 

@@ -1,7 +1,8 @@
 """The ingest process: one mempool source → whale lifecycle events → Celery.
 
 Thin: the pipeline is detection.ingest (no Django). This command wires it to the settings, the
-Celery task, the heartbeat in Redis and the dashboard's status push, and stops gracefully on
+Celery task, the heartbeat in Redis and detection.signals.ingest_heartbeat (the dashboard's
+status push), and stops gracefully on
 SIGINT/SIGTERM (the frame in hand is finished and buffered events are flushed to the broker).
 """
 
@@ -13,21 +14,28 @@ import logging
 import os
 import signal
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
+from django.db.models import Max
+from django.utils import timezone
 
 from detection import watching
 from detection.block_scans import last_scanned_block, save_scanned_block
 from detection.domain.urgency import FeeSpikeDetector
 from detection.ingest.blockscan import BlockScanner
+from detection.ingest.projection import BlockLimits
 from detection.ingest.runner import IngestRunner, PendingWhale
 from detection.ingest.sources import open_source
 from detection.ingest.sources.replay import Recorder
 from detection.ingest.state import MemoryPolicy
+from detection.models import WhaleEvent, WhaleStatus, WhaleTransaction
+from detection.signals import ingest_heartbeat
+from detection.tasks import record_whale_event
 from detection.txshape import SATS_PER_BTC
 from whaleproject import metrics
 from whaleproject.health import write_ingest_heartbeat
@@ -41,47 +49,45 @@ POSITION_FILE = "ingest-state.json"
 # Whales untouched for longer are not followed again after a restart (bitcoind's mempool
 # expiry). Judged by the row's last change, our own clock: firstSeen is the source's word and
 # may be anything (a replayed or synthetic stream's clock, a whale seen long before).
-RESTORE_MAX_AGE_DAYS = 14
 RESTORE_LIMIT = 20_000
 
 
-def pending_whales_from_database(source: str) -> list[PendingWhale]:
-    """The whales this source left pending, from the record of truth (the database).
+def pending_whales_from_database(source: str) -> tuple[list[PendingWhale], list[PendingWhale]]:
+    """The whales this source left pending, from the record of truth (the database): those to
+    follow again, and those pending longer than ``WHALE_PENDING_EXPIRY_DAYS`` (bitcoind's
+    mempool expiry), to be closed as dropped through the outbox like any other event.
 
     Not from the position file: a crashed or killed ingest writes none, and the database also
-    knows the whales whose events were still queued when the file was written.
+    knows the whales whose events were still queued when the file was written. Age is the
+    row's last change, our own clock: firstSeen is the source's word and may be anything.
     """
-    from datetime import timedelta
-
-    from django.db.models import Max
-    from django.utils import timezone
-
-    from detection.models import WhaleEvent, WhaleStatus, WhaleTransaction
-
-    since = timezone.now() - timedelta(days=RESTORE_MAX_AGE_DAYS)
-    whales = list(
-        WhaleTransaction.everything.filter(  # watch-only hits too (issue 21)
-            status=WhaleStatus.PENDING, source=source[:200], updated_at__gte=since
-        )
-        .select_related("chain")
-        .order_by("-first_seen_at")[:RESTORE_LIMIT]
-    )
-    roots = {whale.chain_root.pk for whale in whales}
+    since = timezone.now() - timedelta(days=settings.WHALE_PENDING_EXPIRY_DAYS)
+    pending = WhaleTransaction.everything.filter(  # watch-only hits too (issue 21)
+        status=WhaleStatus.PENDING, source=source[:200]
+    ).select_related("chain")
+    whales = list(pending.filter(updated_at__gte=since).order_by("-first_seen_at")[:RESTORE_LIMIT])
+    expired = list(pending.filter(updated_at__lt=since).order_by("first_seen_at")[:RESTORE_LIMIT])
+    roots = {whale.chain_root.pk for whale in whales + expired}
     last_seq = dict(
         WhaleEvent.everything.filter(chain_id__in=roots)
         .values_list("chain_id")
         .annotate(Max("sequence"))
         .values_list("chain_id", "sequence__max")
     )
-    return [
-        PendingWhale(
+
+    def pending_whale(whale: WhaleTransaction) -> PendingWhale:
+        first = whale.inputs[0] if whale.inputs else {}
+        outpoint = (first.get("txid"), first.get("vout"))
+        return PendingWhale(
             chain_txid=whale.chain_root.txid,
             txid=whale.txid,
             last_seq=last_seq.get(whale.chain_root.pk) or 0,
             effective_rate=whale.best_fee_rate,
+            value=whale.value,
+            first_input=outpoint if type(outpoint[0]) is str and type(outpoint[1]) is int else None,
         )
-        for whale in whales
-    ]
+
+    return [pending_whale(w) for w in whales], [pending_whale(w) for w in expired]
 
 
 def save_position(path: Path, runner: IngestRunner, final: dict[str, Any]) -> dict[str, Any]:
@@ -109,22 +115,25 @@ def save_position(path: Path, runner: IngestRunner, final: dict[str, Any]) -> di
 
 
 class EventPublisher:
-    """Hands events to the Celery task; marks fee spikes on their projections first."""
+    """Hands events to the Celery task; marks fee spikes on their projections first.
+
+    The spike detector watches one series, block 0's median fee rate (``WhaleTracker.
+    fee_references``: the server's ``medianFee``, else our projection's), from both the events
+    and the heartbeat."""
 
     def __init__(self):
         self.spikes = FeeSpikeDetector()
 
-    def observe_next_block_rate(self, at: float, rate: float | None) -> None:
+    def observe_next_block_median(self, at: float, rate: float | None) -> None:
         if rate is not None and rate > 0:
             self.spikes.add(at, rate)
 
     def __call__(self, event: dict) -> None:
-        from detection.tasks import record_whale_event
-
         projection = event.get("projection")
         if projection:
-            self.observe_next_block_rate(
-                projection.get("made_at") or time.time(), projection.get("next_block_fee_rate")
+            self.observe_next_block_median(
+                projection.get("made_at") or time.time(),
+                projection.get("next_block_median_fee_rate"),
             )
             projection["fee_spike"] = self.spikes.spiking
         # Raises while the broker is down; the runner keeps the event and retries.
@@ -140,11 +149,10 @@ class Heartbeat:
 
     def __call__(self, stats: dict) -> None:
         runner = self.runner_ref[0]
-        projection = runner.projection if runner is not None else None
-        if projection is not None and projection.blocks:
-            next_rate = projection.blocks[0].median_fee_rate
-            stats["next_block_fee_rate"] = next_rate
-            self.publisher.observe_next_block_rate(time.time(), next_rate)
+        if runner is not None:
+            next_median = runner.tracker.fee_references().next_block_median
+            stats["next_block_fee_rate"] = next_median
+            self.publisher.observe_next_block_median(time.time(), next_median)
         stats["fee_spike"] = self.publisher.spikes.spiking
         metrics.ingest_stats.update(stats)
         try:
@@ -152,9 +160,7 @@ class Heartbeat:
         except Exception:
             log.warning("could not write the ingest heartbeat (Redis down?)", exc_info=True)
         try:
-            from dashboard.live import publish_ingest_status
-
-            publish_ingest_status(stats)
+            ingest_heartbeat.send(sender=Heartbeat, status=stats)
         except Exception:
             log.warning("could not push ingest status to dashboards", exc_info=True)
 
@@ -194,6 +200,11 @@ class Command(BaseCommand):
             frame_source,
             publisher,
             whale_min_sats=round(settings.WHALE_MIN_BTC * SATS_PER_BTC),
+            block_limits=BlockLimits(
+                max_weight=settings.WHALE_BLOCK_MAX_WEIGHT,
+                reserved_weight=settings.WHALE_BLOCK_RESERVED_WEIGHT,
+                min_fee_rate_per_kvb=settings.WHALE_BLOCK_MIN_TX_FEE,
+            ),
             heartbeat=Heartbeat(runner_ref, publisher),
             heartbeat_interval=HEARTBEAT_SECONDS,
             recorder=recorder,
@@ -242,7 +253,8 @@ class Command(BaseCommand):
         )
 
     def _block_scan_options(self, frame_source) -> dict[str, Any]:
-        """Block scans need the source's REST API: live sources only, unless turned off."""
+        """Block scans and the resync's checks need the source's REST API: live sources only,
+        unless turned off."""
         rest = getattr(frame_source, "rest", None)
         if rest is None or not settings.WHALE_BLOCK_SCAN:
             return {}
@@ -259,13 +271,12 @@ class Command(BaseCommand):
             "last_scanned_block": last,
             "on_block_scanned": save_scanned_block,
             "catch_up_max_blocks": settings.WHALE_CATCH_UP_MAX_BLOCKS,
+            "resync_rest": rest,
         }
 
     def _restore_pending(self, runner: IngestRunner, spec: str) -> None:
-        from django.db import DatabaseError, connection
-
         try:
-            pending = pending_whales_from_database(spec)
+            pending, expired = pending_whales_from_database(spec)
         except DatabaseError as exc:
             # Reading the source matters more: start without them, and say which are orphaned.
             log.error("could not load the pending whales from the database (%s); whales left "
@@ -276,6 +287,12 @@ class Command(BaseCommand):
         restored = runner.restore_pending(pending)
         if restored:
             self.stdout.write(f"ingest: following {restored} whales still pending from before")
+        closed = runner.expire_pending(expired)
+        if closed:
+            self.stdout.write(
+                f"ingest: {closed} whales pending for over {settings.WHALE_PENDING_EXPIRY_DAYS} "
+                "days closed as dropped"
+            )
 
     def _load_watchlists(self, runner: IngestRunner) -> None:
         """The watched addresses before the first frame (the refresh loop then follows changes)."""

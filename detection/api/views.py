@@ -1,5 +1,5 @@
 """REST API views under /api/v1/ (docs/API.md). Thin: queries, figures and rendering live in
-detection.filters, detection.api_pagination, detection.api_stats and detection.csv_export.
+detection.api.filters, detection.api.pagination, detection.api.stats and detection.api.csv.
 
 Every view but the token pair needs a logged-in user (JWT or session); whales are public data to
 every logged-in user. Unknown or empty query parameters are refused (400) rather than ignored,
@@ -28,24 +28,23 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from detection import api_stats
-from detection.api_pagination import NewestFirstCursorPagination
-from detection.api_pagination import _decode as decode_cursor
-from detection.api_ratelimit import (
-    ExportRateLimit,
-    ReadRateLimit,
-    TokenObtainRateLimit,
-    TokenRefreshRateLimit,
-)
-from detection.csv_export import CsvRenderer, whales_csv_response
-from detection.filters import BTC_PATTERN, WhaleFilter
-from detection.models import Flow, WhaleStatus, WhaleTransaction
-from detection.serializers import (
+from detection.api import stats as api_stats
+from detection.api.csv import CsvRenderer, whales_csv_response
+from detection.api.filters import BTC_PATTERN, WhaleFilter
+from detection.api.pagination import NewestFirstCursorPagination, decode_cursor
+from detection.api.serializers import (
     ErrorSerializer,
     StatsSerializer,
     WhaleDetailSerializer,
     WhaleSerializer,
 )
+from detection.api.throttling import (
+    ExportRateLimit,
+    ReadRateLimit,
+    TokenObtainRateLimit,
+    TokenRefreshRateLimit,
+)
+from detection.models import Flow, WhaleStatus, WhaleTransaction
 
 TXID_RE = re.compile(r"[0-9a-f]{64}")
 

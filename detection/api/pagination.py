@@ -15,8 +15,7 @@ import binascii
 import json
 from datetime import UTC, datetime
 
-from django.db.models import F
-from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
+from django.db.models import Q
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
@@ -27,12 +26,12 @@ OLDEST_FIRST = ("first_seen_at", "id")
 FORWARD, BACKWARD = "n", "p"
 
 
-def _encode(seen_at: datetime, pk: int, direction: str) -> str:
+def encode_cursor(seen_at: datetime, pk: int, direction: str) -> str:
     raw = json.dumps({"t": seen_at.isoformat(), "i": pk, "d": direction}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str) -> tuple[datetime, int, str]:
+def decode_cursor(cursor: str) -> tuple[datetime, int, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
@@ -47,6 +46,16 @@ def _decode(cursor: str) -> tuple[datetime, int, str]:
     if not -(2**63) <= pk < 2**63:
         raise ValidationError({"cursor": ["Invalid cursor."]})
     return seen_at, pk, direction
+
+
+# (first_seen_at, id) before / after a position. Written so that PostgreSQL scans the
+# (first_seen_at, id) index from the position on and drops only the rows tied on first_seen_at.
+def _before(seen_at: datetime, pk: int) -> Q:
+    return Q(first_seen_at__lte=seen_at) & ~Q(first_seen_at=seen_at, id__gte=pk)
+
+
+def _after(seen_at: datetime, pk: int) -> Q:
+    return Q(first_seen_at__gte=seen_at) & ~Q(first_seen_at=seen_at, id__lte=pk)
 
 
 class NewestFirstCursorPagination(BasePagination):
@@ -77,26 +86,28 @@ class NewestFirstCursorPagination(BasePagination):
         self.request = request
         size = self.get_page_size(request)
         raw_cursor = request.query_params.get(self.cursor_query_param)
-        position = _decode(raw_cursor) if raw_cursor else None
-        key = Tuple(F("first_seen_at"), F("id"))
-
+        position = decode_cursor(raw_cursor) if raw_cursor else None
         if position is None or position[2] == FORWARD:
             if position is not None:
-                queryset = queryset.filter(TupleLessThan(key, position[:2]))
+                queryset = queryset.filter(_before(*position[:2]))
             rows = list(queryset.order_by(*NEWEST_FIRST)[: size + 1])
             more_after, more_before = len(rows) > size, position is not None
             rows = rows[:size]
         else:
-            queryset = queryset.filter(TupleGreaterThan(key, position[:2]))
+            queryset = queryset.filter(_after(*position[:2]))
             rows = list(queryset.order_by(*OLDEST_FIRST)[: size + 1])
             more_before, more_after = len(rows) > size, True
             rows = rows[:size][::-1]
 
         self.next_cursor = (
-            _encode(rows[-1].first_seen_at, rows[-1].pk, FORWARD) if rows and more_after else None
+            encode_cursor(rows[-1].first_seen_at, rows[-1].pk, FORWARD)
+            if rows and more_after
+            else None
         )
         self.previous_cursor = (
-            _encode(rows[0].first_seen_at, rows[0].pk, BACKWARD) if rows and more_before else None
+            encode_cursor(rows[0].first_seen_at, rows[0].pk, BACKWARD)
+            if rows and more_before
+            else None
         )
         return rows
 

@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from detection.models import WhaleEvent, WhaleTransaction
-from detection.push import btc
+from detection.summary import btc
 
 BTC_STRING_SCHEMA = {
     "type": "string",
@@ -172,6 +172,7 @@ class PredictionSerializer(serializers.Serializer):
     band = BlankAsNullCharField()
     eta_seconds = serializers.IntegerField(allow_null=True)
     may_not_confirm_soon = serializers.BooleanField()
+    may_be_purged = serializers.BooleanField()
     fee_spike = serializers.BooleanField()
     outcome = serializers.CharField()
     resolved_at = serializers.DateTimeField(allow_null=True)
@@ -244,7 +245,7 @@ class WhaleDetailSerializer(WhaleSerializer):
         read_only_fields = fields
 
 
-# --- stats (documentation shapes; the payload is built in detection.api_stats) ----------------
+# --- stats (documentation shapes; the payload is built in detection.api.stats) ----------------
 
 
 class FlowTotalsSerializer(serializers.Serializer):

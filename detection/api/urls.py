@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from detection import api
+from detection.api import views as api
 
 urlpatterns = [
     path("auth/token/", api.TokenObtainView.as_view(), name="api-token"),

@@ -15,7 +15,7 @@ can be stopped and started again at will:
 PostgreSQL refuses to run as root, so as root the cluster belongs to the ``postgres`` OS user
 (``runuser``); as anyone else it runs as that user.
 
-    python bench/pgcluster.py             # start one, print its URL, stop on Ctrl-C
+    python -m tests.support.pgcluster     # start one, print its URL, stop on Ctrl-C
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ class PgCluster:
         lines = [f"{key} = '{value}'" for key, value in SETTINGS.items()]
         lines += [f"port = {self.port}", f"unix_socket_directories = '{self.root}'"]
         with (self.data / "postgresql.conf").open("a", encoding="utf-8") as conf:
-            conf.write("\n# bench/pgcluster.py\n" + "\n".join(lines) + "\n")
+            conf.write("\n# tests/support/pgcluster.py\n" + "\n".join(lines) + "\n")
 
     def start(self, timeout: float = 60) -> None:
         """Start (again): same folder and port, so clients' URLs stay valid across a stop."""

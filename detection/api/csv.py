@@ -14,7 +14,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 from rest_framework.renderers import BaseRenderer
 
-from detection.push import btc
+from detection.summary import btc
 
 CHUNK_ROWS = 2000
 # Cells a spreadsheet would run as a formula. Entities come from imported label files, so an

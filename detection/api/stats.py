@@ -32,7 +32,7 @@ from django.utils import timezone
 from detection import stats
 from detection.domain import accuracy
 from detection.models import Flow, Prediction, PredictionHourlyOutcome, WhaleHourlyVolume
-from detection.push import btc
+from detection.summary import btc
 from whaleproject.health import check_ingest
 
 BUCKET_SIZES = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
@@ -138,13 +138,16 @@ def _band_figures(parts: list[dict[str, int]]) -> dict[str, Any]:
     resolved = sum(p["resolved"] for p in parts)
     hits = sum(p["hits"] for p in parts)
     error_sum = sum(p["error_sum"] for p in parts)
+    replaced = sum(p["replaced"] for p in parts)
+    dropped = sum(p["dropped"] for p in parts)
     return {
         "resolved": resolved,
         "hits": hits,
         "hit_rate": hits / resolved if resolved else None,
         "mean_abs_error": error_sum / resolved if resolved else None,
-        "replaced": sum(p["replaced"] for p in parts),
-        "dropped": sum(p["dropped"] for p in parts),
+        "coverage": accuracy.coverage_of(resolved, replaced, dropped),
+        "replaced": replaced,
+        "dropped": dropped,
     }
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django_ratelimit.core import _get_ip, get_usage
+from django_ratelimit.core import get_usage
 from rest_framework.throttling import BaseThrottle
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
@@ -23,17 +23,9 @@ from rest_framework_simplejwt.tokens import UntypedToken
 log = logging.getLogger(__name__)
 
 
-def _client_ip(request) -> str:
-    """django-ratelimit's own IP key (RATELIMIT_IP_META_KEY, the IPv6 /64 mask), or "" if none.
-
-    No address (a WSGI server on a Unix socket without RATELIMIT_IP_META_KEY) skips the per-IP
-    limit with a warning instead of failing every token request.
-    """
-    try:
-        return _get_ip(request)
-    except (KeyError, ImproperlyConfigured):
-        log.warning("no client IP for the API rate limit; set RATELIMIT_IP_META_KEY")
-        return ""
+# The value of a per-IP limit: django-ratelimit's own "ip" key (RATELIMIT_IP_META_KEY, the
+# IPv6 /64 mask) stands in for it.
+CLIENT_IP = "ip"
 
 
 class RateLimit(BaseThrottle):
@@ -42,7 +34,7 @@ class RateLimit(BaseThrottle):
     group = "api"
 
     def limits(self, request, view) -> Iterable[tuple[str, str, str]]:
-        """(limit name, key value, rate) triples; an empty key value is not counted."""
+        """(limit name, key value or CLIENT_IP, rate) triples; an empty key value is not counted."""
         raise NotImplementedError
 
     def allow_request(self, request, view) -> bool:
@@ -52,13 +44,16 @@ class RateLimit(BaseThrottle):
         for name, value, rate in self.limits(request, view):
             if not value:
                 continue
-            usage = get_usage(
-                request,
-                group=f"{self.group}:{name}",
-                key=lambda _group, _request, value=value: value,
-                rate=rate,
-                increment=True,
-            )
+            key = CLIENT_IP if value is CLIENT_IP else (lambda _group, _request, v=value: v)
+            try:
+                usage = get_usage(
+                    request, group=f"{self.group}:{name}", key=key, rate=rate, increment=True
+                )
+            except (KeyError, ImproperlyConfigured):
+                # No client address (a WSGI server on a Unix socket without
+                # RATELIMIT_IP_META_KEY): skip the per-IP limit rather than fail every request.
+                log.warning("no client IP for the API rate limit; set RATELIMIT_IP_META_KEY")
+                continue
             if usage is not None and usage["should_limit"]:
                 self.retry_after = max(1, usage["time_left"])
                 return False
@@ -95,7 +90,7 @@ class TokenObtainRateLimit(RateLimit):
     group = "api-token"
 
     def limits(self, request, view):
-        yield "ip", _client_ip(request), settings.WHALE_API_TOKEN_RATE_IP
+        yield "ip", CLIENT_IP, settings.WHALE_API_TOKEN_RATE_IP
         username = request.data.get("username") if hasattr(request.data, "get") else None
         if isinstance(username, str):
             yield "username", username.strip().lower(), settings.WHALE_API_TOKEN_RATE_USERNAME
@@ -111,7 +106,7 @@ class TokenRefreshRateLimit(RateLimit):
     group = "api-token-refresh"
 
     def limits(self, request, view):
-        yield "ip", _client_ip(request), settings.WHALE_API_TOKEN_RATE_IP
+        yield "ip", CLIENT_IP, settings.WHALE_API_TOKEN_RATE_IP
         raw = request.data.get("refresh") if hasattr(request.data, "get") else None
         if isinstance(raw, str) and raw:
             try:

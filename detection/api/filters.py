@@ -11,10 +11,9 @@ from decimal import Decimal
 
 import django_filters
 from django import forms
-from django.db.models import Q
 from django_filters.fields import IsoDateTimeField
 
-from detection.models import Flow, WhaleStatus, WhaleTransaction
+from detection.models import Flow, WhaleStatus, WhaleTransaction, entity_is
 from detection.txshape import SATS_PER_BTC
 
 MAX_BTC = Decimal(21_000_000)
@@ -86,7 +85,9 @@ class WhaleFilter(django_filters.FilterSet):
     )
     flow = django_filters.ChoiceFilter(choices=Flow.choices)
     entity = django_filters.CharFilter(
-        method="filter_entity", max_length=100, label="sending or receiving entity, exact"
+        method="filter_entity",
+        max_length=100,
+        label="sending or receiving entity, exact name in any case",
     )
     status = django_filters.ChoiceFilter(choices=WhaleStatus.choices)
     min_urgency = UrgencyFilter(
@@ -109,4 +110,4 @@ class WhaleFilter(django_filters.FilterSet):
         form = WhaleFilterForm
 
     def filter_entity(self, queryset, name, value):
-        return queryset.filter(Q(from_entity=value) | Q(to_entity=value))
+        return queryset.filter(entity_is(value))

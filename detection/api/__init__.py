@@ -1,0 +1,1 @@
+"""The REST API under /api/v1/ (docs/API.md): views, serializers, filters, pagination, CSV, throttling."""
