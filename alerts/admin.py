@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.db import transaction
 
+from alerts import watchlists
 from alerts.models import (
     ChatEndpoint,
     Delivery,
@@ -9,6 +11,8 @@ from alerts.models import (
     TelegramBotState,
     WebhookEndpoint,
 )
+from alerts.watchlists import PrivateLabel, WatchHit, WatchlistEntry
+from detection import watching
 
 
 @admin.register(Subscription)
@@ -68,3 +72,45 @@ class ChatEndpointAdmin(admin.ModelAdmin):
 @admin.register(TelegramBotState)
 class TelegramBotStateAdmin(admin.ModelAdmin):
     list_display = ("bot_username", "update_offset", "updated_at")
+
+
+# --- Watchlists (issue 21) --------------------------------------------------------------------
+
+
+@admin.register(WatchlistEntry)
+class WatchlistEntryAdmin(admin.ModelAdmin):
+    list_display = ("kind", "value", "owner", "direction", "active", "created_at")
+    list_filter = ("kind", "direction", "active")
+    search_fields = ("value", "owner__username")
+    raw_id_fields = ("owner", "delivery")
+    readonly_fields = ("public_id", "receive_stop", "change_stop", "created_at")
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        watchlists.sync_targets(obj)
+        transaction.on_commit(watching.bump_version)
+
+    def delete_model(self, request, obj):
+        watchlists.delete_entry(obj)
+
+
+@admin.register(WatchHit)
+class WatchHitAdmin(admin.ModelAdmin):
+    list_display = ("entry", "event", "direction", "amount_sats", "created_at")
+    list_filter = ("direction",)
+    raw_id_fields = ("entry", "event")
+
+
+@admin.action(description="Promote to a shared label (source names the user)")
+def promote_labels(modeladmin, request, queryset):
+    for label in queryset:
+        label.promote()
+    modeladmin.message_user(request, f"{queryset.count()} label(s) now shared.")
+
+
+@admin.register(PrivateLabel)
+class PrivateLabelAdmin(admin.ModelAdmin):
+    list_display = ("address", "name", "owner", "promoted", "created_at")
+    search_fields = ("address", "name", "owner__username")
+    raw_id_fields = ("owner", "promoted")
+    actions = [promote_labels]

@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Min
 from django.utils import timezone
 
-from alerts import payloads
+from alerts import payloads, watch_fanout
 from alerts.delivery import enqueue_on_commit
 from alerts.models import (
     ALERT_KINDS,
@@ -45,7 +45,7 @@ HOUR = timedelta(hours=1)
 def fan_out(event_id: int) -> int:
     """Create the deliveries for one committed whale event; returns how many were created."""
     event = (
-        WhaleEvent.objects.select_related("whale", "whale__chain", "whale__replaced_by")
+        WhaleEvent.everything.select_related("whale", "whale__chain", "whale__replaced_by")
         .filter(pk=event_id)
         .first()
     )
@@ -81,8 +81,23 @@ def fan_out(event_id: int) -> int:
             .select_related("owner", "owner__profile")
             .order_by("id")
         )
+        # Watchlists (issue 21): the watchers' own delivery settings join the whale's
+        # subscribers; the per-person dedup below then gives one alert per person.
+        watched = watch_fanout.matches_for(event)
+        if watched:
+            watch_fanout.record_hits(event, watched)
+            known = {s.pk for s in subscriptions}
+            subscriptions += [
+                s
+                for s in watch_fanout.delivery_subscriptions(watched, event.kind)
+                if s.pk not in known
+            ]
+            summary = base["data"]
+            transaction.on_commit(lambda: watch_fanout.push_hits(event, watched, summary))
         if not subscriptions:
             return 0
+        # Each person's own part: their matched entries and private labels (issue 21).
+        own_parts = watch_fanout.owner_parts(event, watched, {s.owner_id for s in subscriptions})
         endpoints, failing = _active_endpoints(subscriptions)
         chats = _active_chats(subscriptions, now)
         held_until = _hold_times(subscriptions, now)
@@ -104,6 +119,10 @@ def fan_out(event_id: int) -> int:
                 "enqueued_at": None if until else now,
                 "created_at": now,
             }
+            if subscription.owner_id in own_parts:
+                common["payload"] = payloads.with_watch(
+                    payloads.for_subscription(base, subscription), own_parts[subscription.owner_id]
+                )
             if (
                 subscription.email
                 and subscription.owner.email

@@ -186,6 +186,7 @@ class SubscriptionQuerySet(models.QuerySet):
             urgency_match,
             Q(flows="") | Q(flows__contains=f"|{flow}|"),
             active=True,
+            for_watchlist=False,
             min_sats__lte=max(value_sats, moved),
             **{f"notify_{kind}": True},
         )
@@ -253,6 +254,8 @@ class Subscription(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Watchlists (issue 21): only the delivery settings of watch alerts, never matched to whales.
+    for_watchlist = models.BooleanField(default=False)
 
     objects = SubscriptionQuerySet.as_manager()
 
@@ -834,3 +837,7 @@ class TelegramBotState(models.Model):
     def load(cls) -> TelegramBotState:
         state, _ = cls.objects.get_or_create(pk=1)
         return state
+
+
+# Watchlists (issue 21) live in their own module; imported here so Django registers them.
+from alerts.watchlists import PrivateLabel, WatchlistEntry  # noqa: E402, F401

@@ -42,6 +42,11 @@ def for_subscription(base: dict[str, Any], subscription) -> dict[str, Any]:
     return {**base, "data": {**base["data"], "subscription": subscription_part}}
 
 
+def with_watch(body: dict[str, Any], watch_part: dict[str, Any]) -> dict[str, Any]:
+    """An alert for someone watching the transaction (issue 21): their entries and labels."""
+    return {**body, "data": {**body["data"], "watch": watch_part}}
+
+
 def digest_payload(payloads: list[dict[str, Any]], subscription, reason: str) -> dict[str, Any]:
     events = [p.get("data", {}) for p in payloads]
     return {

@@ -67,7 +67,7 @@ def sweep(now: datetime | None = None, *, queue_waiting: int | None = 0) -> Swee
 
 
 def catch_up_fan_outs(now: datetime) -> int:
-    missed = WhaleEvent.objects.filter(
+    missed = WhaleEvent.everything.filter(
         created_at__gt=now - CATCH_UP_WINDOW,
         created_at__lt=now - CATCH_UP_GRACE,
         kind__in=ALERT_KINDS,

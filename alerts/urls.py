@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from alerts import chat_views, views
+from alerts import chat_views, views, watch_views
 
 app_name = "alerts"
 
@@ -42,4 +42,12 @@ urlpatterns = [
         name="delivery-redeliver",
     ),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    # Watchlists (issue 21)
+    path("watching/", watch_views.watching, name="watching"),
+    path("watching/add/", watch_views.entry_add, name="watch-add"),
+    path("watching/<uuid:public_id>/delete/", watch_views.entry_delete, name="watch-delete"),
+    path("watching/import/", watch_views.watchlist_import, name="watch-import"),
+    path("watching/export/", watch_views.watchlist_export, name="watch-export"),
+    path("watching/labels/add/", watch_views.label_add, name="label-add"),
+    path("watching/labels/<int:pk>/delete/", watch_views.label_delete, name="label-delete"),
 ]

@@ -29,6 +29,7 @@ BENCHMARKS = (
     "ingest_throughput",
     "projection_core",
     "ingest_memory",
+    "watchlist",
     "block_scan",
     "api_latency",
     "alert_fanout",

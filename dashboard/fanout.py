@@ -51,12 +51,20 @@ def encode(message: dict[str, Any]) -> str | None:
     kind = message.get("type")
     if kind == "whale.event":
         frame = {"type": "whale.event", "event": message["event"]}
+    elif kind == "watch.hit":
+        # Watchlists (issue 21): one owner's hit; _relay gives it to that owner's sockets only.
+        frame = {"type": "watch.hit", "hit": message["hit"]}
     elif kind == "ingest.status":
         # server_time lets the browser judge the heartbeat's age without trusting its clock
         frame = {"type": "ingest.status", "status": message["status"], "server_time": time.time()}
     else:
         return None
     return orjson.dumps(frame, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _member_user_id(member: Member) -> int | None:
+    user = getattr(member, "user", None)
+    return getattr(user, "pk", None)
 
 
 class LocalFanout:
@@ -102,10 +110,14 @@ class LocalFanout:
     async def _relay(self) -> None:
         try:
             while True:
-                text = encode(await self.layer.receive(self.channel))
+                message = await self.layer.receive(self.channel)
+                text = encode(message)
                 if text is None:
                     continue
+                owner = message.get("user_id") if message.get("type") == "watch.hit" else None
                 for member in list(self.members):
+                    if owner is not None and _member_user_id(member) != owner:
+                        continue
                     await member.deliver(text)
         except asyncio.CancelledError:
             raise

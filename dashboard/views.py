@@ -14,6 +14,7 @@ from dashboard.forms import AccountSettingsForm, SignUpForm
 from dashboard.live import PENDING_LIMIT, feed_whales
 from dashboard.models import Profile
 from dashboard.stats_data import DEFAULT_RANGE, RANGES, stats_page_data
+from dashboard.watch_panel import watch_panel
 from dashboard.whale_page import TXID_PATTERN, whale_detail_context
 from detection.models import WhaleTransaction
 
@@ -135,7 +136,9 @@ def whale_detail(request, txid: str):
     whale = get_object_or_404(
         WhaleTransaction.objects.select_related("chain", "replaced_by"), txid=txid.lower()
     )
-    return render(request, "dashboard/whale_detail.html", whale_detail_context(whale))
+    context = whale_detail_context(whale)
+    context.update(watch_panel(request.user, whale))  # watchlists (issue 21): the viewer's own
+    return render(request, "dashboard/whale_detail.html", context)
 
 
 @login_required

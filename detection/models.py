@@ -110,6 +110,14 @@ def entity_is(name: str) -> Q:
     return Q(from_entity__iexact=name) | Q(to_entity__iexact=name)
 
 
+class PublicManager(models.Manager):
+    """Rows everyone may see: not the watch-only hits (issue 21), which belong to their
+    watchers alone. `everything` is the unfiltered manager for recording and fan-out."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(watch_only=False)
+
+
 class WhaleTransaction(models.Model):
     """One whale transaction. A replacement (RBF) is its own row in the same `chain`."""
 
@@ -176,6 +184,13 @@ class WhaleTransaction(models.Model):
     confirmed_hash = models.CharField(max_length=64, blank=True, default="")
     confirmed_at = models.DateTimeField(null=True, blank=True)
     blocks_waited = models.IntegerField(null=True, blank=True)
+
+    # Watchlists (issue 21): below the whale floor, recorded only because a user watches one of
+    # its addresses; shown to its watchers only, never counted in the public feed or stats.
+    watch_only = models.BooleanField(default=False)
+
+    objects = PublicManager()
+    everything = models.Manager()  # noqa: DJ012 - a second manager, not a field
 
     class Meta:
         indexes = [
@@ -271,6 +286,11 @@ class WhaleEvent(models.Model):
     frame_received_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     details = models.JSONField(default=dict)
+    # A copy of its whale's watch_only (issue 21), so the public event lists need no join.
+    watch_only = models.BooleanField(default=False)
+
+    objects = PublicManager()
+    everything = models.Manager()  # noqa: DJ012 - a second manager, not a field
 
     class Meta:
         constraints = [
@@ -485,3 +505,32 @@ class PredictionHourlyOutcome(models.Model):
     @classmethod
     def add(cls, deltas: dict[tuple, tuple[int, int, int, int, int]]) -> None:
         _upsert_sums(cls, cls.KEY, cls.SUMS, deltas)
+
+
+class WatchTarget(models.Model):
+    """What the ingest must look for on behalf of one watchlist entry (issue 21): an address
+    (a plain entry's, or one derived from an extended key), or an entity name whose labelled
+    addresses are watched. The ingest loads the union of these; the entries themselves, with
+    their owners and notes, live in alerts (detection cannot import alerts)."""
+
+    entry = models.ForeignKey(
+        "alerts.WatchlistEntry", on_delete=models.CASCADE, related_name="targets"
+    )
+    address = models.CharField(max_length=100, blank=True, default="")
+    entity = models.CharField(max_length=100, blank=True, default="")
+    # For an extended key: 0 receive / 1 change, and the child index.
+    branch = models.PositiveSmallIntegerField(null=True, blank=True)
+    index = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["entry", "address", "entity"], name="watch_target_once"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["address"], name="watch_target_by_address"),
+        ]
+
+    def __str__(self) -> str:
+        return self.address or f"entity {self.entity}"

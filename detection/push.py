@@ -76,8 +76,10 @@ async def agroup_send(group: str, message: dict[str, Any]) -> None:
 
 
 def push_event(event_id: int) -> None:
-    event = WhaleEvent.objects.select_related("whale", "whale__chain", "whale__replaced_by").get(
+    event = WhaleEvent.everything.select_related("whale", "whale__chain", "whale__replaced_by").get(
         pk=event_id
     )
+    if event.watch_only:
+        return  # a watch hit below the floor: pushed to its watchers only, by the alert fan-out
     group_send(WHALE_FEED_GROUP, {"type": "whale.event", "event": event_summary(event)})
     observe_detection_latency("pushed", event.kind, event.frame_received_at)

@@ -41,7 +41,7 @@ from detection.models import (
     WhaleTransaction,
 )
 from detection.signals import whale_event_committed
-from detection.txshape import WhaleTx
+from detection.txshape import SATS_PER_BTC, WhaleTx
 from whaleproject.metrics import observe_detection_latency
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def _record(payload: dict[str, Any], kind: str, txid: str, event_uid, sequence) 
             return RecordResult(None, False, f"no record of {txid} and no transaction in payload")
         new = _is_new(whale)
         # A whale inserted by this transaction has no events yet: no redelivery to look for.
-        if not new and WhaleEvent.objects.filter(uid=event_uid).exists():
+        if not new and WhaleEvent.everything.filter(uid=event_uid).exists():
             return RecordResult(None, False, "duplicate event id")
         if kind == EventKind.CONFIRMED and _confirmed_there_already(whale, payload):
             # A block scanned again (an ingest restarted between recording a block's whales and
@@ -108,6 +108,7 @@ def _record(payload: dict[str, Any], kind: str, txid: str, event_uid, sequence) 
         occurred_at = _time(payload.get("observed_at"), "observed_at")
         event = WhaleEvent(
             uid=event_uid,
+            watch_only=whale.watch_only,
             whale=whale,
             chain=chain,
             kind=kind,
@@ -152,7 +153,7 @@ def _details(payload: dict[str, Any]) -> dict[str, Any]:
 
 def _whale_for(payload: dict[str, Any], txid: str) -> WhaleTransaction | None:
     """The row the event is about, created from the payload's transaction when new."""
-    whale = WhaleTransaction.objects.select_for_update().filter(txid=txid).first()
+    whale = WhaleTransaction.everything.select_for_update().filter(txid=txid).first()
     if whale is not None:
         return whale
     tx_json = payload.get("tx")
@@ -167,7 +168,7 @@ def _whale_for(payload: dict[str, Any], txid: str) -> WhaleTransaction | None:
     chain_txid = payload.get("chain_txid") or txid
     chain = None
     if chain_txid != txid:
-        chain_member = WhaleTransaction.objects.filter(txid=chain_txid).first()
+        chain_member = WhaleTransaction.everything.filter(txid=chain_txid).first()
         chain = chain_member.chain_root if chain_member else None
     seen_at = _time(payload.get("observed_at"), "observed_at")
     if tx.first_seen:
@@ -178,6 +179,9 @@ def _whale_for(payload: dict[str, Any], txid: str) -> WhaleTransaction | None:
         first_seen_at=seen_at,
         seen_in_mempool=payload["kind"] != EventKind.CONFIRMED,
         source=str(payload.get("source", ""))[:200],
+        # Below the floor, the ingest only sends it because a watchlist names one of its
+        # addresses (issue 21): its watchers' alone, kept out of the public feed and stats.
+        watch_only=tx.value < round(settings.WHALE_MIN_BTC * SATS_PER_BTC),
     )
     _fill_from_tx(whale, tx)
     _fill_fiat(whale, payload.get("prices"), _time(payload.get("observed_at"), "observed_at"))
@@ -457,7 +461,7 @@ def _on_replaced(whale: WhaleTransaction, event: WhaleEvent, payload: dict[str, 
     """`whale` is the replacement; the payload names the transaction it replaced."""
     replaced_txid = payload.get("replaced_txid")
     old = (
-        WhaleTransaction.objects.select_for_update().filter(txid=replaced_txid).first()
+        WhaleTransaction.everything.select_for_update().filter(txid=replaced_txid).first()
         if replaced_txid
         else None
     )
@@ -670,6 +674,8 @@ def _move_outcome(before, after) -> None:
 
 
 def _shares_of(whale: WhaleTransaction) -> tuple:
+    if whale.watch_only:
+        return (None, None)  # watch hits are not whales: no share in the public figures
     return (
         rollup.volume_contribution(
             first_seen_at=whale.first_seen_at,

@@ -36,12 +36,12 @@ class PurgeResult:
 def purge_history(days: int, *, dry_run: bool = False) -> PurgeResult:
     cutoff = timezone.now() - timedelta(days=days)
     # A chain goes as a whole, and never while any member is still pending.
-    old_roots = WhaleTransaction.objects.filter(chain=None, first_seen_at__lt=cutoff).exclude(
+    old_roots = WhaleTransaction.everything.filter(chain=None, first_seen_at__lt=cutoff).exclude(
         Q(status=WhaleStatus.PENDING) | Q(chain_members__status=WhaleStatus.PENDING)
     )
     old_blocks = Block.objects.filter(seen_at__lt=cutoff)
     if dry_run:
-        members = WhaleTransaction.objects.filter(chain__in=old_roots).count()
+        members = WhaleTransaction.everything.filter(chain__in=old_roots).count()
         return PurgeResult(old_roots.count() + members, old_blocks.count())
     whales = 0
     while True:
@@ -49,7 +49,7 @@ def purge_history(days: int, *, dry_run: bool = False) -> PurgeResult:
         if not ids:
             break
         with transaction.atomic():
-            batch = WhaleTransaction.objects.filter(Q(id__in=ids) | Q(chain_id__in=ids))
+            batch = WhaleTransaction.everything.filter(Q(id__in=ids) | Q(chain_id__in=ids))
             # Lock first: a worker recording a late event for one of these whales then either
             # commits before the sums below are read, or waits and finds the row gone.
             locked = list(batch.select_for_update().values_list("id", flat=True))

@@ -522,3 +522,10 @@ WHALE_EVENT_RECORD_DEADLINE_SECONDS = env.float(
 )
 # ...and looks for such events this often.
 WHALE_EVENT_SWEEP_SECONDS = env.float("WHALE_EVENT_SWEEP_SECONDS", 2.0, minimum=0.2, maximum=60)
+# Watchlists (issue 21): per-user limits, the extended-key gap limit and the CSV import bound.
+WATCHLIST_MAX_ENTRIES = env.int("WATCHLIST_MAX_ENTRIES", 1000, minimum=1, maximum=100_000)
+WATCHLIST_MAX_EXTENDED_KEYS = env.int("WATCHLIST_MAX_EXTENDED_KEYS", 20, minimum=0, maximum=1000)
+WATCHLIST_GAP_LIMIT = env.int("WATCHLIST_GAP_LIMIT", 50, minimum=1, maximum=1000)
+WATCHLIST_CSV_MAX_BYTES = env.int("WATCHLIST_CSV_MAX_BYTES", 1_000_000, minimum=1000)
+# How often (seconds) the ingest checks the watchlist version for a change.
+WATCHLIST_REFRESH_SECONDS = env.float("WATCHLIST_REFRESH_SECONDS", 2.0, minimum=0.1, maximum=60)

@@ -31,9 +31,12 @@ from typing import Any
 
 import orjson
 
+from detection.domain.addresses import script_address
 from detection.ingest.blockparse import BlockParseError, parse_block
 from detection.ingest.protocol import BlockInfo
 from detection.ingest.rest import RestClient, RestError, fetch_tx, is_hex_id
+from detection.ingest.watch import EMPTY as EMPTY_WATCH_SET
+from detection.ingest.watch import WatchSet
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,8 @@ class BlockScanner:
     def __init__(self, rest: RestClient, whale_min_sats: int) -> None:
         self.rest = rest
         self.whale_min_sats = whale_min_sats
+        # Watchlists (issue 21): txs paying a watched address are found like whales.
+        self.watch_set: WatchSet = EMPTY_WATCH_SET
 
     async def scan(
         self,
@@ -90,7 +95,10 @@ class BlockScanner:
             raise BlockScanFailed("bad_hash")
         before = sum(self.rest.requests.values())
         reasons = []
-        for method in (self._by_summary, self._by_raw, self._by_txids):
+        methods = (self._by_summary, self._by_raw, self._by_txids)
+        if self.watch_set:  # a summary has no addresses: watched payments need the outputs
+            methods = (self._by_raw, self._by_txids, self._by_summary)
+        for method in methods:
             try:
                 scan = await method(block_hash, is_known, mined_known)
             except RestError as exc:
@@ -152,7 +160,7 @@ class BlockScanner:
             self.rest.count_failure(endpoint, exc.reason, exc.detail or None)
             raise BlockScanFailed(exc.reason) from None
         scan = BlockScan(block_hash, "raw", txids=[tx.txid for tx in block.txs])
-        for tx in block.whales(self.whale_min_sats):
+        for tx in self._raw_candidates(block):
             if is_known(tx.txid):
                 scan.known.append(tx.txid)
                 continue
@@ -213,9 +221,26 @@ class BlockScanner:
                     self.rest.count_failure(page_endpoint, "bad_shape")
                     raise BlockScanFailed("bad_shape")
                 txid = tx["txid"]
-                if total >= self.whale_min_sats and txid != txids[0] and not is_known(txid):
+                wanted = total >= self.whale_min_sats or (
+                    self.watch_set and self.watch_set.touches_esplora(tx)
+                )
+                if wanted and txid != txids[0] and not is_known(txid):
                     scan.unseen[txid] = tx
         return scan
+
+    def _raw_candidates(self, block) -> list:
+        """The block's whales, and (issue 21) the txs paying a watched address: a raw block has
+        no prevouts, so a watched address that only spends is not seen here."""
+        watched = self.watch_set.addresses
+        if not watched:
+            return block.whales(self.whale_min_sats)
+        floor = self.whale_min_sats
+        return [
+            tx
+            for tx in block.txs[1:]
+            if tx.output_sum >= floor
+            or any(script_address(script)[1] in watched for _value, script in tx.outputs)
+        ]
 
     @staticmethod
     def _belongs(tx: dict[str, Any], block_hash: str) -> bool:

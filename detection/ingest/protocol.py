@@ -30,6 +30,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from detection.ingest.watch import EMPTY as EMPTY_WATCH_SET
+from detection.ingest.watch import WatchSet, touches
 from detection.txshape import SATS_PER_BTC, TxInput, TxOutput, WhaleTx
 
 log = logging.getLogger(__name__)
@@ -202,6 +204,9 @@ class FrameParser:
         self._clock = clock
         self._last_warned: dict[str, float] = {}
         self.watch_txids: set[str] = set()
+        # Watchlists (issue 21): a tx touching one of these addresses is followed like a whale.
+        self.watch_set: WatchSet = EMPTY_WATCH_SET
+        self.watch_hits = 0
         self.mempool_txids: Container[str] = ()
         self.frames = 0
         self.bytes = 0
@@ -345,6 +350,7 @@ class FrameParser:
         append = frame.added.append
         whale_min = self.whale_min_sats
         watch = self.watch_txids
+        watched = self.watch_set.addresses  # a frozenset; empty costs one truth test per tx
         mempool = self.mempool_txids
         in_frame: set[str] = set()
         parents_of = frame.parents
@@ -404,6 +410,9 @@ class FrameParser:
                         frame.spends.append((parent, txid))
             in_frame.add(txid)
             if value >= whale_min:
+                self._add_whale(tx, txid, fee, weight, vsize, rate, frame.whales, frame)
+            elif watched and touches(tx, watched):
+                self.watch_hits += 1
                 self._add_whale(tx, txid, fee, weight, vsize, rate, frame.whales, frame)
         self.txs_parsed += len(txs) - bad
         if bad:

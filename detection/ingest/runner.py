@@ -48,12 +48,15 @@ from detection.ingest.resync import Resyncer
 from detection.ingest.sources.base import FrameSource
 from detection.ingest.sources.replay import Recorder
 from detection.ingest.state import MemoryPolicy, MempoolState
+from detection.ingest.watch import EMPTY as EMPTY_WATCH_SET
+from detection.ingest.watch import WatchSet
 from detection.txshape import WhaleTx
 
 log = logging.getLogger(__name__)
 
 PublishSink = Callable[[Event], Any]
 HeartbeatSink = Callable[[dict[str, Any]], Any]
+WatchRefresh = Callable[[Any], WatchSet | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,9 @@ class Stats:
     replacement_fetches: dict[str, int] = field(default_factory=dict)
     # REST calls to the source: {"requests": {endpoint: n}, "failures": {endpoint: {reason: n}}}.
     rest: dict[str, Any] = field(default_factory=dict)
+    # Watchlists (issue 21): addresses watched, and txs followed only because they touch one.
+    watched_addresses: int = 0
+    watch_hits: int = 0
     # Block scans (BlockFollower's ScanStats plus "bad_txs", "queued"); empty when off.
     block_scans: dict[str, Any] = field(default_factory=dict)
     # Honest resync: pending whales left out of track-txs (over 100), "confirmed" answers not
@@ -286,6 +292,8 @@ class IngestRunner:
         on_block_scanned: Callable[[BlockInfo], Any] | None = None,
         catch_up_max_blocks: int = 12,
         scan_retry_base: float = 2.0,
+        watch_refresh: WatchRefresh | None = None,
+        watch_refresh_interval: float = 2.0,
         resync_rest: RestClient | None = None,
         resync_grace_s: float = 5.0,
         block_limits: BlockLimits | None = None,
@@ -366,6 +374,11 @@ class IngestRunner:
                 set_listener(lambda: resync.trigger("connect"))
         self._seen_gaps = 0
         self.ghosts_cleared = 0  # mempool txs forgotten because a block scan found them mined
+        # Watchlists (issue 21): `watch_refresh(version)` returns a new WatchSet when the
+        # watchlists changed since `version`, else None; it runs in a thread every interval.
+        self.watch_refresh = watch_refresh
+        self.watch_refresh_interval = watch_refresh_interval
+        self.watch_set: WatchSet = EMPTY_WATCH_SET
 
     def restore_pending(self, whales: list[PendingWhale]) -> int:
         """Follow whales an earlier run saw and left pending (call before ``run()``).
@@ -490,6 +503,28 @@ class IngestRunner:
         self._enqueue(self.tracker.block_scanned(block, scan.known, unseen, time.time()))
         self.ghosts_cleared += self.state.discard_mined(scan.txids)
 
+    # -- watchlists (issue 21) ----------------------------------------------------------------
+
+    def set_watch_set(self, watch_set: WatchSet) -> None:
+        """Swap the watched addresses (one assignment: the reader sees the old or the new)."""
+        self.watch_set = watch_set
+        self.parser.watch_set = watch_set
+        if self.blocks is not None:
+            self.blocks.scanner.watch_set = watch_set
+
+    async def _watch_loop(self) -> None:
+        assert self.watch_refresh is not None
+        while True:
+            try:
+                fresh = await asyncio.to_thread(self.watch_refresh, self.watch_set.version)
+            except Exception:
+                log.exception("watchlist refresh failed; keeping %d addresses", len(self.watch_set))
+                fresh = None
+            if fresh is not None:
+                self.set_watch_set(fresh)
+                log.info("watching %d addresses (version %s)", len(fresh), fresh.version)
+            await asyncio.sleep(self.watch_refresh_interval)
+
     # -- event buffer -----------------------------------------------------------------------
 
     def _enqueue(self, events: list[Event]) -> None:
@@ -603,6 +638,7 @@ class IngestRunner:
         stats.pending_whales = len(self.tracker.pending)
         stats.queue_depth = len(self._buffer)
         stats.shed_txs = self.state.shed_total
+        stats.watched_addresses, stats.watch_hits = len(self.watch_set), parser.watch_hits
         stats.tip_height = self.tracker.tip.height if self.tracker.tip else None
         rest = getattr(self.source, "rest", None)
         if rest is not None:
@@ -645,6 +681,11 @@ class IngestRunner:
             if self.resync is not None
             else None
         )
+        watching = (
+            asyncio.create_task(self._watch_loop(), name="ingest-watchlists")
+            if self.watch_refresh is not None
+            else None
+        )
         stop_wait = asyncio.create_task(self._stop.wait())
         try:
             await asyncio.wait(
@@ -653,7 +694,7 @@ class IngestRunner:
         finally:
             self._stop.set()
             stop_wait.cancel()
-            for helper in (scanning, resyncing):
+            for helper in (scanning, resyncing, watching):
                 if helper is not None:
                     helper.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

@@ -78,6 +78,8 @@
         emit("whalewatch:snapshot", message);
       } else if (message.type === "whale.event") {
         emit("whalewatch:event", message.event);
+      } else if (message.type === "watch.hit") {
+        emit("whalewatch:watch", message.hit); // the Watching page's (issue 21); only ours
       } else if (message.type === "ingest.status") {
         emit("whalewatch:ingest", { status: message.status, serverTime: message.server_time });
       }

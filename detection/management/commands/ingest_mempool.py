@@ -25,7 +25,7 @@ from django.db import DatabaseError, connection
 from django.db.models import Max
 from django.utils import timezone
 
-from detection import pending_events
+from detection import pending_events, watching
 from detection.block_scans import last_scanned_block, save_scanned_block
 from detection.domain.urgency import FeeSpikeDetector
 from detection.ingest.blockscan import BlockScanner
@@ -63,14 +63,14 @@ def pending_whales_from_database(source: str) -> tuple[list[PendingWhale], list[
     row's last change, our own clock: firstSeen is the source's word and may be anything.
     """
     since = timezone.now() - timedelta(days=settings.WHALE_PENDING_EXPIRY_DAYS)
-    pending = WhaleTransaction.objects.filter(
+    pending = WhaleTransaction.everything.filter(  # watch-only hits too (issue 21)
         status=WhaleStatus.PENDING, source=source[:200]
     ).select_related("chain")
     whales = list(pending.filter(updated_at__gte=since).order_by("-first_seen_at")[:RESTORE_LIMIT])
     expired = list(pending.filter(updated_at__lt=since).order_by("first_seen_at")[:RESTORE_LIMIT])
     roots = {whale.chain_root.pk for whale in whales + expired}
     last_seq = dict(
-        WhaleEvent.objects.filter(chain_id__in=roots)
+        WhaleEvent.everything.filter(chain_id__in=roots)
         .values_list("chain_id")
         .annotate(Max("sequence"))
         .values_list("chain_id", "sequence__max")
@@ -248,10 +248,13 @@ class Command(BaseCommand):
             ),
             overflow_path=settings.VAR_DIR / "ingest-overflow.jsonl",
             max_seconds=max_seconds,
+            watch_refresh=watching.refresh_if_changed,
+            watch_refresh_interval=settings.WATCHLIST_REFRESH_SECONDS,
             **self._block_scan_options(frame_source),
         )
         runner_ref[0] = runner
         self._restore_pending(runner, spec)
+        self._load_watchlists(runner)
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         position_path = settings.VAR_DIR / POSITION_FILE
         self._report_previous_position(position_path)
@@ -326,6 +329,17 @@ class Command(BaseCommand):
                 f"ingest: {closed} whales pending for over {settings.WHALE_PENDING_EXPIRY_DAYS} "
                 "days closed as dropped"
             )
+
+    def _load_watchlists(self, runner: IngestRunner) -> None:
+        """The watched addresses before the first frame (the refresh loop then follows changes)."""
+        try:
+            watch_set = watching.refresh_if_changed(None)
+        except DatabaseError as exc:
+            log.error("could not load the watchlists (%s); retrying while running", exc)
+            return
+        if watch_set is not None:
+            runner.set_watch_set(watch_set)
+            self.stdout.write(f"ingest: watching {len(watch_set)} addresses for watchlists")
 
     def _start_metrics_server(self) -> None:
         port = settings.WHALE_INGEST_METRICS_PORT
