@@ -262,7 +262,18 @@ def worker_environment(**extra: str) -> dict[str, str]:
 class WorkerProcess:
     """A real `celery worker` subprocess; kill() is kill -9."""
 
-    def __init__(self, name: str, *, concurrency: int = 1, pool: str = "solo", **env: str):
+    def __init__(
+        self,
+        name: str,
+        *,
+        concurrency: int = 1,
+        pool: str = "solo",
+        beat_schedule: Path | None = None,
+        **env: str,
+    ):
+        # With beat_schedule, the worker runs beat too (-B): retries wait in the database until
+        # the beat's alert sweep queues them (issue 20), as in production.
+        beat = ["--beat", "--schedule", str(beat_schedule)] if beat_schedule else []
         command = [
             str(ROOT / ".venv" / "bin" / "celery"),
             "-A",
@@ -279,6 +290,7 @@ class WorkerProcess:
             "INFO",
             "-n",
             f"{name}-{os.getpid()}@%h",
+            *beat,
         ]
         self.log: list[str] = []
         self.ready = threading.Event()

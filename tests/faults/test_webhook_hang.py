@@ -1,6 +1,7 @@
 """A webhook receiver that accepts the connection and never answers: the real worker gives up
-after WHALE_OUTBOUND_TOTAL_TIMEOUT, records the failed try, and the retry (about 5 s later)
-delivers the same message, with the same webhook-id, exactly once."""
+after WHALE_OUTBOUND_TOTAL_TIMEOUT, records the failed try, and the retry (about 5 s later, queued
+by beat's alert sweep from the row's next_attempt_at) delivers the same message, with the same
+webhook-id, exactly once."""
 
 from __future__ import annotations
 
@@ -23,11 +24,18 @@ def test_hanging_receiver_is_timed_out_and_retried(
     receiver,
     allow_loopback,
     worker_factory,
+    tmp_path,
 ):
     endpoint = make_endpoint(alice, receiver.url)
     make_subscription(alice, endpoints=[endpoint], email=False)
     receiver.script = ["hang"]  # the first request is held without an answer
-    worker_factory("faults-hang", WHALE_OUTBOUND_TOTAL_TIMEOUT=str(TOTAL_TIMEOUT_S))
+    # The retry waits in the database; beat's alert sweep (every second here) queues it.
+    worker_factory(
+        "faults-hang",
+        beat_schedule=tmp_path / "beat-schedule",
+        WHALE_OUTBOUND_TOTAL_TIMEOUT=str(TOTAL_TIMEOUT_S),
+        WHALE_ALERT_SWEEP_SECONDS="1",
+    )
 
     event = record("seen", whales[ZERO_FEE_927])  # commits: fan-out queues the send
     try:
