@@ -540,11 +540,10 @@ class WhaleTracker:
     ) -> bool:
         """The tx of a replacement made without it arrived: a "replaced" event with the tx,
         its changes against the replaced whale, as if it had come with the replacement."""
-        awaited = self.replaced_without_tx.get(new)
+        awaited = self.replaced_without_tx.pop(new, None)
         chain = self.pending.get(new)
         if awaited is None or awaited[0] != old or chain is None or chain.whale is not None:
-            return False
-        del self.replaced_without_tx[new]
+            return False  # the chain moved on (confirmed, replaced again, ...): nothing to fill
         _old, replaced_whale, old_rate = awaited
         changes: dict[str, list[Any]] = {}
         old_fee = replaced_whale.fee if replaced_whale else None

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from ingest_support import Collector, MempoolServer, as_unconfirmed, mempool_frame, whales_277647
 
-from detection.ingest.runner import IngestRunner
+from detection.ingest.runner import FramePipeline, IngestRunner
 from detection.ingest.sources import LiveSource
 from detection.ingest.sources.live import rest_base
 
@@ -184,3 +184,22 @@ def test_rest_base_stays_on_the_websocket_host():
     assert rest_base("wss://mempool.space/testnet/api/v1/ws") == "https://mempool.space/testnet/api"
     assert rest_base("ws://user:pw@127.0.0.1:8999/api/v1/ws") == "http://127.0.0.1:8999/api"
     assert rest_base("ws://[::1]:8999/ws") == "http://[::1]:8999/api"
+
+
+def test_late_tx_after_the_chain_moved_on_changes_nothing():
+    pipeline = FramePipeline(source="test")
+    whale = as_unconfirmed(whales_277647()[0])
+    new_tx = replacement_of(whale)
+    late = {"mempool-transactions": {"replaced": [{"replaced": whale["txid"], "by": new_tx}]}}
+    frames = [
+        mempool_frame(1, added=[whale]),
+        {"tracked-txs": {whale["txid"]: {"replacedBy": NEW}}},
+        {"block": BLOCK_277647, **mempool_frame(2, mined=[NEW])},
+        late,
+    ]
+    kinds = [
+        [e["kind"] for e in pipeline.process(float(at), orjson.dumps(frame))[0]]
+        for at, frame in enumerate(frames, start=1)
+    ]
+    assert kinds == [["seen"], ["replaced"], ["confirmed"], []]
+    assert not pipeline.tracker.pending and not pipeline.tracker.replaced_without_tx
