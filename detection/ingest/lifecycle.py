@@ -14,7 +14,9 @@ JSON-able dict with all of these keys (null when not relevant):
 ``frame_received_at`` epoch seconds (float) when the frame that caused it arrived (latency)
 ``source``           the source spec, e.g. "wss://mempool.space/api/v1/ws", "replay:…"
 ``tx``               ``WhaleTx.to_json()`` of the current tx (``detection.txshape``), or null when
-                     unknown (a replacement learnt only from a ``tracked-txs`` answer)
+                     unknown (a replacement learnt only from a ``tracked-txs`` answer; when
+                     its tx is fetched later, a second "replaced" event for the same pair
+                     carries it)
 ``block``            {"height", "hash", "time"} for "confirmed" (fields may be null when a
                      resync answer said confirmed without saying where: look it up by txid) and
                      for "reorged" (the orphaned block)
@@ -94,6 +96,7 @@ class Chain:
 # The fee percentile is withheld while the local mempool holds fewer (or more) txs than this share
 # of the count the server reports: after a start or reconnect it is only part of the mempool.
 PERCENTILE_SIZE_TOLERANCE = 0.05
+REPLACED_WITHOUT_TX_MAX = 1_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -160,6 +163,10 @@ class WhaleTracker:
         self.events_made = 0
         self.unattributed_tx_replaced = 0
         self.block_only_whales = 0  # whales first learnt of from a block scan
+        # Chains replaced without the replacing tx (a resync answer's replacedBy): replacing
+        # txid -> (replaced txid, replaced whale, its rate), so a tx fetched later completes
+        # the replacement as if it had come with it.
+        self.replaced_without_tx: dict[str, tuple[str, WhaleTx | None, float | None]] = {}
         # Resync (detection.ingest.resync): pending txids a tracked-txs answer vouched for since
         # the last (re)connect, and "confirmed" answers not trusted (no block in the frame).
         self.resync_mentions: set[str] = set()
@@ -470,6 +477,12 @@ class WhaleTracker:
         at: float,
         events: list[Event],
     ) -> None:
+        if (
+            whale is not None
+            and old not in self.pending
+            and self._fill_replacement(old, new, whale, at, events)
+        ):
+            return
         if old not in self.pending:
             self._reopen(old)  # a replacement announced after the drop: the chain goes on
         chain = self.pending.pop(old, None)
@@ -482,6 +495,7 @@ class WhaleTracker:
         if whale is None and folded is not None:
             whale = folded.whale
         changes: dict[str, list[Any]] = {}
+        replaced_whale = chain.whale
         old_fee = chain.whale.fee if chain.whale else None
         old_rate = chain.effective_rate
         chain.txid = new
@@ -496,6 +510,8 @@ class WhaleTracker:
         if chain.effective_rate != old_rate:
             changes["effective_fee_rate"] = [old_rate, chain.effective_rate]
         self.pending[new] = chain
+        if whale is None:
+            self._note_replaced_without_tx(new, old, replaced_whale, old_rate)
         projection = self.projection_for(chain)
         chain.projected_block = projection["projected_block"] if projection else None
         events.append(
@@ -509,6 +525,48 @@ class WhaleTracker:
                 projection=projection,
             )
         )
+
+    def _note_replaced_without_tx(
+        self, new: str, old: str, replaced_whale: WhaleTx | None, old_rate: float | None
+    ) -> None:
+        for txid in [t for t in self.replaced_without_tx if t not in self.pending]:
+            del self.replaced_without_tx[txid]  # the chain moved on: no fill is wanted
+        self.replaced_without_tx[new] = (old, replaced_whale, old_rate)
+        while len(self.replaced_without_tx) > REPLACED_WITHOUT_TX_MAX:
+            del self.replaced_without_tx[next(iter(self.replaced_without_tx))]
+
+    def _fill_replacement(
+        self, old: str, new: str, whale: WhaleTx, at: float, events: list[Event]
+    ) -> bool:
+        """The tx of a replacement made without it arrived: a "replaced" event with the tx,
+        its changes against the replaced whale, as if it had come with the replacement."""
+        awaited = self.replaced_without_tx.pop(new, None)
+        chain = self.pending.get(new)
+        if awaited is None or awaited[0] != old or chain is None or chain.whale is not None:
+            return False  # the chain moved on (confirmed, replaced again, ...): nothing to fill
+        _old, replaced_whale, old_rate = awaited
+        changes: dict[str, list[Any]] = {}
+        old_fee = replaced_whale.fee if replaced_whale else None
+        chain.whale = whale
+        chain.effective_rate = whale.best_fee_rate
+        if whale.fee != old_fee:
+            changes["fee"] = [old_fee, whale.fee]
+        if chain.effective_rate != old_rate:
+            changes["effective_fee_rate"] = [old_rate, chain.effective_rate]
+        projection = self.projection_for(chain)
+        chain.projected_block = projection["projected_block"] if projection else None
+        events.append(
+            self._event(
+                chain,
+                "replaced",
+                at,
+                replaced_txid=old,
+                replacing_txid=new,
+                changes=changes,
+                projection=projection,
+            )
+        )
+        return True
 
     def _cpfp(self, parent: str, child: TxRecord | None, at: float, events: list[Event]) -> None:
         chain = self.pending.get(parent)

@@ -330,6 +330,11 @@ class IngestRunner:
         set_track = getattr(source, "set_track_provider", None)
         if set_track is not None:
             set_track(self.track_txids)
+        # Frames a source builds from background REST fetches (a resync answer's replacement):
+        # processed like any frame, never awaited by the socket reader.
+        set_late = getattr(source, "set_late_frame_listener", None)
+        if set_late is not None:
+            set_late(self._take_frame)
         self._restored: dict[str, PendingWhale] = {}
         self.stats = Stats(source=spec)
         self._last_memory_check = float("-inf")
@@ -559,18 +564,24 @@ class IngestRunner:
 
     # -- tasks ------------------------------------------------------------------------------
 
+    def _take_frame(self, received_at: float, raw: str | bytes) -> None:
+        """One frame through the pipeline, its events queued (synchronous: between frames)."""
+        if self._reader_done:
+            return
+        try:
+            events = self.process_frame(received_at, raw)
+        except Exception:
+            # A bug in one frame's handling must not stop the ingest.
+            self.stats.processing_errors += 1
+            log.exception("processing a mempool frame failed")
+            return
+        self._enqueue(events)
+        self._offer_blocks()
+        self._maybe_resync()
+
     async def _read(self) -> None:
         async for received_at, raw in self.source:
-            try:
-                events = self.process_frame(received_at, raw)
-            except Exception:
-                # A bug in one frame's handling must not stop the ingest.
-                self.stats.processing_errors += 1
-                log.exception("processing a mempool frame failed")
-                continue
-            self._enqueue(events)
-            self._offer_blocks()
-            self._maybe_resync()
+            self._take_frame(received_at, raw)
             if self._stop.is_set():
                 break
             # A source with frames already buffered never suspends; let the publisher and the

@@ -224,6 +224,8 @@ class MempoolServer:
         self.rest_txs: dict[str, dict[str, Any] | str] = {}  # a str is served as-is (bad JSON)
         self.rest_requests: list[str] = []  # request paths, in order
         self.rest_hang = False
+        # When set, a `GET /api/tx/<txid>` answer is held until the test sets this event.
+        self.rest_tx_gate: asyncio.Event | None = None
         self._stopping = asyncio.Event()
         # Block endpoints (issue 13): served from real blocks; `rest_missing` lists endpoint
         # kinds ("summary", "raw", "txids", "txs", "tx") that answer 404 as on a server without
@@ -276,6 +278,8 @@ class MempoolServer:
         if path.startswith("/api/tx/"):
             if self.rest_hang:
                 await self._stopping.wait()
+            if self.rest_tx_gate is not None:
+                await self.rest_tx_gate.wait()
             tx = self.rest_txs.get(path.removeprefix("/api/tx/"))
             if tx is None or "tx" in self.rest_missing:
                 return _response(404, "Transaction not found")

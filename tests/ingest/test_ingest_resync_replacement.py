@@ -1,6 +1,7 @@
 """A replacement named only by txid in a resync answer (``tracked-txs`` ``replacedBy``) is fetched
-from the same server's REST API (``GET /api/tx/<txid>``), so the "replaced" event carries it.
-Real local server (WebSocket and HTTP on one port, like mempool.space), no mocks."""
+in the background from the same server's REST API (``GET /api/tx/<txid>``): the answer goes on at
+once (a "replaced" event without the tx), and a second "replaced" event carries the tx when the
+fetch returns. Real local server (WebSocket and HTTP on one port, like mempool.space), no mocks."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import orjson
 import pytest
 from ingest_support import Collector, MempoolServer, as_unconfirmed, mempool_frame, whales_277647
 
-from detection.ingest.runner import IngestRunner
+from detection.ingest.runner import FramePipeline, IngestRunner
 from detection.ingest.sources import LiveSource
 from detection.ingest.sources.live import rest_base
 
@@ -59,15 +60,10 @@ async def confirm_new_and_stop(
     return events
 
 
-async def test_resync_replacement_is_fetched_and_carried(mempool_server: MempoolServer):
-    source, runner, sink, task, whale = await follow_then_reconnect(mempool_server)
-    new_tx = replacement_of(whale)
-    mempool_server.rest_txs[NEW] = new_tx
-    await mempool_server.send({"tracked-txs": {whale["txid"]: {"replacedBy": NEW}}})
-    events = await confirm_new_and_stop(mempool_server, runner, sink, task, 3)
-    assert [e["kind"] for e in events] == ["seen", "replaced", "confirmed"]
-    replaced = events[1]
+def assert_carries_replacement(replaced: dict, whale: dict, new_tx: dict) -> None:
+    assert replaced["kind"] == "replaced"
     assert replaced["replaced_txid"] == whale["txid"] and replaced["replacing_txid"] == NEW
+    assert replaced["chain_txid"] == whale["txid"]
     assert replaced["tx"]["txid"] == NEW
     assert sum(o[0] for o in replaced["tx"]["outputs"]) == sum(o["value"] for o in new_tx["vout"])
     assert sum(o[0] for o in replaced["tx"]["outputs"]) == 10_302_775_338 - 12_345
@@ -76,23 +72,70 @@ async def test_resync_replacement_is_fetched_and_carried(mempool_server: Mempool
     assert [i[3] for i in replaced["tx"]["inputs"]] == [
         v["prevout"]["value"] if v.get("prevout") else None for v in new_tx["vin"]
     ]
-    assert events[2]["txid"] == NEW and events[2]["chain_txid"] == whale["txid"]
-    assert events[2]["tx"]["txid"] == NEW
+
+
+async def test_resync_replacement_is_fetched_and_carried(mempool_server: MempoolServer):
+    source, runner, sink, task, whale = await follow_then_reconnect(mempool_server)
+    new_tx = replacement_of(whale)
+    mempool_server.rest_txs[NEW] = new_tx
+    await mempool_server.send({"tracked-txs": {whale["txid"]: {"replacedBy": NEW}}})
+    await sink.wait(3)
+    events = await confirm_new_and_stop(mempool_server, runner, sink, task, 4)
+    assert [e["kind"] for e in events] == ["seen", "replaced", "replaced", "confirmed"]
+    assert events[1]["tx"] is None and events[1]["replacing_txid"] == NEW
+    assert_carries_replacement(events[2], whale, new_tx)
+    assert [e["seq"] for e in events] == [1, 2, 3, 4]
+    assert events[3]["txid"] == NEW and events[3]["chain_txid"] == whale["txid"]
+    assert events[3]["tx"]["txid"] == NEW
     assert mempool_server.rest_requests == [f"/api/tx/{NEW}"]
     assert dict(source.replacement_fetches) == {"fetched": 1}
     assert runner.snapshot()["replacement_fetches"] == {"fetched": 1}
 
 
+async def test_held_rest_answer_does_not_block_the_reader(mempool_server: MempoolServer):
+    source, runner, sink, task, whale = await follow_then_reconnect(mempool_server, rest_timeout=5)
+    new_tx = replacement_of(whale)
+    mempool_server.rest_txs[NEW] = new_tx
+    gate = mempool_server.rest_tx_gate = asyncio.Event()
+    mempool_server.rest_answered.clear()
+    await mempool_server.send({"tracked-txs": {whale["txid"]: {"replacedBy": NEW}}})
+    await asyncio.wait_for(mempool_server.rest_answered.wait(), 5)
+    other = as_unconfirmed(whales_277647()[1])
+    await mempool_server.send(mempool_frame(2, added=[other]))
+    events = await sink.wait(3)
+    # Both frames went through while the REST answer is still held back.
+    assert not gate.is_set() and not source.replacement_fetches
+    assert [e["kind"] for e in events] == ["seen", "replaced", "seen"]
+    assert events[1]["tx"] is None and events[1]["replacing_txid"] == NEW
+    assert events[2]["txid"] == other["txid"]
+    gate.set()
+    await source.replacement_fetches_settled()
+    events = await sink.wait(4)
+    assert_carries_replacement(events[3], whale, new_tx)
+    events = await confirm_new_and_stop(mempool_server, runner, sink, task, 5)
+    assert events[4]["kind"] == "confirmed" and events[4]["txid"] == NEW
+    assert events[4]["tx"]["txid"] == NEW and events[4]["chain_txid"] == whale["txid"]
+    assert mempool_server.rest_requests == [f"/api/tx/{NEW}"]
+    assert dict(source.replacement_fetches) == {"fetched": 1}
+    assert runner.stats.processing_errors == 0
+
+
 @pytest.mark.parametrize(
-    ("serve", "reason"),
-    [("missing", "http_404"), ("hang", "timeout"), ("garbage", "bad_json"), ("other", "wrong_tx")],
+    ("serve", "reason", "tries"),
+    [
+        ("missing", "http_404", 1),
+        ("hang", "timeout", 3),
+        ("garbage", "bad_json", 1),
+        ("other", "wrong_tx", 1),
+    ],
 )
 async def test_failed_fetch_keeps_the_old_behaviour(
-    mempool_server: MempoolServer, serve: str, reason: str
+    mempool_server: MempoolServer, serve: str, reason: str, tries: int
 ):
     source, runner, sink, task, whale = await follow_then_reconnect(
-        mempool_server, rest_timeout=0.5
+        mempool_server, rest_timeout=0.3
     )
+    source.rest.backoff_base = 0.05
     if serve == "hang":
         mempool_server.rest_hang = True
     elif serve == "garbage":
@@ -102,12 +145,15 @@ async def test_failed_fetch_keeps_the_old_behaviour(
     sent_at = time.monotonic()
     await mempool_server.send({"tracked-txs": {whale["txid"]: {"replacedBy": NEW}}})
     await sink.wait(2)
-    assert time.monotonic() - sent_at < 2.5  # the reader waited about rest_timeout, no more
+    assert time.monotonic() - sent_at < 0.3  # the reader waits for no REST answer
+    await source.replacement_fetches_settled()
     events = await confirm_new_and_stop(mempool_server, runner, sink, task, 3)
     assert [e["kind"] for e in events] == ["seen", "replaced", "confirmed"]
     assert events[1]["replacing_txid"] == NEW and events[1]["tx"] is None
     assert events[2]["txid"] == NEW and events[2]["chain_txid"] == whale["txid"]
-    assert mempool_server.rest_requests == [f"/api/tx/{NEW}"]
+    # Retried with the client's bounded backoff when transient, every failed try counted.
+    assert mempool_server.rest_requests == [f"/api/tx/{NEW}"] * tries
+    assert sum(source.rest.failures["tx"].values()) == tries
     assert dict(source.replacement_fetches) == {reason: 1}
     assert runner.snapshot()["replacement_fetches"] == {reason: 1}
     assert runner.stats.processing_errors == 0
@@ -138,3 +184,22 @@ def test_rest_base_stays_on_the_websocket_host():
     assert rest_base("wss://mempool.space/testnet/api/v1/ws") == "https://mempool.space/testnet/api"
     assert rest_base("ws://user:pw@127.0.0.1:8999/api/v1/ws") == "http://127.0.0.1:8999/api"
     assert rest_base("ws://[::1]:8999/ws") == "http://[::1]:8999/api"
+
+
+def test_late_tx_after_the_chain_moved_on_changes_nothing():
+    pipeline = FramePipeline(source="test")
+    whale = as_unconfirmed(whales_277647()[0])
+    new_tx = replacement_of(whale)
+    late = {"mempool-transactions": {"replaced": [{"replaced": whale["txid"], "by": new_tx}]}}
+    frames = [
+        mempool_frame(1, added=[whale]),
+        {"tracked-txs": {whale["txid"]: {"replacedBy": NEW}}},
+        {"block": BLOCK_277647, **mempool_frame(2, mined=[NEW])},
+        late,
+    ]
+    kinds = [
+        [e["kind"] for e in pipeline.process(float(at), orjson.dumps(frame))[0]]
+        for at, frame in enumerate(frames, start=1)
+    ]
+    assert kinds == [["seen"], ["replaced"], ["confirmed"], []]
+    assert not pipeline.tracker.pending and not pipeline.tracker.replaced_without_tx

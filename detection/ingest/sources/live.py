@@ -18,15 +18,16 @@ connection that delivered frames. ``max_size=None``: a ``mined`` list or a backl
 txs easily exceeds websockets' default 1 MiB.
 
 A ``tracked-txs`` answer names a replacement (``replacedBy``) without the replacing transaction.
-When that txid is not pending already, the source fetches it from the same server's REST API
-(``GET <scheme>://<host>/api/tx/<txid>``, Esplora JSON with prevouts; ``ws`` -> ``http``,
-``wss`` -> ``https``) and yields, just before the answer, a synthetic frame
-``{"mempool-transactions": {"replaced": [{"replaced": old, "by": tx}]}}``: the same shape a live
-RBF delta has, so the parser, the lifecycle and a recording/replay need nothing special. The
-fetches of one answer run in worker threads, concurrently, within ``rest_timeout`` seconds in
-all (the socket keeps buffering meanwhile); a failure (timeout, HTTP error, bad JSON, another tx)
-is counted by reason in ``replacement_fetches`` and the answer goes through as before (a
-"replaced" event without the transaction).
+The answer goes on at once (the lifecycle makes a "replaced" event without the transaction, so
+the chain continues whatever happens next). When that txid was not pending already, the source
+fetches it in the background from the same server's REST API (``GET <scheme>://<host>/api/tx/
+<txid>``, Esplora JSON with prevouts; ``ws`` -> ``http``, ``wss`` -> ``https``) with the
+RestClient's timeout and bounded retries, never on the socket reader. A fetched transaction
+enters the pipeline as a late frame (``set_late_frame_listener``: the runner processes and
+records it like any frame) ``{"mempool-transactions": {"replaced": [{"replaced": old, "by":
+tx}]}}``, the same shape a live RBF delta has, which the lifecycle turns into the "replaced"
+event with the transaction. Each outcome is counted by reason in ``replacement_fetches``
+("fetched", "timeout", "http_404", "bad_json", "wrong_tx", ...).
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ import random
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -47,6 +47,8 @@ from websockets.exceptions import InvalidHandshake, InvalidURI, WebSocketExcepti
 
 from detection.ingest.rest import RestClient, RestError, fetch_tx, rest_base
 from detection.ingest.sources.base import Frame, PendingProvider
+
+LateFrameListener = Callable[[float, str], None]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,8 @@ SUBSCRIPTIONS: tuple[dict[str, object], ...] = (
 INIT_MESSAGE = {"action": "init"}
 PING_MESSAGE = {"action": "ping"}
 TRACK_TXS_CHUNK = 100  # the server closes the connection above 100 txids per message
-REST_MAX_PER_ANSWER = 32  # bounds the threads one resync answer can occupy
+REST_MAX_PER_ANSWER = 32  # bounds the fetches one resync answer can start
+REST_MAX_IN_FLIGHT = 64  # bounds the background fetches of all answers together
 
 
 def backoff_delay(
@@ -144,6 +147,8 @@ class LiveSource:
         self.rest = RestClient(self.rest_base, timeout=rest_timeout, use_env_proxy=use_env_proxy)
         # "fetched" plus one key per failure reason ("timeout", "http_404", "bad_json", ...).
         self.replacement_fetches: Counter[str] = Counter()
+        self._late_frames: LateFrameListener | None = None
+        self._fetches: set[asyncio.Task[None]] = set()
 
     # -- status -----------------------------------------------------------------------------
 
@@ -195,10 +200,8 @@ class LiveSource:
                         async for message in ws:
                             got_frames = True
                             received_at = time.time()
-                            if self.fetch_replacements:
-                                synthetic = await self._replacements_frame(message)
-                                if synthetic is not None:
-                                    yield received_at, synthetic
+                            if self.fetch_replacements and self._late_frames is not None:
+                                self._start_replacement_fetches(message)
                             yield received_at, message
                     finally:
                         pinger.cancel()
@@ -264,34 +267,49 @@ class LiveSource:
 
     # -- replacements named by a resync answer ----------------------------------------------
 
-    async def _replacements_frame(self, message: str | bytes) -> str | None:
-        """The synthetic RBF delta for the unknown replacements a ``tracked-txs`` answer names,
-        or None (not such an answer, nothing unknown, or every fetch failed)."""
+    def set_late_frame_listener(self, listener: LateFrameListener) -> None:
+        """``listener(received_at, raw)`` takes (on the event loop) a frame built from a
+        background fetch; without one, replacements are not fetched."""
+        self._late_frames = listener
+
+    async def replacement_fetches_settled(self) -> None:
+        """Wait until every background replacement fetch has ended (tests, shutdown)."""
+        while self._fetches:
+            await asyncio.gather(*self._fetches, return_exceptions=True)
+
+    def _start_replacement_fetches(self, message: str | bytes) -> None:
+        """Start a background fetch per unknown replacement a ``tracked-txs`` answer names."""
         if ("replacedBy" if isinstance(message, str) else b"replacedBy") not in message:
-            return None
+            return
         try:
-            return await self._fetch_replacements(message)
+            wanted = self._unknown_replacements(message)
         except Exception:  # noqa: BLE001 - an enrichment must never stop the reader
             self.replacement_fetches["error"] += 1
-            log.exception("fetching the replacements of a resync answer failed")
-            return None
+            log.exception("reading the replacements of a resync answer failed")
+            return
+        for new, old in wanted.items():
+            if len(self._fetches) >= REST_MAX_IN_FLIGHT:
+                self._fetch_failed(new, "too_many")
+                continue
+            task = asyncio.create_task(self._fetch_replacement(old, new))
+            self._fetches.add(task)
+            task.add_done_callback(self._fetches.discard)
 
-    async def _fetch_replacements(self, message: str | bytes) -> str | None:
+    def _unknown_replacements(self, message: str | bytes) -> dict[str, str]:
+        """Replacing txid -> replaced txid, for the replacements not pending already."""
         try:
             tracked = orjson.loads(message).get("tracked-txs")
         except (orjson.JSONDecodeError, AttributeError):
-            return None  # the parser counts it
+            return {}  # the parser counts it
         if type(tracked) is not dict:
-            return None
+            return {}
         known = set(self._pending_provider()) if self._pending_provider else set()
-        wanted: dict[str, str] = {}  # replacing txid -> replaced txid
+        wanted: dict[str, str] = {}
         for old, info in tracked.items():
             new = info.get("replacedBy") if type(info) is dict else None
             # Only a chain still pending continues; a stale answer must not start a new one.
             if old in known and _is_txid(new) and new not in known and new not in wanted:
                 wanted[new] = old
-        if not wanted:
-            return None
         if len(wanted) > REST_MAX_PER_ANSWER:
             skipped = len(wanted) - REST_MAX_PER_ANSWER
             self.replacement_fetches["too_many"] += skipped
@@ -299,40 +317,39 @@ class LiveSource:
                 "resync named %d unknown replacements; %d not fetched", len(wanted), skipped
             )
             wanted = dict(list(wanted.items())[:REST_MAX_PER_ANSWER])
-        tasks = {asyncio.create_task(self._fetch_tx(new)): new for new in wanted}
-        done, late = await asyncio.wait(tasks, timeout=self.rest_timeout + 0.5)
-        for task in late:
-            task.cancel()
-            self._fetch_failed(tasks[task], "timeout")
-        entries = []
-        for task in done:
-            tx = task.result()
-            if tx is not None:
-                entries.append({"replaced": wanted[tasks[task]], "by": tx})
-        if not entries:
-            return None
-        return _dumps({"mempool-transactions": {"replaced": entries}})
+        return wanted
 
-    async def _fetch_tx(self, txid: str) -> dict[str, Any] | None:
-        # No retries: the answer is waited for (bounded by rest_timeout) before it goes on.
+    async def _fetch_replacement(self, old: str, new: str) -> None:
         try:
-            tx = await fetch_tx(self.rest, txid, retries=0)
+            tx = await fetch_tx(self.rest, new)  # the client's bounded retries and backoff
         except RestError as exc:
-            return self._fetch_failed(txid, exc.reason, exc.detail)
+            self._fetch_failed(new, exc.reason, exc.detail)
+            return
+        except Exception:  # noqa: BLE001 - counted; the tx-less "replaced" event stands
+            self.replacement_fetches["error"] += 1
+            log.exception("fetching replacement %s failed", new)
+            return
         self.replacement_fetches["fetched"] += 1
-        return tx
+        listener = self._late_frames
+        if listener is None or self._closing:
+            return
+        frame = _dumps({"mempool-transactions": {"replaced": [{"replaced": old, "by": tx}]}})
+        try:
+            listener(time.time(), frame)
+        except Exception:  # noqa: BLE001 - the listener's own failure must not escape a task
+            self.replacement_fetches["error"] += 1
+            log.exception("the late frame for replacement %s was not taken", new)
 
     def _fetch_failed(self, txid: str, reason: str, detail: object = None) -> None:
         self.replacement_fetches[reason] += 1
         log.warning(
             "replacement %s named by a resync answer not fetched from %s (%s%s); its "
-            '"replaced" event goes out without the transaction',
+            '"replaced" event stays without the transaction',
             txid,
             self.rest_base,
             reason,
             f": {detail}" if detail is not None else "",
         )
-        return None
 
     async def _app_pings(self, ws: ClientConnection) -> None:
         with contextlib.suppress(WebSocketException, OSError):
@@ -342,6 +359,8 @@ class LiveSource:
 
     async def close(self) -> None:
         self._closing = True
+        for task in list(self._fetches):
+            task.cancel()
         ws = self._ws
         if ws is not None:
             await ws.close()
