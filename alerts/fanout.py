@@ -37,9 +37,26 @@ from alerts.models import (
     Subscription,
     address_confirmed,
 )
-from detection.models import WhaleEvent
+from detection.models import EventKind, WhaleEvent
 
 HOUR = timedelta(hours=1)
+
+
+def _replacement_alerted_already(event: WhaleEvent) -> bool:
+    """One alert per replacement. A replacement learnt from a resync answer is recorded at once
+    without its transaction, and again when the transaction arrives (fetched off the socket
+    reader, detection.ingest.sources.live): the second event completes the record and the
+    dashboard, but its people were told already."""
+    replacing = (event.details or {}).get("replacing_txid")
+    if event.kind != EventKind.REPLACED or not replacing:
+        return False
+    return (
+        WhaleEvent.everything.filter(
+            chain_id=event.chain_id, kind=EventKind.REPLACED, sequence__lt=event.sequence
+        )
+        .filter(details__replacing_txid=replacing)
+        .exists()
+    )
 
 
 def fan_out(event_id: int) -> int:
@@ -60,7 +77,7 @@ def fan_out(event_id: int) -> int:
                 )
         except IntegrityError:
             return 0  # fanned out already (a redelivered task, or the sweeper's catch-up)
-        if event.kind not in ALERT_KINDS:
+        if event.kind not in ALERT_KINDS or _replacement_alerted_already(event):
             return 0
 
         base = marker.payload

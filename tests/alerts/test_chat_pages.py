@@ -31,6 +31,9 @@ def api(alice):
 
 def test_connect_telegram_gives_a_one_time_deep_link(alice_client, bot_api):
     index = alice_client.get("/alerts/").content.decode()
+    # The page title is words only, and the chats section stands once, in the page body.
+    assert "<title>Alerts · Whale Watch</title>" in index
+    assert index.count('id="chats-heading"') == 1
     assert "Connect Telegram" in index
     page = alice_client.post("/alerts/telegram/connect/").content.decode()
     link = TelegramLink.objects.get()

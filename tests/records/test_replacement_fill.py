@@ -4,6 +4,8 @@ off the socket reader) ends in PostgreSQL exactly as when the tx came with the r
 import orjson
 import pytest
 
+from alerts.fanout import fan_out
+from alerts.models import AmountBasis, Delivery, Subscription, sats_from_btc
 from detection.ingest.runner import FramePipeline
 from detection.models import WhaleEvent, WhaleTransaction
 from detection.recording import record_event
@@ -71,3 +73,29 @@ def test_late_tx_records_the_replacement_as_when_it_came_with_it():
     assert set(expected) == {whale["txid"], NEW}
     assert expected[whale["txid"]]["replaced_by"] == NEW
     assert expected[NEW]["fee"] == 62_345 and expected[NEW]["chain"] == whale["txid"]
+
+
+def test_a_replacement_whose_tx_comes_late_is_alerted_once(alice):
+    Subscription.objects.create(
+        owner=alice,
+        name="replacements",
+        min_sats=sats_from_btc(100),
+        email=True,
+        notify_seen=False,
+        amount_basis=AmountBasis.TOTAL,
+    )
+    whale = as_unconfirmed(whales_277647()[0])
+    answer = {"tracked-txs": {whale["txid"]: {"replacedBy": NEW}}}
+    carried = {
+        "mempool-transactions": {
+            "replaced": [{"replaced": whale["txid"], "by": replacement_of(whale)}]
+        }
+    }
+    record([mempool_frame(1, added=[whale]), answer, carried])
+    replaced = WhaleEvent.everything.filter(kind="replaced").order_by("sequence")
+    assert replaced.count() == 2
+    for event in replaced:
+        fan_out(event.pk)  # at commit already; a second call is a no-op
+    # The first event alerted; the second (the transaction arriving) completed the record only.
+    deliveries = Delivery.objects.filter(owner=alice)
+    assert list(deliveries.values_list("event_id", flat=True)) == [replaced[0].pk]
