@@ -45,7 +45,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidURI, WebSocketException
 
-from detection.ingest.rest import RestClient, RestError, fetch_tx, rest_base
+from detection.ingest.rest import RestClient, RestError, fetch_tx, is_hex_id, rest_base
 from detection.ingest.sources.base import Frame, PendingProvider
 
 LateFrameListener = Callable[[float, str], None]
@@ -79,16 +79,6 @@ def backoff_delay(
     nominal = min(cap, base * (2 ** min(attempt, 30)))
     factor = 1.0 + (rng or random).uniform(-jitter, jitter)
     return min(cap, nominal * factor)
-
-
-def _is_txid(value: object) -> bool:
-    if type(value) is not str or len(value) != 64:
-        return False
-    try:
-        int(value, 16)
-    except ValueError:
-        return False
-    return True
 
 
 def _dumps(message: object) -> str:
@@ -308,7 +298,7 @@ class LiveSource:
         for old, info in tracked.items():
             new = info.get("replacedBy") if type(info) is dict else None
             # Only a chain still pending continues; a stale answer must not start a new one.
-            if old in known and _is_txid(new) and new not in known and new not in wanted:
+            if old in known and is_hex_id(new) and new not in known and new not in wanted:
                 wanted[new] = old
         if len(wanted) > REST_MAX_PER_ANSWER:
             skipped = len(wanted) - REST_MAX_PER_ANSWER
