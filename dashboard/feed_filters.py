@@ -13,8 +13,8 @@ from typing import Any
 from django import forms
 from django.db.models import QuerySet
 
-from detection.api.filters import UNSCORED, WhaleFilter
-from detection.models import Flow, UrgencyBand, WhaleStatus, WhaleTransaction
+from detection.api.filters import URGENCY_BANDS, WhaleFilter, WhaleFilterForm
+from detection.models import Flow, WhaleStatus, WhaleTransaction
 
 FEED_STATUSES = [
     (WhaleStatus.PENDING, "Pending"),
@@ -24,7 +24,9 @@ FEED_STATUSES = [
 FILTER_NAMES = ("flow", "entity", "urgency", "min_btc", "max_btc", "status")
 
 
-class FeedFilterForm(forms.Form):
+class FeedFilterForm(WhaleFilterForm):
+    """The page's words and choices; the range check is the API form's (WhaleFilterForm)."""
+
     flow = forms.ChoiceField(
         choices=[("", "Any flow"), *Flow.choices], required=False, label="Flow"
     )
@@ -35,13 +37,7 @@ class FeedFilterForm(forms.Form):
         help_text="Sender or receiver, e.g. Binance",
     )
     urgency = forms.ChoiceField(
-        choices=[
-            ("", "Any urgency"),
-            (UrgencyBand.HIGH, "High"),
-            (UrgencyBand.MEDIUM, "Medium"),
-            (UrgencyBand.LOW, "Low"),
-            (UNSCORED, "Not scored"),
-        ],
+        choices=[("", "Any urgency"), *URGENCY_BANDS],
         required=False,
         label="Urgency",
     )
@@ -54,13 +50,6 @@ class FeedFilterForm(forms.Form):
     status = forms.ChoiceField(
         choices=[("", "Any status"), *FEED_STATUSES], required=False, label="Status"
     )
-
-    def clean(self):
-        cleaned = super().clean()
-        low, high = cleaned.get("min_btc"), cleaned.get("max_btc")
-        if low is not None and high is not None and low > high:
-            self.add_error("max_btc", "Max BTC must not be below min BTC.")
-        return cleaned
 
     def active_filters(self) -> dict[str, Any]:
         """The valid, non-empty filters as JSON-able values; invalid ones are left out."""

@@ -121,7 +121,7 @@ def test_filters_are_not_handed_to_the_live_script(alice_client, feed):
         ("flow=sideways", "Flow: Select a valid choice."),
         ("urgency=extreme", "Urgency: Select a valid choice."),
         ("status=replaced", "Status: Select a valid choice."),
-        ("min_btc=500&max_btc=100", "Max BTC: Max BTC must not be below min BTC."),
+        ("min_btc=500&max_btc=100", "Max BTC: max_btc must not be below min_btc."),
         ("entity=" + "x" * 101, "Entity: Ensure this value has at most 100 characters"),
         ("min_btc=1e999999", "Min BTC:"),
     ],
