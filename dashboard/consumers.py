@@ -8,10 +8,15 @@ Protocol (the browser side is static/js/feed.js):
   `{"type": "auth", "token": "<simplejwt access token>"}` within AUTH_TIMEOUT_SECONDS, else it is
   closed with 4401. A JWT socket is closed with 4401 when its token expires, unless the client
   sent a fresher token by then (the same message again).
-* Once authenticated the server sends `{"type": "snapshot", "whales": [...], "ingest": {...}}`
-  from the database, then `whale.event` and `ingest.status` pushes as they come.
+* Once authenticated the server sends `{"type": "snapshot", "whales": [...], "ingest": {...},
+  "banner": {...}}` from the database, then `whale.event` and `ingest.status` pushes as they come.
+  Every whale carries `row_html` (the page's row, dashboard/rows.py); a `whale.event`'s event
+  carries `row_html` (USD) and `row_html_by_currency`; an `ingest.status` carries `banner`
+  (state, words and the moments they change, dashboard/source_health.py).
 * `?flow=…&entity=…&urgency=…&min_btc=…&max_btc=…&status=…` on the URL filters the snapshot
-  like the feed page's URL; `?whales=0` asks for a snapshot without whales (banner-only pages).
+  like the feed page's URL, and each `whale.event` then says `"matches": true|false` (the
+  server's verdict, through the REST API's FilterSet); `?whales=0` asks for a snapshot without
+  whales (banner-only pages).
 * The client may send `{"type": "ping"}` and gets `{"type": "pong"}` (a liveness check).
 """
 
@@ -33,6 +38,7 @@ from django.conf import settings
 from django.contrib.auth import get_user
 
 from dashboard.api_auth import GenerationJWTAuthentication
+from dashboard.context_processors import user_display_currency
 from dashboard.fanout import CLOSE_LAYER_FAILED, local_fanout
 from dashboard.feed_filters import filters_from_query
 from dashboard.live import snapshot_message
@@ -80,8 +86,10 @@ async def _token_still_holds(raw_token: str) -> bool:
 
 
 @database_sync_to_async
-def _snapshot(filters: dict[str, Any], with_whales: bool) -> dict[str, Any]:
-    return snapshot_message(filters, with_whales=with_whales)
+def _snapshot(filters: dict[str, Any], with_whales: bool, user) -> dict[str, Any]:
+    # The snapshot is this socket's own, so its rows are in the user's display currency.
+    currency = user_display_currency(user)
+    return snapshot_message(filters, with_whales=with_whales, currency=currency)
 
 
 class WhaleFeedConsumer(AsyncJsonWebsocketConsumer):
@@ -170,7 +178,7 @@ class WhaleFeedConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_LAYER_FAILED)
             return
         self._fanout = fanout
-        await self.send_json(await _snapshot(self.filters, self.wants_whales))
+        await self.send_json(await _snapshot(self.filters, self.wants_whales, user))
         while self._held_back:
             await self.send(text_data=self._held_back.pop(0))
         self._live = True

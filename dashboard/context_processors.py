@@ -2,7 +2,7 @@ import zoneinfo
 
 from django.conf import settings
 
-from dashboard.source_health import UNAVAILABLE_AFTER_SECONDS, current_source_health
+from dashboard.source_health import current_source_health
 from detection.models import Flow
 from detection.stats import accuracy_alarm_state
 
@@ -39,10 +39,6 @@ def site(request):
         user_time_zone=user_time_zone(user),
         display_currency=user_display_currency(user),
         source_health=current_source_health(),
-        source_thresholds={
-            "stale": settings.WHALE_HEARTBEAT_STALE_SECONDS,
-            "unavailable": UNAVAILABLE_AFTER_SECONDS,
-        },
     )
     if user.is_staff:
         try:

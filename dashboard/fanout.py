@@ -24,7 +24,10 @@ import time
 from typing import Any, Protocol
 
 import orjson
+from channels.db import database_sync_to_async
 
+from dashboard.feed_filters import whale_matches
+from dashboard.source_health import banner_payload
 from detection.push import WHALE_FEED_GROUP
 
 log = logging.getLogger(__name__)
@@ -46,20 +49,51 @@ class Member(Protocol):
     async def drop(self, code: int) -> None: ...
 
 
-def encode(message: dict[str, Any]) -> str | None:
-    """The browser's frame for one group message, or None for a type the dashboard ignores."""
+def encode(message: dict[str, Any], matches: bool | None = None) -> str | None:
+    """The browser's frame for one group message, or None for a type the dashboard ignores.
+
+    `matches` is said to a filtered feed only: whether its filters show the event's whale
+    (decided by the server, dashboard.feed_filters.whale_matches; the browser holds no rule).
+    """
     kind = message.get("type")
     if kind == "whale.event":
         frame = {"type": "whale.event", "event": message["event"]}
+        if matches is not None:
+            frame["matches"] = matches
     elif kind == "watch.hit":
         # Watchlists (issue 21): one owner's hit; _relay gives it to that owner's sockets only.
         frame = {"type": "watch.hit", "hit": message["hit"]}
     elif kind == "ingest.status":
-        # server_time lets the browser judge the heartbeat's age without trusting its clock
-        frame = {"type": "ingest.status", "status": message["status"], "server_time": time.time()}
+        # The banner's state and words come from dashboard.source_health, judged here (the
+        # browser only shows them); server_time lets it follow the judged timeline's moments.
+        now = time.time()
+        frame = {
+            "type": "ingest.status",
+            "status": message["status"],
+            "server_time": now,
+            "banner": banner_payload(message["status"], now),
+        }
     else:
         return None
     return orjson.dumps(frame, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+_whale_matches = database_sync_to_async(whale_matches)
+
+
+def _filter_key(filters: dict[str, Any]) -> tuple:
+    return tuple(sorted(filters.items()))
+
+
+async def _filtered_frame(message: dict[str, Any], filters: dict[str, Any]) -> str | None:
+    try:
+        matches = await _whale_matches(filters, message["whale_pk"])
+    except Exception:
+        # The database is away: this filtered feed misses one push (display only, like every
+        # push); its next connect's snapshot is read from the database again.
+        log.warning("dashboard fan-out: could not judge a filtered feed's event", exc_info=True)
+        return None
+    return encode(message, matches=matches)
 
 
 def _member_user_id(member: Member) -> int | None:
@@ -115,10 +149,20 @@ class LocalFanout:
                 if text is None:
                     continue
                 owner = message.get("user_id") if message.get("type") == "watch.hit" else None
+                # A filtered feed's frame: one database question per distinct filter, not per socket.
+                filtered: dict[tuple, str] = {}
                 for member in list(self.members):
                     if owner is not None and _member_user_id(member) != owner:
                         continue
-                    await member.deliver(text)
+                    filters = getattr(member, "filters", None)
+                    if not filters or message.get("type") != "whale.event":
+                        await member.deliver(text)
+                        continue
+                    key = _filter_key(filters)
+                    if key not in filtered:
+                        filtered[key] = await _filtered_frame(message, filters)
+                    if filtered[key] is not None:
+                        await member.deliver(filtered[key])
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -1,6 +1,8 @@
-"""The live feed's filters: parsed from the URL, applied to the database and handed to the browser.
+"""The live feed's filter form (its words and choices) and its adapter to the REST API's
+FilterSet (detection.api.filters.WhaleFilter), which alone decides what matches.
 
-static/js/feed.js applies the same rules (`matchesFilters`) to live events; keep them in step.
+The snapshot is filtered in the database; for a pushed event the fan-out asks whale_matches,
+so the browser never applies a filter rule itself.
 """
 
 from __future__ import annotations
@@ -11,11 +13,9 @@ from typing import Any
 from django import forms
 from django.db.models import QuerySet
 
-from detection.domain import urgency
-from detection.models import Flow, UrgencyBand, WhaleStatus, WhaleTransaction, entity_is
-from detection.txshape import SATS_PER_BTC
+from detection.api.filters import URGENCY_BANDS, WhaleFilter, WhaleFilterForm
+from detection.models import Flow, WhaleStatus, WhaleTransaction
 
-UNSCORED = "unscored"
 FEED_STATUSES = [
     (WhaleStatus.PENDING, "Pending"),
     (WhaleStatus.CONFIRMED, "Confirmed"),
@@ -24,7 +24,9 @@ FEED_STATUSES = [
 FILTER_NAMES = ("flow", "entity", "urgency", "min_btc", "max_btc", "status")
 
 
-class FeedFilterForm(forms.Form):
+class FeedFilterForm(WhaleFilterForm):
+    """The page's words and choices; the range check is the API form's (WhaleFilterForm)."""
+
     flow = forms.ChoiceField(
         choices=[("", "Any flow"), *Flow.choices], required=False, label="Flow"
     )
@@ -35,13 +37,7 @@ class FeedFilterForm(forms.Form):
         help_text="Sender or receiver, e.g. Binance",
     )
     urgency = forms.ChoiceField(
-        choices=[
-            ("", "Any urgency"),
-            (UrgencyBand.HIGH, "High"),
-            (UrgencyBand.MEDIUM, "Medium"),
-            (UrgencyBand.LOW, "Low"),
-            (UNSCORED, "Not scored"),
-        ],
+        choices=[("", "Any urgency"), *URGENCY_BANDS],
         required=False,
         label="Urgency",
     )
@@ -54,13 +50,6 @@ class FeedFilterForm(forms.Form):
     status = forms.ChoiceField(
         choices=[("", "Any status"), *FEED_STATUSES], required=False, label="Status"
     )
-
-    def clean(self):
-        cleaned = super().clean()
-        low, high = cleaned.get("min_btc"), cleaned.get("max_btc")
-        if low is not None and high is not None and low > high:
-            self.add_error("max_btc", "Max BTC must not be below min BTC.")
-        return cleaned
 
     def active_filters(self) -> dict[str, Any]:
         """The valid, non-empty filters as JSON-able values; invalid ones are left out."""
@@ -86,35 +75,16 @@ class FeedFilterForm(forms.Form):
         return sentences
 
 
-def _sats(btc: str | Decimal) -> int:
-    return int(Decimal(btc) * SATS_PER_BTC)
-
-
 def apply_filters(whales: QuerySet[WhaleTransaction], active: dict[str, Any]) -> QuerySet:
-    if flow := active.get("flow"):
-        whales = whales.filter(flow=flow)
-    if entity := active.get("entity"):
-        whales = whales.filter(entity_is(entity))
-    if (low := active.get("min_btc")) is not None:
-        whales = whales.filter(value__gte=_sats(low))
-    if (high := active.get("max_btc")) is not None:
-        whales = whales.filter(value__lte=_sats(high))
-    if status := active.get("status"):
-        whales = whales.filter(status=status)
-    if band := active.get("urgency"):
-        # latest_urgency is the latest prediction's score, kept on the row by detection.recording
-        if band == UNSCORED:
-            whales = whales.filter(latest_urgency__isnull=True)
-        elif band == UrgencyBand.HIGH:
-            whales = whales.filter(latest_urgency__gte=urgency.HIGH_THRESHOLD)
-        elif band == UrgencyBand.MEDIUM:
-            whales = whales.filter(
-                latest_urgency__gte=urgency.MEDIUM_THRESHOLD,
-                latest_urgency__lt=urgency.HIGH_THRESHOLD,
-            )
-        else:
-            whales = whales.filter(latest_urgency__lt=urgency.MEDIUM_THRESHOLD)
-    return whales
+    """The feed's filters applied by the REST API's FilterSet, the rule's one home."""
+    return WhaleFilter(active, queryset=whales).qs
+
+
+def whale_matches(active: dict[str, Any], whale_pk: int) -> bool:
+    """Whether a feed with these filters shows this whale: its live member (nothing replaced it)
+    passes them. The fan-out asks this for a pushed event on a filtered socket."""
+    live = WhaleTransaction.objects.filter(pk=whale_pk, replaced_by__isnull=True)
+    return apply_filters(live, active).exists()
 
 
 def filters_from_query(query: dict[str, str]) -> dict[str, Any]:

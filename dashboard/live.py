@@ -15,6 +15,8 @@ from django.db.models import F, Max, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
 from dashboard.feed_filters import apply_filters
+from dashboard.rows import DEFAULT_CURRENCY, row_html
+from dashboard.source_health import banner_payload
 from detection.models import WhaleEvent, WhaleStatus, WhaleTransaction
 from detection.push import WHALE_FEED_GROUP, agroup_send, group_send
 from detection.summary import whale_summary
@@ -64,18 +66,26 @@ def feed_whales(filters: dict[str, Any]) -> tuple[list[dict], list[dict]]:
     )
 
 
-def snapshot_message(filters: dict[str, Any], *, with_whales: bool = True) -> dict[str, Any]:
+def snapshot_message(
+    filters: dict[str, Any], *, with_whales: bool = True, currency: str = DEFAULT_CURRENCY
+) -> dict[str, Any]:
+    """The socket's snapshot; each whale carries `row_html`, the page's row in `currency`."""
     pending, recent = feed_whales(filters) if with_whales else ([], [])
+    whales = pending + recent
+    for whale in whales:
+        whale["row_html"] = row_html(whale, currency)
     try:
         ingest = read_ingest_heartbeat()
     except Exception:
         ingest = None  # Redis trouble: the banner says "unavailable", the feed still loads
+    now = time.time()
     return {
         "type": "snapshot",
-        "whales": pending + recent,
+        "whales": whales,
         "ingest": ingest,
-        # lets the browser judge the heartbeat's age without trusting its own clock
-        "server_time": time.time(),
+        # the banner's state and words, judged by dashboard.source_health (see fanout.encode)
+        "banner": banner_payload(ingest, now),
+        "server_time": now,
     }
 
 

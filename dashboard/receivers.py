@@ -11,6 +11,7 @@ import logging
 from django.dispatch import receiver
 
 from dashboard.live import publish_ingest_status
+from dashboard.rows import row_fields
 from detection.push import push_event
 from detection.signals import ingest_heartbeat, whale_event_committed
 
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 @receiver(whale_event_committed, dispatch_uid="dashboard-push")
 def push_committed_event(sender, event_id: int, **kwargs) -> None:
     try:
-        push_event(event_id)
+        push_event(event_id, render_row=row_fields)
     except Exception:
         # A lost push must not stop alert fan-out, the next receiver.
         log.exception("dashboard push failed for event %s", event_id)

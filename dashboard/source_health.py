@@ -1,7 +1,8 @@
 """What the source-health banner says, read from the ingest heartbeat (whaleproject.health).
 
-static/js/banner.js applies the same rules to the live `ingest.status` messages, so a page keeps
-telling the truth after it was rendered; keep the two in step.
+The rule lives here only: each pushed `ingest.status` carries banner_payload (judged by the
+dashboard fan-out), its words rendered by the page's own templates, plus the moments at which
+the banner turns amber, then red, if nothing newer arrives. static/js/banner.js only shows them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from django.template.loader import render_to_string
 
 from whaleproject.health import read_ingest_heartbeat
 
@@ -83,3 +85,46 @@ def current_source_health() -> SourceHealth:
     except Exception:
         return SourceHealth(UNAVAILABLE, silent=True)
     return source_health(heartbeat)
+
+
+# The judged state just after a threshold, so that the moment itself is on the right side.
+_PAST_THRESHOLD = 0.001
+
+
+def _words(health: SourceHealth) -> dict[str, str]:
+    # Times are rendered in UTC; the browser rewrites <time data-format> in the viewer's zone.
+    context = {"health": health, "user_time_zone": "UTC"}
+    return {
+        "state": health.state,
+        "html": render_to_string("dashboard/_source_banner_words.html", context).strip(),
+    }
+
+
+def banner_payload(heartbeat: dict[str, Any] | None, now: float) -> dict[str, Any]:
+    """The banner for one pushed heartbeat: now, and at each later moment it changes if no newer
+    heartbeat arrives (silent after the stale limit, unavailable after five minutes down)."""
+    current = source_health(heartbeat, now)
+    payload = {**_words(current), "memory_html": _memory_html(current), "then": []}
+    heartbeat = heartbeat or {}
+    written_at = _number(heartbeat.get("written_at", heartbeat.get("at")))
+    disconnected_since = _number(heartbeat.get("disconnected_since"))
+    # source_health changes with `now` only at these moments (its thresholds).
+    breakpoints = []
+    if written_at is not None:
+        breakpoints += [
+            written_at + settings.WHALE_HEARTBEAT_STALE_SECONDS,
+            written_at + UNAVAILABLE_AFTER_SECONDS,
+        ]
+    if disconnected_since is not None:
+        breakpoints.append(disconnected_since + UNAVAILABLE_AFTER_SECONDS)
+    last = current
+    for moment in sorted(moment + _PAST_THRESHOLD for moment in breakpoints if moment >= now):
+        judged = source_health(heartbeat, moment)
+        if judged.state != last.state:
+            payload["then"].append({"at": moment, **_words(judged)})
+            last = judged
+    return payload
+
+
+def _memory_html(health: SourceHealth) -> str:
+    return render_to_string("dashboard/_source_banner_memory.html", {"health": health}).strip()

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -75,11 +76,20 @@ async def agroup_send(group: str, message: dict[str, Any]) -> None:
         await layer.group_send(group, message)
 
 
-def push_event(event_id: int) -> None:
+def push_event(
+    event_id: int, render_row: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+) -> None:
+    """Push one event to the feed group. `render_row` (the dashboard's) adds the rendered row
+    to the event, once per event here rather than once per socket."""
     event = WhaleEvent.everything.select_related("whale", "whale__chain", "whale__replaced_by").get(
         pk=event_id
     )
     if event.watch_only:
         return  # a watch hit below the floor: pushed to its watchers only, by the alert fan-out
-    group_send(WHALE_FEED_GROUP, {"type": "whale.event", "event": event_summary(event)})
+    summary = event_summary(event)
+    if render_row is not None:
+        summary.update(render_row(dict(summary["whale"], sequence=event.sequence)))
+    # whale_pk lets each process's fan-out ask the database whether a filtered feed shows it.
+    message = {"type": "whale.event", "event": summary, "whale_pk": event.whale_id}
+    group_send(WHALE_FEED_GROUP, message)
     observe_detection_latency("pushed", event.kind, event.frame_received_at)

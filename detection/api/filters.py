@@ -13,12 +13,16 @@ import django_filters
 from django import forms
 from django_filters.fields import IsoDateTimeField
 
-from detection.models import Flow, WhaleStatus, WhaleTransaction, entity_is
+from detection.domain import urgency
+from detection.models import Flow, UrgencyBand, WhaleStatus, WhaleTransaction, entity_is
 from detection.txshape import SATS_PER_BTC
 
 MAX_BTC = Decimal(21_000_000)
 BTC_PATTERN = r"^\d{1,8}(\.\d{1,8})?$"
 USD_PATTERN = r"^\d{1,18}(\.\d{1,2})?$"
+# The urgency band of the latest prediction, or no prediction with a score yet.
+UNSCORED = "unscored"
+URGENCY_BANDS = [*UrgencyBand.choices, (UNSCORED, "Not scored")]
 
 
 class BtcAmountFilter(django_filters.NumberFilter):
@@ -103,6 +107,11 @@ class WhaleFilter(django_filters.FilterSet):
         label="sending or receiving entity, exact name in any case",
     )
     status = django_filters.ChoiceFilter(choices=WhaleStatus.choices)
+    urgency = django_filters.ChoiceFilter(
+        choices=URGENCY_BANDS,
+        method="filter_urgency_band",
+        label="latest prediction's urgency band (high, medium, low) or unscored",
+    )
     min_urgency = UrgencyFilter(
         field_name="latest_urgency",
         lookup_expr="gte",
@@ -124,3 +133,16 @@ class WhaleFilter(django_filters.FilterSet):
 
     def filter_entity(self, queryset, name, value):
         return queryset.filter(entity_is(value))
+
+    def filter_urgency_band(self, queryset, name, value):
+        # latest_urgency is the latest prediction's score, kept on the row by detection.recording
+        if value == UNSCORED:
+            return queryset.filter(latest_urgency__isnull=True)
+        if value == UrgencyBand.HIGH:
+            return queryset.filter(latest_urgency__gte=urgency.HIGH_THRESHOLD)
+        if value == UrgencyBand.MEDIUM:
+            return queryset.filter(
+                latest_urgency__gte=urgency.MEDIUM_THRESHOLD,
+                latest_urgency__lt=urgency.HIGH_THRESHOLD,
+            )
+        return queryset.filter(latest_urgency__lt=urgency.MEDIUM_THRESHOLD)

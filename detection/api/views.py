@@ -30,7 +30,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from detection.api import stats as api_stats
 from detection.api.csv import CsvRenderer, whales_csv_response
-from detection.api.filters import BTC_PATTERN, USD_PATTERN, WhaleFilter
+from detection.api.filters import BTC_PATTERN, URGENCY_BANDS, USD_PATTERN, WhaleFilter
 from detection.api.pagination import NewestFirstCursorPagination, decode_cursor
 from detection.api.serializers import (
     ErrorSerializer,
@@ -181,6 +181,12 @@ WHALE_LIST_PARAMETERS = [
         "min_urgency",
         {"type": "number", "minimum": 0, "maximum": 1},
         description="latest prediction's urgency at least",
+    ),
+    OpenApiParameter(
+        "urgency",
+        OpenApiTypes.STR,
+        enum=[value for value, _ in URGENCY_BANDS],
+        description="latest prediction's urgency band, or unscored (no prediction with a score)",
     ),
     OpenApiParameter(
         "since", OpenApiTypes.DATETIME, description="first seen at or after (ISO 8601)"

@@ -1,7 +1,7 @@
-// Source-health banner: re-judged from every `ingest.status` the socket delivers (feed.js
-// dispatches them as "whalewatch:ingest"), and every few seconds on its own, so a silent
-// ingest turns the banner amber, then red, without any message arriving.
-// The rules mirror dashboard/source_health.py; keep the two in step.
+// Source-health banner: shows what the server judged (dashboard/source_health.py), carried by
+// every `ingest.status` and snapshot the socket delivers (feed.js dispatches them as
+// "whalewatch:ingest"). The judgement lists the moments its words change if the ingest falls
+// silent; the banner follows them every few seconds, so it turns amber, then red, on its own.
 (() => {
   "use strict";
 
@@ -32,80 +32,55 @@
 
   const banner = document.getElementById("source-banner");
   if (!banner) return;
-  const staleAfter = Number(banner.dataset.staleAfter) || 30;
-  const unavailableAfter = Number(banner.dataset.unavailableAfter) || 300;
-  const number = (value) => (typeof value === "number" && Number.isFinite(value) ? value : null);
 
-  // The last status and the offset from this browser's clock to the server's.
+  // The server's last judgement (dashboard/source_health.py banner_payload) and the offset from
+  // this browser's clock to the server's, to follow the judgement's timeline (`then`).
   let latest = null;
 
-  function judge(status, serverNow) {
-    if (!status) return { state: "unavailable", downSince: null, silent: true };
-    const writtenAt = number(status.written_at ?? status.at);
-    const silent = writtenAt === null || serverNow - writtenAt > staleAfter;
-    if (status.connected === true && !silent) return { state: "connected", downSince: null };
-    const known = [number(status.disconnected_since), silent ? writtenAt : null]
-      .filter((v) => v !== null);
-    const downSince = known.length ? Math.min(...known) : serverNow;
-    const state = serverNow - downSince > unavailableAfter ? "unavailable" : "degraded";
-    return { state, downSince, silent };
+  function localiseTimes(node) {
+    // The server writes times in UTC; shown in the viewer's zone, as the page renders them.
+    for (const time of node.querySelectorAll("time[data-format]")) {
+      const epoch = Date.parse(time.getAttribute("datetime")) / 1000;
+      if (!Number.isFinite(epoch)) continue;
+      time.textContent = time.dataset.format === "day"
+        ? WhaleWatch.formatDay(epoch) : WhaleWatch.formatTime(epoch);
+    }
   }
 
-  function describe(health) {
-    const since = health.downSince;
-    if (health.state === "connected") {
-      return "<strong>Live</strong> · mempool source connected";
+  function current() {
+    const serverNow = Date.now() / 1000 + latest.offset;
+    let shown = latest.banner;
+    for (const step of latest.banner.then || []) {
+      if (step.at <= serverNow) shown = step;
     }
-    if (health.state === "degraded") {
-      return `<strong>Degraded</strong> · mempool source reconnecting since
-        <time>${escapeHtml(WhaleWatch.formatTime(since))}</time>.
-        New whales and predictions may lag.`;
-    }
-    const when = since
-      ? `the mempool source has been down since <time>${escapeHtml(WhaleWatch.formatDay(since))}</time>.`
-      : "no heartbeat from the ingest process.";
-    return `<strong>Mempool predictions unavailable</strong> · ${when}
-      Recorded whales are shown; urgency and ETA are not being updated.`;
-  }
-
-  function describeMemory(status) {
-    const level = (status && status.memory_level) || "unknown";
-    const rss = status && number(status.rss_mb);
-    const source = status && status.source ? ` · ${escapeHtml(status.source)}` : "";
-    return `Ingest memory: <span class="memory-${escapeHtml(level)}">${escapeHtml(level)}</span>` +
-      (rss !== null && rss !== undefined ? ` (${Math.round(rss)} MB)` : "") + source;
+    return shown;
   }
 
   function render() {
-    if (!latest) return; // keep what the server rendered until the socket speaks
-    const serverNow = Date.now() / 1000 + latest.offset;
-    const health = judge(latest.status, serverNow);
+    if (!latest || !latest.banner) return; // keep what the server rendered until the socket speaks
+    const { state, html } = current();
     const text = banner.querySelector("[data-banner-text]");
-    const html = describe(health);
     // aria-live announces every change: touch the DOM only when the words change.
-    if (banner.dataset.state !== health.state || text.dataset.rendered !== html) {
-      banner.dataset.state = health.state;
-      banner.className = `banner source-banner source-${health.state}`;
+    if (banner.dataset.state !== state || text.dataset.rendered !== html) {
+      banner.dataset.state = state;
+      banner.className = `banner source-banner source-${state}`;
       text.innerHTML = html;
       text.dataset.rendered = html;
+      localiseTimes(text);
     }
     const memory = banner.querySelector("[data-banner-memory]");
-    if (isStaff && memory) {
-      const memoryHtml = describeMemory(latest.status);
-      if (memory.dataset.rendered !== memoryHtml) {
-        memory.innerHTML = memoryHtml;
-        memory.dataset.rendered = memoryHtml;
-      }
+    const memoryHtml = latest.banner.memory_html;
+    if (isStaff && memory && typeof memoryHtml === "string" && memory.dataset.rendered !== memoryHtml) {
+      memory.innerHTML = memoryHtml;
+      memory.dataset.rendered = memoryHtml;
     }
   }
 
   document.addEventListener("whalewatch:ingest", (event) => {
-    const { status, serverTime } = event.detail;
+    const { banner: judged, serverTime } = event.detail;
     const offset = typeof serverTime === "number" ? serverTime - Date.now() / 1000 : 0;
-    latest = { status, offset };
+    latest = { banner: judged, offset };
     render();
   });
   setInterval(render, 5000);
-
-  window.WhaleWatch.judgeSourceHealth = judge; // for the browser test and the console
 })();

@@ -5,8 +5,9 @@
 // A lost socket reconnects with exponential backoff (1 s doubling to 30 s, ±20 % jitter) and
 // takes a fresh snapshot, so nothing is missed across a reconnect.
 //
-// Row markup and filter rules mirror templates/dashboard/_whale_row.html and
-// dashboard/feed_filters.py; keep them in step.
+// The browser holds no copy of a server rule: every row arrives rendered by the page's own
+// template (templates/dashboard/_whale_row.html, via dashboard/rows.py), and with filters on the
+// server says whether a pushed event's whale matches them (`matches`, dashboard/fanout.py).
 (() => {
   "use strict";
 
@@ -74,14 +75,14 @@
       if (message.type === "snapshot") {
         this.attempt = 0; // only a snapshot proves the socket works (a 4401 also "opens")
         setConnection("live", "Live");
-        emit("whalewatch:ingest", { status: message.ingest, serverTime: message.server_time });
+        emit("whalewatch:ingest", { banner: message.banner, serverTime: message.server_time });
         emit("whalewatch:snapshot", message);
       } else if (message.type === "whale.event") {
-        emit("whalewatch:event", message.event);
+        emit("whalewatch:event", { event: message.event, matches: message.matches });
       } else if (message.type === "watch.hit") {
         emit("whalewatch:watch", message.hit); // the Watching page's (issue 21); only ours
       } else if (message.type === "ingest.status") {
-        emit("whalewatch:ingest", { status: message.status, serverTime: message.server_time });
+        emit("whalewatch:ingest", { banner: message.banner, serverTime: message.server_time });
       }
     }
 
@@ -140,7 +141,6 @@
   live.connect();
 
   function startFeed() {
-    const filters = JSON.parse(document.getElementById("feed-filters-data").textContent || "{}");
     const pendingLimit = Number(feed.dataset.pendingLimit) || 100;
     const tables = {
       pending: { rows: document.getElementById("pending-rows"), limit: pendingLimit },
@@ -157,7 +157,7 @@
     document.addEventListener("whalewatch:snapshot", (event) => {
       rebuild(event.detail.whales || []);
     });
-    document.addEventListener("whalewatch:event", (event) => apply(event.detail));
+    document.addEventListener("whalewatch:event", (event) => apply(event.detail.event, event.detail.matches));
     setInterval(refreshAges, 5000);
 
     function rebuild(whales) {
@@ -168,9 +168,10 @@
       shown.clear();
       const html = { pending: [], recent: [] };
       for (const whale of whales) {
-        if (!matchesFilters(whale, filters) || shown.has(whale.chain_txid)) continue;
+        // The snapshot is filtered by the server already.
+        if (shown.has(whale.chain_txid) || !whale.row_html) continue;
         shown.set(whale.chain_txid, whale.sequence || 0);
-        html[panelFor(whale)].push(rowHtml(whale, whale.sequence || 0));
+        html[panelFor(whale)].push(whale.row_html);
       }
       for (const [panel, table] of Object.entries(tables)) {
         table.rows.innerHTML = html[panel].slice(0, table.limit).join("");
@@ -183,14 +184,15 @@
       feed.removeAttribute("aria-busy");
     }
 
-    function apply(event) {
+    function apply(event, matches) {
       const whale = event && event.whale;
       if (!whale || !whale.chain_txid) return;
       const chain = whale.chain_txid;
       const sequence = Number(event.sequence) || 0;
       if (shown.has(chain) && sequence < shown.get(chain)) return; // older than what we show
       const existing = rowFor(chain);
-      if (!matchesFilters(whale, filters) || whale.status === "replaced") {
+      // `matches` is the server's verdict on this feed's filters (absent without filters).
+      if (matches === false || whale.status === "replaced" || !event.row_html) {
         if (existing) existing.remove();
         shown.delete(chain);
         updateCounts();
@@ -199,7 +201,7 @@
       shown.set(chain, sequence);
       const panel = panelFor(whale);
       const template = document.createElement("template");
-      template.innerHTML = rowHtml(whale, sequence).trim();
+      template.innerHTML = rowHtmlFor(event).trim();
       const row = template.content.firstElementChild;
       const table = tables[panel];
       if (existing && existing.parentElement === table.rows) {
@@ -255,87 +257,20 @@
     return whale.status === "pending" ? "pending" : "recent";
   }
 
-  // --- filters and formatting (mirror dashboard/feed_filters.py and whale_format.py) -------
+  // --- display ------------------------------------------------------------------------------
 
-  function satsOf(btcText) {
-    const [whole, fraction = ""] = String(btcText).split(".");
-    return Number(whole) * 1e8 + Number((fraction + "00000000").slice(0, 8));
-  }
+  // The pushed row in this page's display currency (body data-currency), else the USD one.
+  const CURRENCY = body.dataset.currency || "USD";
+  const rowHtmlFor = (event) => (event.row_html_by_currency || {})[CURRENCY] || event.row_html;
 
-  function matchesFilters(whale, filters) {
-    if (filters.flow && whale.flow !== filters.flow) return false;
-    if (filters.status && whale.status !== filters.status) return false;
-    if (filters.entity) {
-      const wanted = filters.entity.trim().toLowerCase();
-      const sides = [whale.from_entity, whale.to_entity].map((e) => (e || "").toLowerCase());
-      if (!sides.includes(wanted)) return false;
-    }
-    if (filters.min_btc !== undefined && whale.value_sat < satsOf(filters.min_btc)) return false;
-    if (filters.max_btc !== undefined && whale.value_sat > satsOf(filters.max_btc)) return false;
-    if (filters.urgency && bandOf(whale.prediction) !== filters.urgency) return false;
-    return true;
-  }
-
-  // Flow.choices from the server (base.html), so the words are the pages' words.
+  // Flow.choices from the server (base.html), so the announcements use the pages' words.
   const FLOW_LABELS = JSON.parse(document.getElementById("flow-labels")?.textContent || "{}");
   const flowLabel = (flow) => FLOW_LABELS[flow] || "Unknown";
-  const bandOf = (p) => (p && p.band) || "unscored";
-  const urgencyPercent = (p) =>
-    p && typeof p.urgency === "number" ? Math.max(0, Math.min(100, Math.round(p.urgency * 100))) : 0;
-
-  // Fiat, as dashboard/templatetags/whale_format.py and detection/domain/prices.py write it.
-  const CURRENCY = body.dataset.currency || "USD";
-  const CURRENCY_SYMBOLS = { USD: "$", EUR: "€", GBP: "£", JPY: "¥", AUD: "A$", CAD: "C$" };
-  const COMPACT_STEPS = [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "K"]];
-
-  function withCurrency(number, code) {
-    const symbol = CURRENCY_SYMBOLS[code];
-    return symbol ? `${symbol}${number}` : `${code} ${number}`;
-  }
-
-  function exactMoney(text, code) {
-    const [whole, frac = ""] = String(text).split(".");
-    const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-    return withCurrency(`${grouped}.${(frac + "00").slice(0, 2)}`, code);
-  }
-
-  function compactMoney(text, code) {
-    const amount = Number(text);
-    for (const [step, suffix] of COMPACT_STEPS) {
-      if (amount >= step) {
-        const short = (amount / step).toLocaleString("en-US", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
-        return withCurrency(`${short}${suffix}`, code);
-      }
-    }
-    return exactMoney(text, code);
-  }
-
-  function fiatHtml(w) {
-    const values = (w.fiat && w.fiat.moved) || {};
-    for (const code of [CURRENCY, "USD"]) {
-      if (values[code] != null) {
-        return ` · <span class="fiat" title="${esc(exactMoney(values[code], code))}">${esc(compactMoney(values[code], code))}</span>`;
-      }
-    }
-    return "";
-  }
 
   function formatBtc(text) {
     const amount = Number(text);
     if (!Number.isFinite(amount)) return "—";
     return amount.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-  }
-
-  function formatFeeRate(rate) {
-    if (typeof rate !== "number") return "fee unknown";
-    const digits = rate < 100 ? 1 : 0;
-    return `${rate.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })} sat/vB`;
-  }
-
-  // The server phrases every prediction once (detection/domain/wording.py), so the live row
-  // says exactly what the page says.
-  function predictionWords(p) {
-    return (p && p.words) || { target: "no prediction", detail: "" };
   }
 
   function formatAge(iso) {
@@ -351,54 +286,5 @@
     for (const node of document.querySelectorAll("time[data-age]")) {
       node.textContent = formatAge(node.getAttribute("datetime"));
     }
-  }
-
-  const shortTxid = (txid) => `${txid.slice(0, 8)}…${txid.slice(-6)}`;
-
-  function rowHtml(w, sequence) {
-    const p = w.prediction;
-    const band = bandOf(p);
-    const percent = urgencyPercent(p);
-    const urgencyLabel = `Urgency ${band}` + (p && typeof p.urgency === "number" ? `, ${percent} of 100` : "");
-    const entity = (name) =>
-      `<span class="entity${name ? "" : " unlabelled"}">${esc(name || "unlabelled")}</span>`;
-    let target;
-    if (w.status === "confirmed") {
-      const waited = typeof w.blocks_waited === "number"
-        ? `<span class="sub">after ${w.blocks_waited} block${w.blocks_waited === 1 ? "" : "s"}</span>` : "";
-      target = `<span>block ${esc(w.confirmed_height ?? "?")}</span>${waited}`;
-    } else {
-      const words = predictionWords(p);
-      target = `<span>${esc(words.target)}</span><span class="sub">${esc(words.detail)}</span>`;
-    }
-    const badges = [`<span class="badge status status-${esc(w.status)}">${esc(w.status)}</span>`];
-    if (w.txid !== w.chain_txid) {
-      badges.push('<span class="badge rbf" title="A fee bump replaced the first version">replaced (RBF)</span>');
-    } else if ((w.shape_tags || []).includes("rbf_signalled")) {
-      badges.push('<span class="badge rbf" title="Signals replace-by-fee">RBF</span>');
-    }
-    if (w.conflict) badges.push('<span class="badge conflict" title="A conflicting spend was seen">conflict</span>');
-    if (p && p.fee_spike) badges.push('<span class="badge spike" title="Fees are spiking: the ETA is less certain">fee spike</span>');
-    const moved = w.moved_btc ?? w.value_btc;
-    return `<tr class="whale-row status-${esc(w.status)}" data-chain="${esc(w.chain_txid)}" data-sequence="${sequence}">
-  <td class="col-value" data-label="Value">
-    <a class="value" href="/whales/${esc(w.txid)}/" title="${esc(moved)} BTC moved · open details">${formatBtc(moved)} <abbr title="bitcoin">BTC</abbr></a>${fiatHtml(w)}
-    <span class="sub">${moved !== w.value_btc && w.value_btc != null ? `of ${formatBtc(w.value_btc)} total · ` : ""}<span class="txid">${esc(shortTxid(w.txid))}</span></span>
-  </td>
-  <td class="col-flow" data-label="From → to">
-    <span class="entities">${entity(w.from_entity)} <span aria-label="to">→</span> ${entity(w.to_entity)}</span>
-    <span class="badge flow flow-${esc(w.flow)}">${esc(flowLabel(w.flow))}</span>
-  </td>
-  <td class="col-fee" data-label="Fee &amp; urgency">
-    <span class="fee-rate">${esc(formatFeeRate(w.fee_rate))}</span>
-    <span class="urgency band-${esc(band)}" role="img" aria-label="${esc(urgencyLabel)}">
-      <span class="urgency-track"><span class="urgency-fill" style="width: ${percent}%"></span></span>
-      <span class="urgency-label">${esc(band)}</span>
-    </span>
-  </td>
-  <td class="col-eta" data-label="Predicted">${target}</td>
-  <td class="col-status" data-label="Status">${badges.join(" ")}</td>
-  <td class="col-age" data-label="Age"><time datetime="${esc(w.first_seen_at)}" data-age>${esc(formatAge(w.first_seen_at))}</time></td>
-</tr>`;
   }
 })();

@@ -75,6 +75,12 @@ def test_filters_each_narrow_the_list(api):
     assert get("status=confirmed") == {mid.txid}
     assert get("min_urgency=0.5") == {mid.txid}
     assert get("min_urgency=0") == {small.txid, mid.txid}  # no prediction: no urgency
+    # the feed's urgency bands, through the same FilterSet
+    assert get("urgency=unscored") == {big.txid}
+    assert get("urgency=high") | get("urgency=medium") | get("urgency=low") == {
+        small.txid,
+        mid.txid,
+    }
     since = (T0 - timedelta(days=1)).isoformat()
     assert get(f"since={since.replace('+00:00', 'Z')}") == {small.txid, big.txid}
     assert get("until=2026-02-27T00:00:00Z") == {mid.txid}
@@ -94,6 +100,7 @@ def test_filters_each_narrow_the_list(api):
         ("min_btc=NaN", "min_btc"),
         ("min_urgency=1.5", "min_urgency"),
         ("min_urgency=inf", "min_urgency"),
+        ("urgency=extreme", "urgency"),
         ("since=notadate", "since"),
         ("until=2026-13-01", "until"),
         ("since=0001-01-01T00:00:00%2B05:00", "since"),

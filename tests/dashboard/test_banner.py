@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 
 from dashboard.source_health import (
@@ -13,6 +14,7 @@ from dashboard.source_health import (
     DEGRADED,
     UNAVAILABLE,
     UNAVAILABLE_AFTER_SECONDS,
+    banner_payload,
     source_health,
 )
 from detection.stats import ALARM_CACHE_KEY
@@ -27,6 +29,36 @@ def heartbeat(**fields):
 
 
 # --- the rules, from a heartbeat dict ----------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_pushed_banner_is_judged_and_worded_by_the_server():
+    # Reconnecting for a minute: amber now, red when five minutes down, with the page's words.
+    payload = banner_payload(heartbeat(connected=False, disconnected_since=NOW - 60), NOW)
+    assert payload["state"] == DEGRADED
+    assert "reconnecting since" in payload["html"]
+    assert 'data-format="time"' in payload["html"], "the browser shows it in the viewer's zone"
+    [step] = payload["then"]
+    assert step["state"] == UNAVAILABLE
+    assert step["at"] == pytest.approx(NOW - 60 + UNAVAILABLE_AFTER_SECONDS, abs=0.01)
+    assert step["at"] > NOW - 60 + UNAVAILABLE_AFTER_SECONDS, "five minutes exactly is amber"
+    assert "has been down since" in step["html"]
+    # Each step is what source_health says at that moment: one rule, no copy in the browser.
+    dropped = heartbeat(connected=False, disconnected_since=NOW - 60)
+    assert source_health(dropped, step["at"]).state == UNAVAILABLE
+    assert source_health(dropped, step["at"] - 0.01).state == DEGRADED
+
+
+@pytest.mark.django_db
+def test_no_heartbeat_is_unavailable_with_nothing_to_follow():
+    payload = banner_payload(None, NOW)
+    assert (payload["state"], payload["then"]) == (UNAVAILABLE, [])
+    assert "no heartbeat from the ingest process" in payload["html"]
+
+
+def test_the_banner_script_holds_no_health_rule():
+    script = (settings.BASE_DIR / "static" / "js" / "banner.js").read_text()
+    assert "staleAfter" not in script and "unavailableAfter" not in script
 
 
 def test_connected_and_fresh_is_connected():

@@ -1,19 +1,30 @@
 """The /ws/whales/ socket over the real channels-redis layer: auth, origin, snapshot, events."""
 
 import asyncio
+import re
 import time
 from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.template.loader import render_to_string
 from rest_framework_simplejwt.tokens import AccessToken
 
 from dashboard import consumers
 from dashboard.consumers import CLOSE_UNAUTHENTICATED, WhaleFeedConsumer
 from dashboard.live import apublish_ingest_status, publish_ingest_status
 from tests.dashboard.conftest import ANONYMOUS_HEADERS, session_headers
-from tests.dashboard.whales import confirm, label_exchanges, replace, see, txid, whale_tx
+from tests.dashboard.whales import (
+    EXCHANGE_ADDRESS,
+    confirm,
+    label_exchanges,
+    replace,
+    see,
+    txid,
+    whale_tx,
+)
 from whaleproject.asgi import application
 from whaleproject.health import write_ingest_heartbeat
 
@@ -293,7 +304,7 @@ async def test_events_follow_the_snapshot_in_commit_order(alice):
     confirmed = events[3]["event"]["whale"]
     assert confirmed["status"] == "confirmed"
     assert confirmed["confirmed_height"] == 900_002
-    # the event shape detection.push sends, unchanged
+    # the event shape detection.push sends, plus the rows rendered by the page's template
     assert set(events[0]["event"]) == {
         "id",
         "kind",
@@ -302,8 +313,71 @@ async def test_events_follow_the_snapshot_in_commit_order(alice):
         "frame_received_at",
         "details",
         "whale",
+        "row_html",
+        "row_html_by_currency",
     }
+    for message in events:
+        event = message["event"]
+        assert without_age(event["row_html"]) == without_age(
+            page_row(dict(event["whale"], sequence=event["sequence"]), "USD")
+        )
+        assert "matches" not in message, "an unfiltered feed shows every event"
     await communicator.disconnect()
+
+
+def page_row(whale: dict, currency: str) -> str:
+    """The feed page's row for a whale, straight from its template."""
+    context = {"w": whale, "display_currency": currency}
+    return render_to_string("dashboard/_whale_row.html", context).strip()
+
+
+def without_age(html: str) -> str:
+    """A row with its age text blanked: it is "0 s" or "1 s" depending on when it was rendered."""
+    return re.sub(r"(<time [^>]*data-age>)[^<]*(</time>)", r"\1\2", html)
+
+
+async def test_snapshot_rows_are_the_page_rows_in_the_users_currency(alice):
+    await record_feed()
+
+    @sync_to_async
+    def prefer_euros():
+        alice.profile.display_currency = "EUR"
+        alice.profile.save()
+
+    await prefer_euros()
+    communicator = socket(headers=await session_headers(alice))
+    await communicator.connect()
+    snapshot = await communicator.receive_json_from(timeout=5)
+    assert snapshot["whales"]
+    for whale in snapshot["whales"]:
+        shape = {key: value for key, value in whale.items() if key != "row_html"}
+        assert without_age(whale["row_html"]) == without_age(page_row(shape, "EUR"))
+    await communicator.disconnect()
+
+
+async def test_a_filtered_feed_is_told_by_the_server_whether_an_event_matches(alice):
+    await sync_to_async(label_exchanges)()
+    filtered = socket(path="/ws/whales/?flow=exchange_inflow", headers=await session_headers(alice))
+    plain = socket(headers=await session_headers(alice))
+    for communicator in (filtered, plain):
+        await communicator.connect()
+        assert (await communicator.receive_json_from(timeout=5))["type"] == "snapshot"
+
+    @sync_to_async
+    def record():
+        see(whale_tx(11, 150, receiver=EXCHANGE_ADDRESS))  # an exchange inflow
+        see(whale_tx(12, 2500))  # unlabelled
+
+    await record()
+    told = [await filtered.receive_json_from(timeout=5) for _ in range(2)]
+    assert [(m["event"]["whale"]["txid"], m["matches"]) for m in told] == [
+        (txid(11), True),
+        (txid(12), False),
+    ]
+    untold = [await plain.receive_json_from(timeout=5) for _ in range(2)]
+    assert all("matches" not in m for m in untold)
+    for communicator in (filtered, plain):
+        await communicator.disconnect()
 
 
 async def test_ingest_status_reaches_every_socket(alice, bob):
@@ -321,7 +395,27 @@ async def test_ingest_status_reaches_every_socket(alice, bob):
         assert [m["status"]["connected"] for m in received[:2]] == [False, True]
         assert received[2]["status"]["memory_level"] == "warning"
         assert all(abs(m["server_time"] - time.time()) < 5 for m in received)
+        # written in 1970: the server judged it long silent, and says so in the banner's words
+        assert [m["banner"]["state"] for m in received] == ["unavailable"] * 3
+        assert "down since" in received[0]["banner"]["html"]
         await communicator.disconnect()
+
+
+async def test_ingest_status_carries_the_servers_banner_and_when_it_changes(alice):
+    communicator = socket(headers=await session_headers(alice))
+    await communicator.connect()
+    await communicator.receive_json_from(timeout=5)
+    written_at = time.time()
+    await apublish_ingest_status({"connected": True, "written_at": written_at})
+    banner = (await communicator.receive_json_from(timeout=5))["banner"]
+    assert banner["state"] == "connected"
+    assert banner["html"].startswith("<strong>Live</strong>")
+    # If nothing newer arrives: amber once the heartbeat is stale, red five minutes later.
+    stale = settings.WHALE_HEARTBEAT_STALE_SECONDS
+    steps = [(step["state"], round(step["at"] - written_at)) for step in banner["then"]]
+    assert steps == [("degraded", stale), ("unavailable", 300)]
+    assert "reconnecting since" in banner["then"][0]["html"]
+    await communicator.disconnect()
 
 
 async def test_anonymous_socket_gets_no_pushes(quick_auth_deadline):

@@ -158,6 +158,24 @@ def wait_for_http(url: str, timeout: float = 30.0) -> None:
     raise AssertionError(f"{url} did not come up; see tests/artifacts/daphne.log")
 
 
+def comparable_row(page, html: str, chain: str | None = None) -> str:
+    """A row as the browser serialises it, without what differs by moment: its highlight
+    classes and its age. With `chain`, the row for that chain is taken from a whole page."""
+    return page.evaluate(
+        """([html, chain]) => {
+            const doc = new DOMParser().parseFromString(
+                chain ? html : `<table><tbody>${html}</tbody></table>`, "text/html");
+            const row = chain ? doc.querySelector(`tr[data-chain="${chain}"]`)
+                              : doc.querySelector("tr");
+            row.classList.remove("flash", "flash-static", "flash-confirmed", "flash-new",
+                                 "flash-updated");
+            row.querySelector("time[data-age]").textContent = "";
+            return row.outerHTML;
+        }""",
+        [html, chain],
+    )
+
+
 def wait_for_worker(env: dict[str, str], timeout: float = 30.0) -> None:
     from whaleproject.celery import app
 
@@ -284,6 +302,11 @@ def test_whale_appears_confirms_filters_and_opens_live(
         expect(confirmed).to_contain_text("block 890448")
         expect(page.locator(f'#pending-rows tr[data-chain="{first_txid}"]')).to_have_count(0)
         assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
+        # The pushed row is the page template's row: the server renders it, the script inserts it.
+        served = page.request.get(f"{base}/").text()
+        assert comparable_row(page, confirmed.evaluate("row => row.outerHTML")) == comparable_row(
+            page, served, first_txid
+        )
         page.wait_for_timeout(600)
         page.screenshot(path=shots / "03-feed-confirmed.png")
         page.set_viewport_size({"width": 390, "height": 844})  # a phone: rows become cards
