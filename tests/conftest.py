@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from channels.layers import channel_layers
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.management import call_command
@@ -63,6 +64,17 @@ def pytest_collection_modifyitems(config, items):
             item.fixturenames.insert(0, "clean_test_redis")
         if folder in PAGE_FOLDERS or PAGE_FIXTURES & set(item.fixturenames):
             item.fixturenames.insert(0, "collected_static")
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """A channel layer per test, for every test that opens a socket (dashboard, watchlist,
+    security). channels-redis keeps receive locks on the layer object, and each async test runs
+    its own event loop: a lock left held by a finished test's loop would block the next test's
+    receive (Daphne runs one loop, so production has no such sharing)."""
+    channel_layers.backends = {}
+    yield
+    channel_layers.backends = {}
 
 
 @pytest.fixture(autouse=True)

@@ -47,15 +47,3 @@ async def session_headers(user, origin: bytes = ORIGIN) -> list[tuple[bytes, byt
 
 
 ANONYMOUS_HEADERS = [(b"origin", ORIGIN), (b"host", b"127.0.0.1")]
-
-
-@pytest.fixture(autouse=True)
-def fresh_channel_layer():
-    """A channel layer per test. channels-redis keeps receive locks on the layer object, and
-    each async test runs its own event loop: a lock left held by a finished test's loop would
-    block the next test's receive (Daphne runs one loop, so production has no such sharing)."""
-    from channels.layers import channel_layers
-
-    channel_layers.backends = {}
-    yield
-    channel_layers.backends = {}
