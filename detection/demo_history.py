@@ -47,8 +47,6 @@ FUND = "Demo Fund"
 BLOCK_INTERVAL = timedelta(minutes=10)
 DAYS = 7
 DEMO_RECORDING = FIXTURES / "demo.jsonl.gz"
-# Fiat prices the demo's source "sends" (about December 2026's order of magnitude; made up).
-DEMO_PRICES = {"USD": "92000", "EUR": "79000", "GBP": "69000", "JPY": "14300000"}
 RECENT_PENDING = 8  # whales seen in the last half hour, still waiting
 FLOWS = ("exchange_inflow", "exchange_outflow", "inter_exchange", "exchange_internal", "unknown")
 
@@ -71,6 +69,21 @@ def replay_parent(path: Path = DEMO_RECORDING) -> tuple[int, str]:
     raise ValueError(f"{path}: no block frame to continue from")
 
 
+def replay_prices(path: Path = DEMO_RECORDING) -> dict[str, str]:
+    """The fiat prices of the demo recording's first ``conversions`` frame, so that the history
+    and the live replay value bitcoin alike."""
+    for _t, raw in read_recording(path):
+        message = orjson.loads(raw) if raw.startswith(b"{") else {}
+        conversions = message.get("conversions") if isinstance(message, dict) else None
+        if isinstance(conversions, dict):
+            return {
+                code: str(value)
+                for code, value in conversions.items()
+                if code != "time" and isinstance(value, int | float)
+            }
+    raise ValueError(f"{path}: no conversions frame to take prices from")
+
+
 def templates() -> list[dict[str, Any]]:
     shapes = []
     for name in TEMPLATE_FILES:
@@ -85,6 +98,7 @@ class _Builder:
         self.now = now.replace(microsecond=0)
         self.count = whales
         self.tip_height, self.tip_hash = replay_parent()
+        self.base_prices = replay_prices()
         self.blocks_in_week = int(timedelta(days=DAYS) / BLOCK_INTERVAL)
         self.shapes = templates()
         self.events = 0
@@ -222,14 +236,15 @@ class _Builder:
 
     def prices_at(self, at: datetime) -> dict[str, list[Any]]:
         """The source's fiat prices as the ingest carries them ({code: [price, received_at]}):
-        a deterministic drift of a few per cent over the week, so fiat values differ by day."""
-        drift = 1 + 0.03 * math.sin(at.timestamp() / 86_400)
+        a deterministic drift of a few per cent over the week, so fiat values differ by day, that
+        ends at the replay's own prices now."""
+        drift = 1 + 0.03 * math.sin((at - self.now).total_seconds() / 86_400)
         return {
             code: [
                 str((Decimal(base) * Decimal(str(round(drift, 5)))).quantize(Decimal(1))),
                 at.timestamp(),
             ]
-            for code, base in DEMO_PRICES.items()
+            for code, base in self.base_prices.items()
         }
 
     def projection(self, at: datetime, fee_rate: float, market: float) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
@@ -58,6 +59,13 @@ def test_a_week_of_history_in_every_flow_class():
     assert WhaleHourlyVolume.objects.values("hour").distinct().count() > 100
     entities = set(AddressLabel.objects.filter(source="demo").values_list("entity", flat=True))
     assert {"Demo Exchange A", "Demo Exchange B", "Demo Fund"} <= entities
+    # Every whale has fiat values; the price drifts a few per cent over the week and ends at the
+    # live replay's own price (its first conversions frame: USD 70,019), so the two agree.
+    assert not whales.filter(value_usd__isnull=True).exists()
+    replay_usd = Decimal(demo_history.replay_prices()["USD"])
+    latest = whales.order_by("-first_seen_at").first()
+    assert abs(latest.price_usd - replay_usd) / replay_usd < Decimal("0.001")
+    assert len(set(whales.values_list("price_usd", flat=True))) > 24
 
 
 def test_loading_twice_gives_the_same_week():
