@@ -345,17 +345,17 @@ def disable_endpoint(endpoint: WebhookEndpoint, reason: str) -> bool:
     )
     if not changed:
         return False
-    Delivery.objects.filter(
-        endpoint=endpoint,
-        status__in=[DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.HELD],
-    ).update(
-        status=DeliveryStatus.DEAD,
-        next_attempt_at=None,
-        last_error=f"not sent: the endpoint was disabled ({reason})"[:500],
-    )
+    _abandon_waiting(f"the endpoint was disabled ({reason})", endpoint=endpoint)
     endpoint.active, endpoint.disabled_reason = False, reason
     transaction.on_commit(lambda: _tell_owner_endpoint_disabled(endpoint.pk))
     return True
+
+
+def _abandon_waiting(why: str, **target) -> None:
+    """Give up the deliveries still waiting for a place that was turned off."""
+    Delivery.objects.filter(
+        status__in=[DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.HELD], **target
+    ).update(status=DeliveryStatus.DEAD, next_attempt_at=None, last_error=f"not sent: {why}"[:500])
 
 
 def _tell_owner_endpoint_disabled(endpoint_id: int) -> None:
@@ -422,14 +422,7 @@ def disable_chat(chat: ChatEndpoint, reason: str) -> bool:
     )
     if not changed:
         return False
-    Delivery.objects.filter(
-        chat=chat,
-        status__in=[DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.HELD],
-    ).update(
-        status=DeliveryStatus.DEAD,
-        next_attempt_at=None,
-        last_error=f"not sent: the channel was turned off ({reason})"[:500],
-    )
+    _abandon_waiting(f"the channel was turned off ({reason})", chat=chat)
     chat.active, chat.disabled_reason = False, reason
     transaction.on_commit(lambda: _tell_owner_chat_disabled(chat.pk))
     return True

@@ -512,6 +512,17 @@ class WhaleTracker:
         self.pending[new] = chain
         if whale is None:
             self._note_replaced_without_tx(new, old, replaced_whale, old_rate)
+        self._replaced_event(chain, old, new, changes, at, events)
+
+    def _replaced_event(
+        self,
+        chain: Chain,
+        old: str,
+        new: str,
+        changes: dict[str, list[Any]],
+        at: float,
+        events: list[Event],
+    ) -> None:
         projection = self.projection_for(chain)
         chain.projected_block = projection["projected_block"] if projection else None
         events.append(
@@ -553,19 +564,7 @@ class WhaleTracker:
             changes["fee"] = [old_fee, whale.fee]
         if chain.effective_rate != old_rate:
             changes["effective_fee_rate"] = [old_rate, chain.effective_rate]
-        projection = self.projection_for(chain)
-        chain.projected_block = projection["projected_block"] if projection else None
-        events.append(
-            self._event(
-                chain,
-                "replaced",
-                at,
-                replaced_txid=old,
-                replacing_txid=new,
-                changes=changes,
-                projection=projection,
-            )
-        )
+        self._replaced_event(chain, old, new, changes, at, events)
         return True
 
     def _cpfp(self, parent: str, child: TxRecord | None, at: float, events: list[Event]) -> None:
