@@ -133,15 +133,15 @@ def main() -> int:
     report.add(
         f"ingest receipt → dashboard receipt p50 ({rate})",
         f"{p50:.0f} ms",
-        target="<= 50 ms",
-        met=p50 <= 50,
+        target="<= 40 ms",
+        met=p50 <= 40,
     )
     report.add("ingest receipt → dashboard receipt p95", f"{p95:.0f} ms")
     report.add(
         "ingest receipt → dashboard receipt p99",
         f"{p99:.0f} ms",
-        target="<= 250 ms",
-        met=p99 <= 250,
+        target="<= 150 ms",
+        met=p99 <= 150,
     )
     report.add(
         "feed send → dashboard receipt p50 / p95 / p99",
