@@ -154,6 +154,7 @@ def whale_rows(count: int, now: datetime, rng: random.Random):
             "[]",
             "[]",
             "{}",
+            False,  # watch_only: every row is a whale
         )
 
 
@@ -162,12 +163,12 @@ WHALE_COLUMNS = (
     "has_prevouts, inputs, outputs, flow, from_entity, to_entity, shape_tags, conflict, "
     "conflict_winner, first_seen_at, seen_in_mempool, source, updated_at, status_at, "
     "latest_urgency, confirmed_height, confirmed_hash, confirmed_at, blocks_waited, "
-    "moved, change_outputs, change_methods, fiat"
+    "moved, change_outputs, change_methods, fiat, watch_only"
 )
 PREDICTION_COLUMNS = (
     "whale_id, made_at, tip_height, fee_rate, projected_block, predicted_blocks, fee_percentile, "
-    "urgency, band, eta_seconds, may_not_confirm_soon, fee_spike, basis, outcome, resolved_at, "
-    "resolved_height, resolved_block_hash, actual_blocks, hit, abs_error"
+    "urgency, band, eta_seconds, may_not_confirm_soon, may_be_purged, scored, fee_spike, basis, "
+    "outcome, resolved_at, resolved_height, resolved_block_hash, actual_blocks, hit, abs_error"
 )
 
 
@@ -216,8 +217,10 @@ def load(count: int, now: datetime) -> None:
                         urgency,
                         band,
                         predicted * 600,
-                        False,
-                        False,
+                        False,  # may_not_confirm_soon
+                        False,  # may_be_purged
+                        True,  # scored
+                        False,  # fee_spike
                         "local",
                         outcome,
                         resolved,
