@@ -426,8 +426,14 @@ def run_setup(args: argparse.Namespace) -> None:
         endpoint = WebhookEndpoint.objects.create(
             owner=user, url=spec["hook_base"] + path, secret=secret
         )
+        # On the total, so every whale alerts: the checks expect each whale's events at each
+        # endpoint, and a synthetic whale's moved amount (change excluded) may be under 100 BTC.
         subscription = Subscription.objects.create(
-            owner=user, name=f"stack {number}", min_sats=100 * SATS_PER_BTC, email=False
+            owner=user,
+            name=f"stack {number}",
+            min_sats=100 * SATS_PER_BTC,
+            amount_basis="total",
+            email=False,
         )
         subscription.webhooks.add(endpoint)
     viewer, _ = user_model.objects.get_or_create(
