@@ -72,6 +72,7 @@ def test_fresh_make_demo_tells_the_story_within_15_seconds(tmp_path):
         started_processes: list[tuple[int, str]] = []
         try:
             wait_for_http(f"{base}/accounts/login/", make)
+            print(f"make demo served its login page after {time.monotonic() - started:.1f} s")
             with playwright_api.sync_playwright() as playwright:
                 browser = playwright.chromium.launch(
                     executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
