@@ -100,3 +100,19 @@ def test_history_is_not_news_no_push_no_alert(settings, django_capture_on_commit
     assert WhaleEvent.objects.count() >= 20
     assert callbacks == []
     assert not EventFanOut.objects.exists() and not Delivery.objects.exists()
+
+
+def test_prepare_demo_does_all_make_demo_needs_in_one_process(django_user_model, settings):
+    # make demo's one step before honcho: migrate, static files, pool labels, the login, the
+    # week and the example alerts on the receiver's port of this run (a fresh database and the
+    # static files: tests/demo/test_demo_browser.py, through make demo itself).
+    settings.WHALE_OUTBOUND_ALLOW_LOOPBACK = True
+    call_command("prepare_demo", receiver_url="http://127.0.0.1:18099/hooks/whale-watch")
+    user = django_user_model.objects.get(username="demo")
+    assert user.check_password("whalewatch-demo")
+    assert WhaleTransaction.objects.filter(source="demo history").count() >= 200
+    assert AddressLabel.objects.filter(source="pools-v2").exists()
+    [subscription] = user.alert_subscriptions.all()
+    assert [e.url for e in subscription.webhooks.all()] == [
+        "http://127.0.0.1:18099/hooks/whale-watch"
+    ]
