@@ -78,11 +78,17 @@ def test_fresh_make_demo_tells_the_story_within_15_seconds(tmp_path):
         started_processes: list[tuple[int, str]] = []
         try:
             wait_for_http(f"{base}/accounts/login/", make)
-            print(f"make demo served its login page after {time.monotonic() - started:.1f} s")
+            served = time.monotonic() - started
             check_the_story(page, base)
             elapsed = time.monotonic() - started
-            print(f"the story was on screen {elapsed:.1f} s after make demo started")
-            assert elapsed < STORY_SECONDS, f"the story took {elapsed:.1f} s from make demo"
+            # The steps' times are in make-demo.log ("Demo prepared: …"); a busy machine (the
+            # load average) explains a slow run.
+            timing = (
+                f"the story was on screen {elapsed:.1f} s after make demo started (login page "
+                f"served at {served:.1f} s; load average {os.getloadavg()[0]:.1f})"
+            )
+            print(timing)
+            assert elapsed < STORY_SECONDS, timing
 
             # Then the replay continues the chain: a live whale arrives without a reload.
             page.goto(f"{base}/")

@@ -4,6 +4,8 @@ login, a week of history ending now, then the example alerts on the local receiv
 
 from __future__ import annotations
 
+import time
+
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
@@ -15,10 +17,14 @@ class Command(BaseCommand):
         parser.add_argument("--receiver-url", required=True, help="the demo webhook's URL")
 
     def handle(self, *args, receiver_url, **options):
+        took = []
         for name, kwargs in (
             ("prepare_local", {}),
             ("create_demo_user", {}),
             ("load_demo_history", {}),
             ("create_demo_alerts", {"url": receiver_url}),
         ):
+            started = time.monotonic()
             call_command(name, stdout=self.stdout, stderr=self.stderr, **kwargs)
+            took.append(f"{name} {time.monotonic() - started:.1f} s")
+        self.stdout.write("Demo prepared: " + ", ".join(took))
