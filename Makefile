@@ -11,7 +11,8 @@ VAR_DIR := $(or $(WHALE_VAR_DIR),var)
 DEMO_RECEIVER_PORT ?= 8099
 
 # A local run needs no configuration: debug mode, SQLite under var/, Redis on 127.0.0.1.
-# PORT, WHALE_VAR_DIR, REDIS_URL and REDIS_KEY_PREFIX set a run apart from another one.
+# PORT, WHALE_VAR_DIR, REDIS_URL, REDIS_KEY_PREFIX, WHALE_INGEST_METRICS_PORT (0 = off) and, for
+# the demo, DEMO_RECEIVER_PORT set a run apart from another one (tests/demo/test_demo_browser.py).
 RUN_ENV := DEBUG=$${DEBUG:-true} WHALE_PORT=$(PORT) SITE_URL=$${SITE_URL:-http://127.0.0.1:$(PORT)}
 
 .PHONY: help install var prepare run demo demo-data test lint format clean bench fuzz
