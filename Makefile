@@ -5,11 +5,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8000
+# The local run's state (SQLite, static files, beat schedule): var/, or WHALE_VAR_DIR when set,
+# which the settings read from the same environment.
+VAR_DIR := $(or $(WHALE_VAR_DIR),var)
+DEMO_RECEIVER_PORT ?= 8099
 
 # A local run needs no configuration: debug mode, SQLite under var/, Redis on 127.0.0.1.
-RUN_ENV := DEBUG=$${DEBUG:-true} WHALE_PORT=$(PORT)
+# PORT, WHALE_VAR_DIR, REDIS_URL, REDIS_KEY_PREFIX, WHALE_INGEST_METRICS_PORT (0 = off) and, for
+# the demo, DEMO_RECEIVER_PORT set a run apart from another one (tests/demo/test_demo_browser.py).
+RUN_ENV := DEBUG=$${DEBUG:-true} WHALE_PORT=$(PORT) SITE_URL=$${SITE_URL:-http://127.0.0.1:$(PORT)}
 
-.PHONY: help install prepare run demo demo-data test lint format clean bench fuzz
+.PHONY: help install var prepare run demo demo-data test lint format clean bench fuzz
 
 help:
 	@echo "make run     start the portal on http://127.0.0.1:$(PORT) (live mempool.space feed)"
@@ -30,13 +36,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 var:
-	mkdir -p var
+	mkdir -p "$(VAR_DIR)"
 
 prepare: install var
 	./deploy/dev-services.sh redis
-	$(RUN_ENV) $(PY) manage.py migrate --noinput
-	$(RUN_ENV) $(PY) manage.py collectstatic --noinput --verbosity 0
-	$(RUN_ENV) $(PY) manage.py import_pool_labels
+	$(RUN_ENV) $(PY) manage.py prepare_local
 
 run: prepare
 	@echo "Whale Watch: http://127.0.0.1:$(PORT)/  (Ctrl-C stops every process)"
@@ -44,13 +48,11 @@ run: prepare
 
 # The demo: a week of history ending now, the demo login with an example subscription whose
 # webhook goes to a local receiver (Procfile.demo), then the replay continuing the same chain.
-DEMO_ENV := $(RUN_ENV) WHALE_OUTBOUND_ALLOW_LOOPBACK=true
+DEMO_ENV := $(RUN_ENV) WHALE_OUTBOUND_ALLOW_LOOPBACK=true WHALE_DEMO_RECEIVER_PORT=$(DEMO_RECEIVER_PORT)
 
-demo: prepare
-	$(DEMO_ENV) $(PY) manage.py create_demo_user
-	$(DEMO_ENV) $(PY) manage.py create_demo_alerts --remove
-	$(DEMO_ENV) $(PY) manage.py load_demo_history
-	$(DEMO_ENV) $(PY) manage.py create_demo_alerts
+demo: install var
+	./deploy/dev-services.sh redis
+	$(DEMO_ENV) $(PY) manage.py prepare_demo --receiver-url http://127.0.0.1:$(DEMO_RECEIVER_PORT)/hooks/whale-watch
 	@echo "Whale Watch demo (offline replay): http://127.0.0.1:$(PORT)/  (Ctrl-C stops every process)"
 	$(DEMO_ENV) WHALE_SOURCE="replay:detection/fixtures/demo.jsonl.gz?loop=1&speed=1&retime=1" \
 	  $(VENV)/bin/honcho start -f Procfile.demo

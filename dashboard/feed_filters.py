@@ -1,5 +1,7 @@
 """The live feed's filter form (its words and choices) and its adapter to the REST API's
-FilterSet (detection.api.filters.WhaleFilter), which alone decides what matches.
+FilterSet (detection.api.filters.WhaleFilter), which alone decides what matches and holds every
+limit (amount range and places, entity length, the range check): the form's fields are the
+FilterSet's own, relabelled.
 
 The snapshot is filtered in the database; for a pushed event the fan-out asks whale_matches,
 so the browser never applies a filter rule itself.
@@ -7,6 +9,7 @@ so the browser never applies a filter rule itself.
 
 from __future__ import annotations
 
+import copy
 from decimal import Decimal
 from typing import Any
 
@@ -24,29 +27,31 @@ FEED_STATUSES = [
 FILTER_NAMES = ("flow", "entity", "urgency", "min_btc", "max_btc", "status")
 
 
+def api_field(name: str, label: str, **page_words: str) -> forms.Field:
+    """The FilterSet's form field for filter `name`, limits and all, in the page's words (a
+    copy: the API keeps its own label)."""
+    field = copy.deepcopy(WhaleFilter.base_filters[name].field)
+    field.label = label
+    for attribute, words in page_words.items():
+        setattr(field, attribute, words)
+    return field
+
+
 class FeedFilterForm(WhaleFilterForm):
-    """The page's words and choices; the range check is the API form's (WhaleFilterForm)."""
+    """The page's words and choices (its status list is the feed's three); the limits are the
+    FilterSet's fields (api_field) and the range check its form's (WhaleFilterForm)."""
 
     flow = forms.ChoiceField(
         choices=[("", "Any flow"), *Flow.choices], required=False, label="Flow"
     )
-    entity = forms.CharField(
-        max_length=100,
-        required=False,
-        label="Entity",
-        help_text="Sender or receiver, e.g. Binance",
-    )
+    entity = api_field("entity", "Entity", help_text="Sender or receiver, e.g. Binance")
     urgency = forms.ChoiceField(
         choices=[("", "Any urgency"), *URGENCY_BANDS],
         required=False,
         label="Urgency",
     )
-    min_btc = forms.DecimalField(
-        min_value=0, max_value=21_000_000, decimal_places=8, required=False, label="Min BTC"
-    )
-    max_btc = forms.DecimalField(
-        min_value=0, max_value=21_000_000, decimal_places=8, required=False, label="Max BTC"
-    )
+    min_btc = api_field("min_btc", "Min BTC")
+    max_btc = api_field("max_btc", "Max BTC")
     status = forms.ChoiceField(
         choices=[("", "Any status"), *FEED_STATUSES], required=False, label="Status"
     )

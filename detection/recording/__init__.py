@@ -47,20 +47,24 @@ class RecordResult:
     reason: str = ""
 
 
-def record_event(payload: dict[str, Any]) -> RecordResult:
+def record_event(payload: dict[str, Any], *, announce: bool = True) -> RecordResult:
+    """`announce=False` records history that is not news (the demo's past week): no latency
+    sample, no dashboard push, no alert fan-out after the commit."""
     try:
         kind, txid, event_uid, sequence = check_event(payload)
     except BadEvent as exc:
         raise BadPayload(str(exc)) from None
     try:
-        return _record(payload, kind, txid, event_uid, sequence)
+        return _record(payload, kind, txid, event_uid, sequence, announce)
     except WhaleRace:
         # Another worker inserted the same new whale first; our transaction rolled back whole.
         # Once more: now the row is found and locked like any known whale.
-        return _record(payload, kind, txid, event_uid, sequence)
+        return _record(payload, kind, txid, event_uid, sequence, announce)
 
 
-def _record(payload: dict[str, Any], kind: str, txid: str, event_uid, sequence) -> RecordResult:
+def _record(
+    payload: dict[str, Any], kind: str, txid: str, event_uid, sequence, announce: bool
+) -> RecordResult:
     # collecting_rollups exits first, so the rollup rows are written just before the commit
     # (also on the early returns, which may still commit a new whale row).
     with transaction.atomic(), collecting_rollups():
@@ -104,6 +108,8 @@ def _record(payload: dict[str, Any], kind: str, txid: str, event_uid, sequence) 
                 return RecordResult(None, False, "duplicate (chain, kind, sequence)")
         apply = APPLY[kind]
         apply(whale, event, payload)
+        if not announce:
+            return RecordResult(event.pk, True)
         # Registered first so the latency is taken at commit, before the push and fan-out run.
         transaction.on_commit(
             lambda: observe_detection_latency("committed", kind, event.frame_received_at)

@@ -89,16 +89,30 @@ def test_demo_alerts_give_the_demo_user_a_subscription_and_a_webhook(django_user
     assert subscription.min_sats == 100 * 100_000_000 and not subscription.email
 
 
-def test_history_loaded_without_the_demo_subscription_sends_no_alerts(
-    settings, django_capture_on_commit_callbacks
-):
-    # make demo: remove the example alerts, load the week, then create them: history is not news.
+def test_history_is_not_news_no_push_no_alert(settings, django_capture_on_commit_callbacks):
+    # Even with the demo subscription in place, a week of history alerts nobody and pushes
+    # nothing: no callback after the commit, no fan-out row, no delivery.
     settings.WHALE_OUTBOUND_ALLOW_LOOPBACK = True
     call_command("create_demo_user")
     call_command("create_demo_alerts")
-    call_command("create_demo_alerts", remove=True)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         call_command("load_demo_history", whales=20)
-    assert callbacks  # the fan-out did run for every event, and found no subscription
-    assert EventFanOut.objects.exists() and not Delivery.objects.exists()
-    call_command("create_demo_alerts")
+    assert WhaleEvent.objects.count() >= 20
+    assert callbacks == []
+    assert not EventFanOut.objects.exists() and not Delivery.objects.exists()
+
+
+def test_prepare_demo_does_all_make_demo_needs_in_one_process(django_user_model, settings):
+    # make demo's one step before honcho: migrate, static files, pool labels, the login, the
+    # week and the example alerts on the receiver's port of this run (a fresh database and the
+    # static files: tests/demo/test_demo_browser.py, through make demo itself).
+    settings.WHALE_OUTBOUND_ALLOW_LOOPBACK = True
+    call_command("prepare_demo", receiver_url="http://127.0.0.1:18099/hooks/whale-watch")
+    user = django_user_model.objects.get(username="demo")
+    assert user.check_password("whalewatch-demo")
+    assert WhaleTransaction.objects.filter(source="demo history").count() >= 200
+    assert AddressLabel.objects.filter(source="pools-v2").exists()
+    [subscription] = user.alert_subscriptions.all()
+    assert [e.url for e in subscription.webhooks.all()] == [
+        "http://127.0.0.1:18099/hooks/whale-watch"
+    ]

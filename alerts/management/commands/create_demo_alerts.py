@@ -22,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--remove",
             action="store_true",
-            help="only remove them (before load_demo_history, so a week of history is not alerted)",
+            help="only remove them",
         )
 
     def handle(self, *args, username, url, remove, **options):

@@ -2,8 +2,9 @@
 
 - ``wss://host/path`` / ``ws://host/path`` — live mempool.space-compatible WebSocket;
 - ``replay:PATH[?speed=N&loop=1&retime=1]`` — a recording (``retime=1`` moves its block and
-  first-seen times to the wall clock, the first one to now), (``.jsonl`` / ``.jsonl.gz``), speed 0 = as fast
-  as possible (default 1 = real time);
+  first-seen times to the wall clock, the first one to now; ``loop=1`` plays it again and again
+  as one chain: heights, times and sequence go on, later passes get fresh txids and block
+  hashes), (``.jsonl`` / ``.jsonl.gz``), speed 0 = as fast as possible (default 1 = real time);
 - ``synthetic:[?seed=N&tx_per_s=N&whale_ratio=N&speed=N&block_interval=S&rbf_ratio=N
   &cpfp_ratio=N&frames=N]`` — generated frames (speed default 1 = real time, 0 = fast).
 

@@ -13,14 +13,19 @@ A frame that was not valid JSON (hostile or corrupted) is kept verbatim instead 
 ``{"t": ..., "raw": "<text>"}`` so that replaying it exercises the parser's error path too.
 
 Replay with ``speed=0`` yields as fast as possible; otherwise it sleeps so that frame ``t`` is
-reached at ``t / speed`` seconds after the start. ``loop=1`` starts over at the end.
+reached at ``t / speed`` seconds after the start. ``loop=1`` plays the recording again at the
+end, continuing the same chain (Continuation): heights, block and first-seen times and the mempool
+sequence go on from the previous pass, and each pass after the first has fresh txids and block
+hashes, so its whales are new whales.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -177,6 +182,128 @@ class Retimer:
         return shifted
 
 
+class Continuation:
+    """Makes pass ``n`` (1, 2, …) of a looped recording continue the chain the passes before it
+    left, instead of starting over: block heights go on by the recording's span of heights, times
+    (Retimer.KEYS) by its length, the mempool sequence by its highest sequence; txids and block
+    hashes are replaced by fresh ones derived from the pass number and the recorded value (the
+    same every run), and the recording's first block builds on the previous pass's last block.
+
+    The first pass is handed over unchanged and only read (``learn``), for those spans."""
+
+    def __init__(self) -> None:
+        self.block_ids: set[str] = set()
+        self.last_block_id: str | None = None
+        self.heights: tuple[int, int] | None = None  # lowest, highest
+        self.sequences: tuple[int, int] | None = None
+        self.times: dict[str, tuple[float, float]] = {}  # per key: a block's median time lags
+        self.length = 0.0  # the last frame's t
+
+    def learn(self, t: float, raw: bytes) -> None:
+        self.length = max(self.length, t)
+        try:
+            frame = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(frame, dict):
+            return
+        mempool = frame.get("mempool-transactions")
+        if isinstance(mempool, dict) and isinstance(mempool.get("sequence"), int):
+            self.sequences = _widen(self.sequences, mempool["sequence"])
+        for block in _blocks(frame):
+            if isinstance(block.get("id"), str):
+                self.block_ids.add(block["id"])
+                self.last_block_id = block["id"]
+            if isinstance(block.get("height"), int):
+                self.heights = _widen(self.heights, block["height"])
+        self._learn_times(frame)
+
+    def _learn_times(self, value) -> None:
+        if isinstance(value, list):
+            for item in value:
+                self._learn_times(item)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if key in Retimer.KEYS and _is_number(item):
+                    self.times[key] = _widen(self.times.get(key), item)
+                else:
+                    self._learn_times(item)
+
+    @property
+    def period(self) -> int:
+        """Seconds one pass moves the clock on: the recording's length, and never less than the
+        span of any of its times, so a pass's first time comes after the last pass's last."""
+        spans = [high - low + 1 for low, high in self.times.values()]
+        return max(math.ceil(max([self.length, *spans])), 1)
+
+    def frame(self, raw: bytes, n: int) -> bytes:
+        try:
+            frame = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return raw
+        if not isinstance(frame, dict):
+            return raw
+        mempool = frame.get("mempool-transactions")
+        if isinstance(mempool, dict) and isinstance(mempool.get("sequence"), int):
+            mempool["sequence"] += n * _count(self.sequences)
+        for block in _blocks(frame):
+            if isinstance(block.get("height"), int):
+                block["height"] += n * _count(self.heights)
+            if isinstance(block.get("id"), str):
+                block["id"] = fresh_id(block["id"], n)
+            parent = block.get("previousblockhash")
+            if isinstance(parent, str):
+                if parent in self.block_ids:
+                    block["previousblockhash"] = fresh_id(parent, n)
+                elif self.last_block_id is not None:
+                    # The recording's first block: it builds on the previous pass's last one.
+                    block["previousblockhash"] = fresh_id(self.last_block_id, n - 1)
+        return orjson.dumps(self._renew(frame, n))
+
+    def _renew(self, value, n: int, key: str = ""):
+        """Fresh txids (``txid``, ``replaced``, the ``mined`` and ``removed`` lists) and times."""
+        if isinstance(value, dict):
+            return {k: self._renew(item, n, k) for k, item in value.items()}
+        if isinstance(value, list):
+            if key in ("mined", "removed"):
+                return [fresh_id(item, n) if isinstance(item, str) else item for item in value]
+            return [self._renew(item, n) for item in value]
+        if key in ("txid", "replaced") and isinstance(value, str):
+            return fresh_id(value, n)
+        if key in Retimer.KEYS and _is_number(value):
+            return value + n * self.period
+        return value
+
+
+def fresh_id(recorded: str, n: int) -> str:
+    """The txid or block hash ``recorded`` takes in pass ``n``: itself in the first pass (0),
+    then a hash of the pass number and the recorded value, the same on every run."""
+    if n == 0:
+        return recorded
+    return hashlib.sha256(f"replay pass {n}:{recorded}".encode()).hexdigest()
+
+
+def _blocks(frame: dict) -> list[dict]:
+    blocks = [frame["block"]] if isinstance(frame.get("block"), dict) else []
+    if isinstance(frame.get("blocks"), list):
+        blocks += [block for block in frame["blocks"] if isinstance(block, dict)]
+    return blocks
+
+
+def _widen(bounds: tuple | None, value):
+    low, high = bounds or (value, value)
+    return (min(low, value), max(high, value))
+
+
+def _count(bounds: tuple[int, int] | None) -> int:
+    """How many values the (lowest, highest) range holds: how far one pass moves it on."""
+    return bounds[1] - bounds[0] + 1 if bounds else 0
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 class ReplaySource(StaticStatus):
     def __init__(
         self,
@@ -195,6 +322,7 @@ class ReplaySource(StaticStatus):
             raise ValueError("replay speed must be >= 0")
         self.speed = speed
         self.loop = loop
+        self.continuation = Continuation() if loop else None
         self.retimer = Retimer() if retime else None
         self._closing = False
         self.frames = 0
@@ -205,6 +333,7 @@ class ReplaySource(StaticStatus):
     async def _frames(self) -> AsyncIterator[Frame]:
         self._open = True
         try:
+            passes = 0
             while not self._closing:
                 started = time.monotonic()
                 for t, raw in read_recording(self.path):
@@ -217,11 +346,17 @@ class ReplaySource(StaticStatus):
                     elif self.frames % 64 == 0:
                         await asyncio.sleep(0)  # as fast as possible, but let others run
                     self.frames += 1
+                    if self.continuation is not None:
+                        if passes == 0:
+                            self.continuation.learn(t, raw)
+                        else:
+                            raw = self.continuation.frame(raw, passes)
                     if self.retimer is not None:
                         raw = self.retimer.frame(raw)
                     yield time.time(), raw
                 if not self.loop:
                     return
+                passes += 1
         finally:
             self._open = False
 
