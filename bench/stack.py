@@ -852,9 +852,9 @@ class Stack:
         """Each subscription's endpoint got every alerting event, and no event twice.
 
         Two figures tell apart what the Standard Webhooks contract does (webhook-id is the
-        idempotency key): a **duplicate event** is one event (kind and txid) delivered to an
-        endpoint under two different webhook-ids, a receiver cannot tell it is the same, so
-        it fails the check; a **re-delivery** is a second 2xx of the same webhook-id (a worker
+        idempotency key): a **duplicate event** is one step of one whale (its kind and the
+        whale's txid, from the database) delivered to an endpoint under two different
+        webhook-ids, which a receiver cannot tell apart, so it fails the check; a **re-delivery** is a second 2xx of the same webhook-id (a worker
         killed between the receiver's answer and its record sends it again: at least once),
         counted, not failed. (A whale confirmed again after a reorg would count as a
         duplicate event; the stack's feed makes no reorgs.)"""
@@ -863,15 +863,18 @@ class Stack:
         received = self.deliveries()
         bad_signatures = [d for d in received if not d["verified"]]
         ok: dict[str, dict[str, int]] = {path: {} for path in self.secrets}
+        every_event = self._alert_events()
+        # (path, kind, the whale's txid) -> webhook-ids received for that step of that whale
         ids_per_event: dict[tuple[str, str, str], set[str]] = {}
         for delivery in received:
             if delivery["verified"] and 200 <= delivery["status"] < 300:
                 per = ok.setdefault(delivery["path"], {})
                 per[delivery["webhook_id"]] = per.get(delivery["webhook_id"], 0) + 1
-                if delivery.get("kind") and delivery.get("txid"):
-                    ids_per_event.setdefault(
-                        (delivery["path"], delivery["kind"], delivery["txid"]), set()
-                    ).add(delivery["webhook_id"])
+                if delivery["webhook_id"] in every_event:
+                    kind, txid = every_event[delivery["webhook_id"]]
+                    ids_per_event.setdefault((delivery["path"], kind, txid), set()).add(
+                        delivery["webhook_id"]
+                    )
         missing = 0
         redeliveries = sum(n - 1 for per in ok.values() for n in per.values())
         duplicate_events = sum(len(ids) - 1 for ids in ids_per_event.values())
@@ -881,7 +884,7 @@ class Stack:
             if lost:
                 sample = [f"{events[u][0]} {events[u][1][:12]}" for u in lost[:3]]
                 check.fail(f"{path}: {len(lost)} events never delivered, e.g. {sample}")
-        strangers = {uid for per in ok.values() for uid in per} - set(self._alert_events())
+        strangers = {uid for per in ok.values() for uid in per} - set(every_event)
         check.figures.update(
             webhook_events=len(events),
             webhook_endpoints=len(self.secrets),
