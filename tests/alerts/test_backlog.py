@@ -4,6 +4,7 @@ block's confirmations and the sweeper's retries."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -144,3 +145,30 @@ def test_new_whales_go_before_a_blocks_confirmations_and_retries(
         send_of(confirmed),
         ("detection.record_whale_event", confirmation),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_records_a_new_whale_before_a_blocks_waiting_confirmations(whales):
+    """The real worker's consumer (kombu's BRPOP over the priority lists), not a reading of
+    the lists: a block's confirmations are queued first, then a new whale is seen; a worker
+    started after both records the new whale first."""
+    from celery.contrib.testing.worker import start_worker
+
+    from detection.models import WhaleEvent
+
+    app.control.purge()
+    first, *others = sorted(whales)
+    confirmations = [event("confirmed", whales[txid], block=BLOCK) for txid in others]
+    for confirmation in confirmations:
+        publish_event(confirmation)
+    sighting = event("seen", whales[first], projection=projection(tip=277646))
+    publish_event(sighting)
+
+    expected = len(confirmations) + 1
+    with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False):
+        deadline = time.monotonic() + 30
+        while WhaleEvent.objects.count() < expected:
+            assert time.monotonic() < deadline, "the worker did not record every event"
+            time.sleep(0.05)  # polling the database: the rows are the event awaited
+    order = list(WhaleEvent.objects.order_by("id").values_list("kind", flat=True))
+    assert order == ["seen"] + ["confirmed"] * len(confirmations)
