@@ -14,7 +14,7 @@ import functools
 import logging
 import random
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -40,7 +40,7 @@ from alerts.models import (
 )
 from alerts.payloads import sample_payload
 from alerts.transports import Outcome, transport_for
-from whaleproject.celery import app
+from whaleproject.celery import PRIORITY_STREAM, app
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,10 @@ def retry_delay(attempts_made: int, retry_after: float | None = None) -> float |
     return delay
 
 
-def enqueue(delivery_ids, batch_size: int = SEND_BATCH) -> None:
+def enqueue(delivery_ids, batch_size: int = SEND_BATCH, priority: int = PRIORITY_STREAM) -> None:
     """Put send tasks on the broker, to run now. Call it from transaction.on_commit, never
-    inside one. Sends that must wait are not enqueued: their next_attempt_at is the schedule."""
+    inside one. Sends that must wait are not enqueued: their next_attempt_at is the schedule.
+    `priority`: PRIORITY_BACKLOG for bursts and backlogs (whaleproject.celery)."""
     ids = list(delivery_ids)
     if not ids:
         return
@@ -90,15 +91,17 @@ def enqueue(delivery_ids, batch_size: int = SEND_BATCH) -> None:
             batch = ids[start : start + batch_size]
             # By task name: alerts.tasks imports this module, not the other way round.
             if len(batch) == 1:
-                app.send_task(SEND_ONE, tuple(batch), producer=producer)
+                app.send_task(SEND_ONE, tuple(batch), producer=producer, priority=priority)
             else:
-                app.send_task(SEND_BATCH_TASK, (batch,), producer=producer)
+                app.send_task(SEND_BATCH_TASK, (batch,), producer=producer, priority=priority)
 
 
-def enqueue_on_commit(delivery_ids, batch_size: int = SEND_BATCH) -> None:
+def enqueue_on_commit(
+    delivery_ids, batch_size: int = SEND_BATCH, priority: int = PRIORITY_STREAM
+) -> None:
     ids = list(delivery_ids)
     if ids:
-        transaction.on_commit(lambda: enqueue(ids, batch_size))
+        transaction.on_commit(lambda: enqueue(ids, batch_size, priority))
 
 
 def send_delivery(delivery_id: int) -> Outcome | None:
@@ -109,18 +112,32 @@ def send_delivery(delivery_id: int) -> Outcome | None:
 def send_deliveries(delivery_ids) -> dict[int, Outcome]:
     """Claim what is sendable among `delivery_ids`, send those at once, record every try.
 
-    The database work is done per batch (one claim, one insert, one update), the sending in
-    parallel threads, so a slow receiver holds up nobody else in the batch.
+    The database work is done per batch (one claim, then one update for the sends that
+    finished together), the sending in parallel threads, so a slow receiver holds up nobody
+    else in the batch. Each answer is recorded as soon as it is read, not when the slowest send
+    of the batch is over: a worker killed between a receiver's 2xx and its record makes the
+    sweeper send that delivery again (same webhook-id, docs/RELIABILITY.md "At least once"),
+    and this keeps that moment to the milliseconds of one commit.
     """
     deliveries, attempts = _claim(list(delivery_ids))
     if not deliveries:
         return {}
     if len(deliveries) == 1:
-        outcomes = [_send_one(deliveries[0])]
-    else:
-        outcomes = list(_senders().map(_send_one, deliveries))
-    record(deliveries, attempts, outcomes)
-    return {d.pk: outcome for d, outcome in zip(deliveries, outcomes, strict=True)}
+        outcome = _send_one(deliveries[0])
+        record(deliveries, attempts, [outcome])
+        return {deliveries[0].pk: outcome}
+    pool = _senders()
+    waiting = {
+        pool.submit(_send_one, delivery): (delivery, attempt)
+        for delivery, attempt in zip(deliveries, attempts, strict=True)
+    }
+    outcomes: dict[int, Outcome] = {}
+    while waiting:
+        done, _ = wait(waiting, return_when=FIRST_COMPLETED)
+        finished = [(*waiting.pop(future), future.result()) for future in done]
+        record(*zip(*finished, strict=True))
+        outcomes.update((delivery.pk, outcome) for delivery, _, outcome in finished)
+    return outcomes
 
 
 @functools.cache
@@ -305,6 +322,7 @@ def _apply_outcome(delivery, attempt, outcome: Outcome, now: datetime) -> None:
 
 def _endpoints_bookkeeping(deliveries, outcomes, now: datetime) -> None:
     refresh = []
+    healed = []
     for delivery, outcome in zip(deliveries, outcomes, strict=True):
         if delivery.channel != Channel.WEBHOOK or delivery.kind == DeliveryKind.TEST:
             continue
@@ -316,10 +334,24 @@ def _endpoints_bookkeeping(deliveries, outcomes, now: datetime) -> None:
         recent = endpoint.last_success_at and now - endpoint.last_success_at < timedelta(minutes=1)
         if not (healthy and recent):  # a busy healthy endpoint is not rewritten every send
             refresh.append(endpoint.pk)
+        if not healthy:
+            healed.append(endpoint.pk)
     if refresh:
         WebhookEndpoint.objects.filter(pk__in=refresh).update(
             consecutive_failures=0, failing_since=None, last_success_at=now
         )
+    if healed:
+        send_backlog_now(now, endpoint_id__in=healed)
+
+
+def send_backlog_now(now: datetime, **target) -> int:
+    """A receiver that answers again gets what it missed now, not at each delivery's next
+    scheduled try (up to 5 min, 30 min, ... away): the waiting retries become due, and the
+    sweeper queues them within a sweep, behind new alerts (PRIORITY_BACKLOG). Each such try
+    counts as one of the schedule's eight."""
+    return Delivery.objects.filter(
+        status=DeliveryStatus.FAILED, next_attempt_at__gt=now, **target
+    ).update(next_attempt_at=now)
 
 
 def _endpoint_failed(endpoint: WebhookEndpoint, outcome: Outcome, now: datetime) -> None:

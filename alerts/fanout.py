@@ -37,7 +37,7 @@ from alerts.models import (
     Subscription,
     address_confirmed,
 )
-from detection.models import EventKind, WhaleEvent
+from detection.models import EventKind, WhaleEvent, task_priority
 
 HOUR = timedelta(hours=1)
 
@@ -170,8 +170,10 @@ def fan_out(event_id: int) -> int:
             (on_their_own if ready[public_id] in failing else healthy).append(pk)
         marker.deliveries = len(rows)
         marker.save(update_fields=["deliveries"])
-        enqueue_on_commit(healthy)
-        enqueue_on_commit(on_their_own, batch_size=1)
+        # A block's confirmations (hundreds at once) queue behind new mempool whales' alerts.
+        priority = task_priority(event.kind)
+        enqueue_on_commit(healthy, priority=priority)
+        enqueue_on_commit(on_their_own, batch_size=1, priority=priority)
     return len(rows)
 
 

@@ -9,7 +9,8 @@ WHALE_ALERT_SWEEP_SECONDS). Three jobs:
    "sending" by a worker that died mid-try, all after WHALE_DELIVERY_STRANDED_SECONDS.
 
 Rows are taken with select_for_update(skip_locked=True), so two sweepers (or a sweeper and a
-worker) never fight over a row, and the send itself is claimed again by the task.
+worker) never fight over a row, and the send itself is claimed again by the task. What the sweep
+queues is backlog (PRIORITY_BACKLOG): workers take new alerts first.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from alerts.models import (
     DeliveryStatus,
 )
 from detection.models import WhaleEvent
+from whaleproject.celery import PRIORITY_BACKLOG
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +132,7 @@ def release_held(now: datetime) -> tuple[int, int]:
             ready.append(digest.pk)
             released += len(rows)
             digests += 1
-        enqueue_on_commit(ready)
+        enqueue_on_commit(ready, priority=PRIORITY_BACKLOG)
     return released, digests
 
 
@@ -184,5 +186,5 @@ def requeue_due(now: datetime, *, queue_waiting: int | None = 0) -> tuple[int, i
             rows = [r for r in rows if r.pk not in exhausted]
         ids = [r.pk for r in rows]
         Delivery.objects.filter(pk__in=ids).update(enqueued_at=now)
-        enqueue_on_commit(ids)
+        enqueue_on_commit(ids, priority=PRIORITY_BACKLOG)
     return len(ids), len(stranded)

@@ -30,18 +30,24 @@ back; the source's close; the receiver healthy again) to the first whale the fee
 it reaching PostgreSQL, the dashboard and the webhook receiver; the whales emitted during the
 fault; and how many of those were lost or duplicated in each place. At the end one check over
 the whole run (Stack.check): every whale the feed sent is in PostgreSQL once with the right
-lifecycle, every alerting event reached each subscription's endpoint exactly once (2xx, by
-webhook-id), and the dashboard saw every whale. Exit status 1 on any failure.
+lifecycle, every alerting event reached each subscription's endpoint under one webhook-id
+("duplicate events", two webhook-ids for one event, must be 0), and the dashboard saw every
+whale. A second 2xx of the same webhook-id is a re-delivery: webhook delivery is at least once
+(a worker killed between the receiver's 2xx and recording it sends it again, with the same
+webhook-id, which Standard Webhooks receivers use as the idempotency key). Re-deliveries are
+counted and each is shown with its time; one outside a fault that kills a process fails the
+run. Exit status 1 on any failure.
 
 Whales the feed emitted while no ingest was connected (the ingest killed, or reconnecting) were
 sent to nobody: the source never told us about them (mempool.space does not replay), so they are
 counted apart as "unseen", not as lost.
 
 Webhook retries (alerts/delivery.py RETRY_DELAYS, ±10 % jitter): 5 s, 5 min, 30 min, ... A
-delivery first tried during a 2-minute run of 500s fails at once and again ~5 s later, and
-succeeds on its third try ~5 min (270-330 s) after the second; no wait is a Celery countdown, each
-is a next_attempt_at the sweeper (beat, every 5 s) queues. So the run waits up to
-120 + 5.5 + 330 + 5 s (plus slack) after the 500s start for deliveries to catch up.
+delivery first tried during a 2-minute run of 500s fails at once and again ~5 s later; its third
+try is not left at ~5 min: the endpoint's first 2xx after the outage makes every waiting retry
+due (alerts.delivery.send_backlog_now) and the next sweep (beat, every 5 s) queues them, behind
+new alerts. The drill reports when the last delivery of the fault's whales arrived ("backlog
+drained", target <= BACKLOG_TARGET_S after the receiver is healthy).
 """
 
 from __future__ import annotations
@@ -84,8 +90,11 @@ AFTER_S = 5.0
 SOURCE_RESUME_TARGET_S = 30.0
 # Recovery is the first post-fault whale reaching a place; more than this means trouble.
 RECOVERY_TARGET_S = 30.0
-# Webhook retries: the third try comes ~5 min after the second, queued by the sweeper (5 s).
-RETRY_CATCH_UP_S = 5.5 + 330 + 5 + 30
+# A receiver healthy again has every delivery it missed within this long (its first 2xx makes
+# the waiting retries due; the sweep, every 5 s, queues them behind new alerts).
+BACKLOG_TARGET_S = 60.0
+# Faults that kill a process: the only place a re-delivery of a webhook-id is expected.
+KILLS = "kill -9"
 
 
 @dataclass
@@ -132,18 +141,31 @@ def on_dashboard(stack: Stack) -> tuple[dict[str, float], dict[str, int]]:
     return first, pushes
 
 
-def webhooks_by_txid(stack: Stack) -> tuple[dict[str, float], dict[tuple[str, str], int]]:
-    """txid -> first 2xx "seen" delivery, and (endpoint path, webhook-id) -> 2xx count."""
-    first: dict[str, float] = {}
-    ok: dict[tuple[str, str], int] = {}
-    for delivery in stack.deliveries():
+@dataclass
+class SeenWebhooks:
+    """The receiver's 2xx "seen" deliveries."""
+
+    first: dict[str, float] = field(default_factory=dict)  # txid -> first receipt, any endpoint
+    # (endpoint path, txid) -> first receipt there, and the webhook-ids it came under
+    first_at: dict[tuple[str, str], float] = field(default_factory=dict)
+    ids: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    # (endpoint path, webhook-id) -> 2xx count
+    ok: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+def seen_webhooks(stack: Stack) -> SeenWebhooks:
+    seen = SeenWebhooks()
+    for delivery in sorted(stack.deliveries(), key=lambda d: d["t"]):
         if not (delivery["verified"] and 200 <= delivery["status"] < 300):
             continue
         key = (delivery["path"], delivery["webhook_id"])
-        ok[key] = ok.get(key, 0) + 1
+        seen.ok[key] = seen.ok.get(key, 0) + 1
         if delivery.get("kind") == "seen" and delivery.get("txid"):
-            first.setdefault(delivery["txid"], delivery["t"])
-    return first, ok
+            txid = delivery["txid"]
+            seen.first.setdefault(txid, delivery["t"])
+            seen.first_at.setdefault((delivery["path"], txid), delivery["t"])
+            seen.ids.setdefault((delivery["path"], txid), set()).add(delivery["webhook_id"])
+    return seen
 
 
 def wait_source_resumed(stack: Stack, since: float, timeout: float = 60.0) -> float | None:
@@ -297,14 +319,8 @@ def measure(stack: Stack, faults: list[Fault], results: Results) -> bool:
     in_pg = seen_in_postgres(stack)
     counts = seen_counts(stack)
     dash_first, dash_pushes = on_dashboard(stack)
-    hook_first, hook_ok = webhooks_by_txid(stack)
-    # webhook-id of each whale's "seen" event, to count deliveries per endpoint
-    seen_uid = dict(
-        stack.psql(
-            "SELECT w.txid, e.uid::text FROM detection_whaleevent e "
-            "JOIN detection_whaletransaction w ON w.id = e.whale_id WHERE e.kind = 'seen'"
-        )
-    )
+    hooks = seen_webhooks(stack)
+    hook_first = hooks.first
     endpoints = list(stack.secrets)
     whales = sorted(
         ((t, w) for t, w in emitted.items() if w["role"] == "whale"),
@@ -320,13 +336,13 @@ def measure(stack: Stack, faults: list[Fault], results: Results) -> bool:
         dup_pg = [t for t in sent if counts.get(t, 0) > 1]
         lost_dash = [t for t in sent if t not in dash_first]
         dup_dash = [t for t in sent if dash_pushes.get(t, 0) > 1]
-        lost_hook = dup_hook = 0
+        lost_hook = dup_events = redelivered = 0
         for txid in sent:
-            uid = seen_uid.get(txid)
             for path in endpoints:
-                n = hook_ok.get((path, uid), 0) if uid else 0
-                lost_hook += n == 0
-                dup_hook += max(0, n - 1)
+                ids = hooks.ids.get((path, txid), set())
+                lost_hook += not ids
+                dup_events += max(0, len(ids) - 1)
+                redelivered += sum(hooks.ok[(path, uid)] - 1 for uid in ids)
         after = [t for t, w in whales if w["added_at"] >= fault.ended and w["sent"]]
         label = f"{index + 1}. {fault.name}"
         print(f"\n{label}  ({', '.join(fault.notes) or 'no notes'})")
@@ -354,13 +370,19 @@ def measure(stack: Stack, faults: list[Fault], results: Results) -> bool:
         for place, lost, dup in (
             ("PostgreSQL", len(lost_pg), len(dup_pg)),
             ("dashboard", len(lost_dash), len(dup_dash)),
-            ("webhooks", lost_hook, dup_hook),
+            ("webhooks", lost_hook, dup_events),
         ):
             met = lost == 0 and dup == 0
             ok &= met
-            print(f"   {place}: lost {lost}, duplicated {dup}")
-            results.add(f"{label}: {place} lost / duplicated", f"{lost} / {dup}",
+            what = "duplicate events" if place == "webhooks" else "duplicated"
+            print(f"   {place}: lost {lost}, {what} {dup}")
+            results.add(f"{label}: {place} lost / {what}", f"{lost} / {dup}",
                         target="0 / 0", met=met)  # fmt: skip
+        if redelivered:
+            print(f"   webhooks: {redelivered} re-delivery(ies) of the same webhook-id")
+            results.add(f"{label}: re-deliveries of the same webhook-id", str(redelivered))
+        if "webhook" in fault.name:
+            ok &= report_backlog(fault, label, sent, endpoints, hooks, results)
         if fault.in_flight:
             ok &= report_in_flight(fault, label, in_pg, hook_first, results)
         if lost_pg:
@@ -373,6 +395,50 @@ def measure(stack: Stack, faults: list[Fault], results: Results) -> bool:
             print(f"   source resumed (reconnected, frames flowing): {shown} (target <= 30 s)")
             results.add(f"{label}: source resumed", shown, target="<= 30 s", met=met)
     return ok
+
+
+def report_backlog(fault: Fault, label: str, sent, endpoints, hooks: SeenWebhooks, results) -> bool:
+    """The receiver healthy again: when did the last delivery it missed arrive?"""
+    arrivals = [hooks.first_at.get((path, txid)) for txid in sent for path in endpoints]
+    missing = sum(1 for t in arrivals if t is None)
+    last = max((t for t in arrivals if t is not None), default=None)
+    drained = None if last is None else max(0.0, last - fault.ended)
+    met = missing == 0 and drained is not None and drained <= BACKLOG_TARGET_S
+    shown = "never" if drained is None else f"{drained:.1f} s"
+    if missing:
+        shown += f" ({missing} never)"
+    print(f"   backlog drained (last delivery of the fault's whales after the receiver is "
+          f"healthy): {shown} (target <= {BACKLOG_TARGET_S:.0f} s)")  # fmt: skip
+    results.add(f"{label}: backlog drained (receiver healthy to the fault's last whale delivered)",
+                shown, target=f"<= {BACKLOG_TARGET_S:.0f} s", met=met)  # fmt: skip
+    return met
+
+
+def report_redeliveries(stack: Stack, faults: list[Fault], results: Results) -> bool:
+    """Every re-delivery of a webhook-id, with the fault it came from. At least once is the
+    contract, but a repeat is expected only where a process was killed mid-send."""
+    repeats = stack.redeliveries()
+    explained = 0
+    print(f"\nRe-deliveries of the same webhook-id (at least once): {len(repeats)}")
+    for repeat in repeats:
+        during = next(
+            (f for f in faults if f.started - 1 <= repeat["first"] <= f.ended + OBSERVE_S), None
+        )
+        killed = during is not None and during.name.startswith(KILLS)
+        explained += killed
+        print(f"   {repeat['path']} {repeat['webhook_id'][:8]}: 2xx at "
+              f"{time.strftime('%H:%M:%S', time.localtime(repeat['first']))}"
+              f".{int(repeat['first'] % 1 * 100):02d}, sent again "
+              f"{repeat['again'] - repeat['first']:.1f} s later"
+              f" ({'after ' + during.name if during else 'no fault'})")  # fmt: skip
+    met = explained == len(repeats)
+    results.add(
+        "whole run: re-deliveries of the same webhook-id (at least once)",
+        f"{len(repeats)}, {explained} of them after a kill -9",
+        target="only after a kill -9",
+        met=met,
+    )
+    return met
 
 
 def report_in_flight(fault: Fault, label: str, in_pg, hook_first, results: Results) -> bool:
@@ -417,7 +483,10 @@ def main() -> int:
         "RestartSec=5). Recovery: from the end of the fault to the first whale emitted after it "
         "reaching each place; for the faults that hold work, also from the kill to the in-flight "
         "events' rows and webhooks. Webhook retries after a failure: 5 s, then 5 min (±10 %; "
-        "the sweeper queues every retry, every 5 s)."
+        "the sweeper queues every retry, every 5 s), but an endpoint's first 2xx after failures "
+        "makes its waiting retries due at once. A re-delivery is a second 2xx of one "
+        "webhook-id (at least once: a kill between the receiver's answer and its record); a "
+        "duplicate event is one event under two webhook-ids."
     )
     ok = True
     with PgCluster() as cluster:
@@ -435,11 +504,8 @@ def main() -> int:
             faults = run_faults(stack, cluster, args)
             settle_until = faults[-1].ended + 60
             if "webhook" in args.faults:
-                settle_until = faults[-1].started + args.webhook_seconds + RETRY_CATCH_UP_S
-            say(
-                f"waiting up to {settle_until - time.time():.0f} s for deliveries to catch up "
-                "(retry schedule)"
-            )
+                settle_until = faults[-1].ended + BACKLOG_TARGET_S + 60
+            say(f"waiting up to {settle_until - time.time():.0f} s for deliveries to catch up")
             final = None
             while time.time() < settle_until:
                 final = stack.check(settle=0, before=faults[-1].ended + 60)
@@ -467,13 +533,14 @@ def main() -> int:
                 met=final.ok or not any(p.startswith("whales") for p in final.problems),
             )
             results.add(
-                "whole run: one 2xx webhook per event per subscription",
+                "whole run: every event delivered to each subscription under one webhook-id",
                 f"{figures.get('webhook_events')} events x {figures.get('webhook_endpoints')} "
                 f"endpoints, {figures.get('webhook_missing')} missing, "
-                f"{figures.get('webhook_duplicates')} duplicates",
-                target="0 missing, 0 duplicates",
+                f"{figures.get('webhook_duplicate_events')} duplicate events",
+                target="0 missing, 0 duplicate events",
                 met=not any(p.startswith("webhooks") for p in final.problems),
             )
+            ok &= report_redeliveries(stack, faults, results)
             results.add(
                 "whole run: dashboard saw every whale",
                 f"{figures.get('dashboard_missing')} missing, "

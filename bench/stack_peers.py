@@ -410,7 +410,7 @@ def run_setup(args: argparse.Namespace) -> None:
     from django.contrib.sessions.backends.db import SessionStore
     from django.utils import timezone
 
-    from alerts.models import Subscription, WebhookEndpoint
+    from alerts.models import AmountBasis, Subscription, WebhookEndpoint
 
     if args.migrate:
         from django.core.management import call_command
@@ -426,13 +426,13 @@ def run_setup(args: argparse.Namespace) -> None:
         endpoint = WebhookEndpoint.objects.create(
             owner=user, url=spec["hook_base"] + path, secret=secret
         )
-        # On the total, so every whale alerts: the checks expect each whale's events at each
-        # endpoint, and a synthetic whale's moved amount (change excluded) may be under 100 BTC.
+        # On the total: the checks expect every whale the feed makes (>= 100 BTC in all) to
+        # alert, and a whale's moved amount (total less estimated change) may be below it.
         subscription = Subscription.objects.create(
             owner=user,
             name=f"stack {number}",
             min_sats=100 * SATS_PER_BTC,
-            amount_basis="total",
+            amount_basis=AmountBasis.TOTAL,
             email=False,
         )
         subscription.webhooks.add(endpoint)

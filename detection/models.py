@@ -13,6 +13,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Upper
 
 from detection.txshape import SATS_PER_BTC
+from whaleproject.celery import PRIORITY_BACKLOG, PRIORITY_STREAM
 
 
 class LabelKind(models.TextChoices):
@@ -270,6 +271,17 @@ class EventKind(models.TextChoices):
     CONFIRMED = "confirmed"
     REORGED = "reorged"
     CONFIRMATIONS = "confirmations"
+
+
+# What the mempool reports one whale at a time, a few a second. The other kinds come in bursts
+# (a block confirms hundreds of whales at once; a reorg, a resync's drops), so their recording
+# and alerts wait behind the stream's (whaleproject.celery.PRIORITY_BACKLOG).
+STREAM_KINDS = frozenset({EventKind.SEEN, EventKind.UPDATED, EventKind.REPLACED})
+
+
+def task_priority(kind: str) -> int:
+    """The broker priority of the tasks that record an event of `kind` and send its alerts."""
+    return PRIORITY_STREAM if kind in STREAM_KINDS else PRIORITY_BACKLOG
 
 
 class WhaleEvent(models.Model):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -243,3 +244,44 @@ def test_secrets_never_reach_the_logs(alice, whales, receiver, allow_loopback, c
     for secret in (endpoint.secret, endpoint.previous_secret):
         assert secret not in logged
         assert secret.removeprefix("whsec_") not in logged
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_is_recorded_while_the_batch_still_waits_for_a_slow_receiver(
+    alice, bob, whales, receiver, allow_loopback
+):
+    """A 2xx is committed as soon as it is read, not when the slowest send of its batch ends:
+    a worker killed meanwhile would otherwise send the answered delivery again."""
+    import threading
+
+    from django.db import connection
+
+    from alerts.delivery import send_deliveries
+    from alerts.fanout import fan_out
+
+    for owner in (alice, bob):
+        endpoint = make_endpoint(owner, receiver.url)
+        make_subscription(owner, endpoints=[endpoint], email=False)
+    fan_out(record("seen", whales[CONSOLIDATION_103]).pk)
+    ids = list(Delivery.objects.values_list("pk", flat=True))
+    receiver.script = ["hang", (200, {}, b"ok")]  # whichever request comes first hangs
+
+    def send_batch():
+        try:
+            send_deliveries(ids)
+        finally:
+            connection.close()  # this thread's own connection
+
+    batch = threading.Thread(target=send_batch)
+    batch.start()
+    receiver.wait_for(2)
+    deadline = time.monotonic() + 10
+    while not Delivery.objects.filter(status=DeliveryStatus.DELIVERED).exists():
+        assert time.monotonic() < deadline, "the answered delivery was not recorded in time"
+        time.sleep(0.05)  # polling the database: its commit is the event awaited
+    assert batch.is_alive()  # the other send still hangs
+    assert Delivery.objects.filter(status=DeliveryStatus.SENDING).count() == 1
+    receiver.release()
+    batch.join(20)
+    statuses = sorted(Delivery.objects.values_list("status", flat=True))
+    assert statuses == sorted([DeliveryStatus.DELIVERED, DeliveryStatus.FAILED])

@@ -34,7 +34,7 @@ from detection.ingest.runner import IngestRunner, PendingWhale
 from detection.ingest.sources import open_source
 from detection.ingest.sources.replay import Recorder
 from detection.ingest.state import MemoryPolicy
-from detection.models import WhaleEvent, WhaleStatus, WhaleTransaction
+from detection.models import WhaleEvent, WhaleStatus, WhaleTransaction, task_priority
 from detection.signals import ingest_heartbeat
 from detection.tasks import record_whale_event
 from detection.txshape import SATS_PER_BTC
@@ -145,7 +145,9 @@ class EventPublisher:
 
 
 def publish_event(event: dict) -> None:
-    record_whale_event.apply_async(args=[event], retry=False)
+    record_whale_event.apply_async(
+        args=[event], retry=False, priority=task_priority(event.get("kind", ""))
+    )
 
 
 class OwnedEventSweeper(threading.Thread):
