@@ -96,6 +96,7 @@ def matches_for(event) -> dict[int, OwnerMatches]:
     if not watched:
         return {}
     found: dict[int, OwnerMatches] = {}
+    prices = WatchlistEntry.prices_of(whale)
     entries = WatchlistEntry.objects.filter(pk__in=watched).select_related(
         "delivery", "delivery__owner", "delivery__owner__profile"
     )
@@ -110,7 +111,7 @@ def matches_for(event) -> dict[int, OwnerMatches]:
             if not hit:
                 continue
             amount = sum(sums[a] for a in hit)
-            if entry.wants(direction, amount):
+            if entry.wants(direction, amount, prices):
                 owner = found.setdefault(entry.owner_id, OwnerMatches(entry.owner_id))
                 owner.matches.append(Match(entry, str(direction), amount, hit))
                 break  # one match per entry: incoming first, as a payment to it is the news

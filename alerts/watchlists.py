@@ -20,9 +20,10 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Q
 
-from alerts.models import Subscription
+from alerts.models import ISO_CURRENCY, Subscription, fiat_amounts, fiat_within
 from detection import watching
 from detection.domain.addresses import AddressError, validate_address
+from detection.domain.prices import fiat_of
 from detection.domain.xpub import (
     CHANGE,
     RECEIVE,
@@ -58,6 +59,11 @@ class WatchlistEntry(models.Model):
     direction = models.CharField(max_length=8, choices=Direction.choices, default="either")
     min_sats = models.BigIntegerField(null=True, blank=True)
     max_sats = models.BigIntegerField(null=True, blank=True)
+    # Fiat bounds compare the entry's own amount at the price the whale was valued at; an
+    # entry with one never matches a transaction recorded without a fresh price.
+    min_fiat = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
+    max_fiat = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
+    fiat_currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217 code")
     note = models.CharField(max_length=500, blank=True, default="")
     active = models.BooleanField(default=True)
     delivery = models.ForeignKey(
@@ -84,17 +90,38 @@ class WatchlistEntry(models.Model):
                 | Q(max_sats__gte=models.F("min_sats")),
                 name="watch_entry_max_at_least_min",
             ),
+            models.CheckConstraint(
+                condition=Q(min_fiat__isnull=True) | Q(min_fiat__gt=0),
+                name="watch_entry_min_fiat_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_fiat__isnull=True)
+                | Q(min_fiat__isnull=True)
+                | Q(max_fiat__gte=models.F("min_fiat")),
+                name="watch_entry_max_fiat_at_least_min",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.value[:24]} ({self.owner})"
 
-    def wants(self, direction: str, amount_sats: int) -> bool:
+    def wants(self, direction: str, amount_sats: int, prices: dict[str, Decimal]) -> bool:
+        """Does a hit of `amount_sats` in `direction` match, with the whale's `prices`
+        ({currency: price per BTC}, empty when it was recorded without one)?"""
         if self.direction != Direction.EITHER and direction != self.direction:
             return False
         if self.min_sats is not None and amount_sats < self.min_sats:
             return False
-        return self.max_sats is None or amount_sats <= self.max_sats
+        if self.max_sats is not None and amount_sats > self.max_sats:
+            return False
+        price = prices.get(self.fiat_currency)
+        amount = None if price is None else fiat_of(amount_sats, price)
+        return fiat_within(amount, self.min_fiat, self.max_fiat)
+
+    @staticmethod
+    def prices_of(whale) -> dict[str, Decimal]:
+        """The prices a whale row was valued at, for `wants`."""
+        return fiat_amounts((whale.fiat or {}).get("prices"))
 
 
 class WatchHit(models.Model):
@@ -177,6 +204,9 @@ class EntryInput:
     min_btc: str | Decimal | None = None
     max_btc: str | Decimal | None = None
     note: str = ""
+    min_fiat: str | Decimal | None = None
+    max_fiat: str | Decimal | None = None
+    fiat_currency: str | None = None
 
 
 def _sats(value, field: str) -> int | None:
@@ -189,6 +219,20 @@ def _sats(value, field: str) -> int | None:
     if not amount.is_finite() or amount < 0 or amount > 21_000_000:
         raise ValidationError({field: "Give an amount between 0 and 21,000,000 BTC."})
     return int((amount * 100_000_000).to_integral_value())
+
+
+def _fiat(value, field: str) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        amount = Decimal(str(value).strip().replace(",", ""))
+    except InvalidOperation:
+        raise ValidationError({field: f"{value!r} is not an amount of money."}) from None
+    if not amount.is_finite() or amount <= 0 or amount >= Decimal(10) ** 18:
+        raise ValidationError({field: "Give a fiat amount above 0 and below 10^18."})
+    if amount != amount.quantize(Decimal("0.01")):
+        raise ValidationError({field: "A fiat amount has at most two decimals."})
+    return amount.quantize(Decimal("0.01"))
 
 
 def build_entry(owner, data: EntryInput) -> WatchlistEntry:
@@ -226,6 +270,14 @@ def build_entry(owner, data: EntryInput) -> WatchlistEntry:
     min_sats, max_sats = _sats(data.min_btc, "min_btc"), _sats(data.max_btc, "max_btc")
     if min_sats is not None and max_sats is not None and max_sats < min_sats:
         raise ValidationError({"max_btc": "The maximum must be at least the minimum."})
+    min_fiat, max_fiat = _fiat(data.min_fiat, "min_fiat"), _fiat(data.max_fiat, "max_fiat")
+    if min_fiat is not None and max_fiat is not None and max_fiat < min_fiat:
+        raise ValidationError({"max_fiat": "The maximum must be at least the minimum."})
+    currency = (data.fiat_currency or "").strip().upper() or "USD"
+    if not ISO_CURRENCY.fullmatch(currency):
+        raise ValidationError(
+            {"fiat_currency": "A currency is three letters (ISO 4217), e.g. USD."}
+        )
     return WatchlistEntry(
         owner=owner,
         kind=kind,
@@ -233,6 +285,9 @@ def build_entry(owner, data: EntryInput) -> WatchlistEntry:
         direction=direction,
         min_sats=min_sats,
         max_sats=max_sats,
+        min_fiat=min_fiat,
+        max_fiat=max_fiat,
+        fiat_currency=currency,
         note=note,
     )
 
@@ -346,7 +401,17 @@ def delete_entry(entry: WatchlistEntry) -> None:
 
 # --- CSV import and export --------------------------------------------------------------------
 
-CSV_COLUMNS = ("kind", "value", "direction", "min_btc", "max_btc", "note")
+CSV_COLUMNS = (
+    "kind",
+    "value",
+    "direction",
+    "min_btc",
+    "max_btc",
+    "note",
+    "min_fiat",
+    "max_fiat",
+    "fiat_currency",
+)
 
 
 class CsvImportError(ValueError):
@@ -364,7 +429,7 @@ def _messages(exc: ValidationError) -> list[tuple[str, str]]:
 
 
 def parse_csv(owner, data: bytes) -> list[WatchlistEntry]:
-    """Validate a whole CSV (header: kind,value[,direction,min_btc,max_btc,note]); every
+    """Validate a whole CSV (header: kind,value and any of CSV_COLUMNS, in any order); every
     problem is reported with its line, and nothing is returned unless every line is good."""
     limit = settings.WATCHLIST_CSV_MAX_BYTES
     if len(data) > limit:
@@ -443,6 +508,9 @@ def export_csv(owner) -> str:
                 btc(entry.min_sats) or "",
                 btc(entry.max_sats) or "",
                 _csv_safe(entry.note),
+                "" if entry.min_fiat is None else entry.min_fiat,
+                "" if entry.max_fiat is None else entry.max_fiat,
+                entry.fiat_currency,
             ]
         )
     return buffer.getvalue()
