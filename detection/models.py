@@ -247,6 +247,13 @@ class WhaleTransaction(models.Model):
     def moved_btc(self) -> float:
         return self.moved / SATS_PER_BTC
 
+    def addresses(self) -> set[str]:
+        """Every address it pays to or (with prevouts) spends from."""
+        return {row.get("address") for row in (self.inputs or []) + (self.outputs or [])} - {
+            None,
+            "",
+        }
+
     def fiat_amount(self, which: str, currency: str) -> str | None:
         """Exact decimal text of the fiat `which` ("value" or "moved") in `currency`, or None."""
         values = (self.fiat or {}).get(which) or {}
