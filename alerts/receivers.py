@@ -10,7 +10,8 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from alerts.fanout import fan_out
-from alerts.watchlists import PrivateLabel
+from alerts.watchlists import PrivateLabel, WatchlistEntry
+from detection.models import WatchGroup
 from detection.push import WHALE_FEED_GROUP, group_send
 from detection.signals import whale_event_committed
 
@@ -22,6 +23,13 @@ def fan_out_committed_event(sender, event_id: int, **kwargs) -> None:
     # Errors propagate: the record task's after-commit step fails loudly, and the sweeper
     # fans out any committed event that has no EventFanOut row.
     fan_out(event_id)
+
+
+@receiver(post_delete, sender=WatchlistEntry, dispatch_uid="alerts-watch-entry-deleted")
+def watch_group_goes_with_its_entry(sender, instance: WatchlistEntry, **kwargs) -> None:
+    """However an entry is deleted (its page, the API, the admin, its owner's account), the
+    ingest stops watching its targets: they go with its detection.WatchGroup."""
+    WatchGroup.objects.filter(pk=instance.watch_id).delete()
 
 
 def _tell_sockets(owner_id: int) -> None:

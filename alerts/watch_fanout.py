@@ -86,8 +86,8 @@ def matches_for(event) -> dict[int, OwnerMatches]:
             by_entity[str(label.get("entity", "")).lower()].add(row["address"])
     watched: dict[int, set[str]] = defaultdict(set)
     for entry_id, address, entity in WatchTarget.objects.filter(
-        Q(address__in=addresses) | (Q(address="") & ~Q(entity="")), entry__active=True
-    ).values_list("entry_id", "address", "entity"):
+        Q(address__in=addresses) | (Q(address="") & ~Q(entity="")), group__active=True
+    ).values_list("group__watchlist_entry", "address", "entity"):
         if address:
             watched[entry_id].add(address)
         else:

@@ -4,7 +4,8 @@ and their private address labels.
 An entry says *what* to watch; *how* to be told (e-mail, webhooks, quiet hours, hourly cap) is
 not copied here: each entry delivers through a Subscription of its owner (`delivery`), by default
 the owner's "Watchlist" subscription, created on first use and never matched against whales.
-The ingest watches `detection.WatchTarget` rows, kept here in step with the entries.
+The ingest watches `detection.WatchTarget` rows of active `detection.WatchGroup`s; each entry
+owns one group (`watch`) and keeps its targets and `active` in step from here.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from detection.domain.xpub import (
     parse_extended_key,
     window_after_use,
 )
-from detection.models import AddressLabel, LabelKind, WatchTarget
+from detection.models import AddressLabel, LabelKind, WatchGroup, WatchTarget
 from detection.summary import btc
 
 
@@ -74,6 +75,10 @@ class WatchlistEntry(models.Model):
         related_name="watchlist_entries",
         help_text="whose channels, quiet hours and hourly cap the alerts use",
     )
+    # What the ingest watches for this entry: made with the entry, deleted with it.
+    watch = models.OneToOneField(
+        WatchGroup, on_delete=models.PROTECT, related_name="watchlist_entry"
+    )
     # Extended keys: the end (exclusive) of the derived window on each branch.
     receive_stop = models.PositiveIntegerField(default=0)
     change_stop = models.PositiveIntegerField(default=0)
@@ -104,6 +109,20 @@ class WatchlistEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.value[:24]} ({self.owner})"
+
+    def save(self, *args, **kwargs) -> None:
+        update_fields = kwargs.get("update_fields")
+        if self.watch_id is None:
+            self.watch = WatchGroup.objects.create(active=self.active)
+        elif update_fields is None or "active" in update_fields:
+            WatchGroup.objects.filter(pk=self.watch_id).exclude(active=self.active).update(
+                active=self.active
+            )
+        super().save(*args, **kwargs)
+
+    @property
+    def targets(self):
+        return self.watch.targets
 
     def wants(self, direction: str, amount_sats: int, prices: dict[str, Decimal]) -> bool:
         """Does a hit of `amount_sats` in `direction` match, with the whale's `prices`
@@ -347,9 +366,9 @@ def add_entries(owner, entries: list[WatchlistEntry]) -> list[WatchlistEntry]:
 def sync_targets(entry: WatchlistEntry) -> None:
     """(Re)write the ingest's targets for one entry."""
     if entry.kind == WatchKind.ADDRESS:
-        WatchTarget.objects.get_or_create(entry=entry, address=entry.value, entity="")
+        WatchTarget.objects.get_or_create(group=entry.watch, address=entry.value, entity="")
     elif entry.kind == WatchKind.ENTITY:
-        WatchTarget.objects.get_or_create(entry=entry, address="", entity=entry.value)
+        WatchTarget.objects.get_or_create(group=entry.watch, address="", entity=entry.value)
     else:
         gap = settings.WATCHLIST_GAP_LIMIT
         extend_window(entry, RECEIVE, max(entry.receive_stop, gap))
@@ -359,11 +378,11 @@ def sync_targets(entry: WatchlistEntry) -> None:
 def extend_window(entry: WatchlistEntry, branch: int, stop: int) -> None:
     key = parse_extended_key(entry.value)
     have = set(
-        WatchTarget.objects.filter(entry=entry, branch=branch).values_list("index", flat=True)
+        WatchTarget.objects.filter(group=entry.watch, branch=branch).values_list("index", flat=True)
     )
     start = 0
     rows = [
-        WatchTarget(entry=entry, address=address, branch=branch, index=index)
+        WatchTarget(group=entry.watch, address=address, branch=branch, index=index)
         for index, address in key.addresses(branch, start, stop)
         if index not in have
     ]
@@ -379,9 +398,9 @@ def note_used(addresses) -> bool:
     grew = False
     targets = WatchTarget.objects.filter(
         address__in=set(addresses), branch__isnull=False
-    ).select_related("entry")
+    ).select_related("group__watchlist_entry")
     for target in targets:
-        entry = target.entry
+        entry = target.group.watchlist_entry
         field = "receive_stop" if target.branch == RECEIVE else "change_stop"
         current = getattr(entry, field)
         stop = window_after_use(target.index, current, settings.WATCHLIST_GAP_LIMIT)
