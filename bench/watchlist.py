@@ -60,8 +60,7 @@ def time_pipeline(frames: list[bytes], watch_set: WatchSet) -> tuple[float, int]
     """CPU seconds to run the frames, and the watch hits followed.
 
     CPU time, not wall time: the bench host is shared, and waiting for a core is not ingest
-    work. Nothing of a run is kept (its mempool of 200,000 txs would be walked by every later
-    run's garbage collections)."""
+    work. Nothing of a run is kept, so every run starts from the same heap."""
     pipeline = FramePipeline(source="bench", projection_interval=math.inf)
     pipeline.parser.watch_set = watch_set
     started = time.process_time()
