@@ -83,7 +83,7 @@ class WatchlistEntryAdmin(admin.ModelAdmin):
     list_filter = ("kind", "direction", "active")
     search_fields = ("value", "owner__username")
     raw_id_fields = ("owner", "delivery")
-    readonly_fields = ("public_id", "receive_stop", "change_stop", "created_at")
+    readonly_fields = ("public_id", "watch", "receive_stop", "change_stop", "created_at")
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

@@ -124,16 +124,38 @@ class AmountBasis(models.TextChoices):
     TOTAL = "total", "Total of all outputs"
 
 
-def _amount_match(basis: str, sats: int, fiat: dict[str, Any] | None) -> Q:
-    """Subscriptions of `basis` whose BTC range holds `sats` and whose fiat minimum, if any,
-    is reached in its currency. Without a fiat value only those without a fiat minimum match:
-    no price is never a guess."""
-    fiat_match = Q(min_fiat__isnull=True)
+def fiat_amounts(fiat: dict[str, Any] | None) -> dict[str, Decimal]:
+    """An event's fiat figures ({currency: exact text}, as whales store them) as Decimals;
+    anything malformed is left out, so it counts as no price."""
+    amounts: dict[str, Decimal] = {}
     for currency, amount in (fiat or {}).items():
         try:
             value = Decimal(amount)
-        except (InvalidOperation, TypeError):
+        except (InvalidOperation, TypeError, ValueError):
             continue
+        if value.is_finite():
+            amounts[currency] = value
+    return amounts
+
+
+def fiat_within(
+    amount: Decimal | None, minimum: Decimal | None, maximum: Decimal | None = None
+) -> bool:
+    """The fiat rule of every alert rule (subscriptions in SQL below, watchlist entries in
+    Python): bounds hold the amount in the rule's own currency, and a rule with a fiat bound
+    never matches an amount without a price (no price is never a guess)."""
+    if minimum is None and maximum is None:
+        return True
+    if amount is None:
+        return False
+    return (minimum is None or amount >= minimum) and (maximum is None or amount <= maximum)
+
+
+def _amount_match(basis: str, sats: int, fiat: dict[str, Any] | None) -> Q:
+    """Subscriptions of `basis` whose BTC range holds `sats` and whose fiat minimum, if any,
+    is reached in its currency: `fiat_within` as a query (subscriptions have no fiat maximum)."""
+    fiat_match = Q(min_fiat__isnull=True)
+    for currency, value in fiat_amounts(fiat).items():
         fiat_match |= Q(fiat_currency=currency, min_fiat__lte=value)
     return Q(
         Q(max_sats__isnull=True) | Q(max_sats__gte=sats),

@@ -86,8 +86,8 @@ def matches_for(event) -> dict[int, OwnerMatches]:
             by_entity[str(label.get("entity", "")).lower()].add(row["address"])
     watched: dict[int, set[str]] = defaultdict(set)
     for entry_id, address, entity in WatchTarget.objects.filter(
-        Q(address__in=addresses) | (Q(address="") & ~Q(entity="")), entry__active=True
-    ).values_list("entry_id", "address", "entity"):
+        Q(address__in=addresses) | (Q(address="") & ~Q(entity="")), group__active=True
+    ).values_list("group__watchlist_entry", "address", "entity"):
         if address:
             watched[entry_id].add(address)
         else:
@@ -96,6 +96,7 @@ def matches_for(event) -> dict[int, OwnerMatches]:
     if not watched:
         return {}
     found: dict[int, OwnerMatches] = {}
+    prices = WatchlistEntry.prices_of(whale)
     entries = WatchlistEntry.objects.filter(pk__in=watched).select_related(
         "delivery", "delivery__owner", "delivery__owner__profile"
     )
@@ -110,7 +111,7 @@ def matches_for(event) -> dict[int, OwnerMatches]:
             if not hit:
                 continue
             amount = sum(sums[a] for a in hit)
-            if entry.wants(direction, amount):
+            if entry.wants(direction, amount, prices):
                 owner = found.setdefault(entry.owner_id, OwnerMatches(entry.owner_id))
                 owner.matches.append(Match(entry, str(direction), amount, hit))
                 break  # one match per entry: incoming first, as a payment to it is the news

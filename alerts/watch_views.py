@@ -64,6 +64,9 @@ def entry_add(request):
                 direction=post.get("direction", "either"),
                 min_btc=post.get("min_btc") or None,
                 max_btc=post.get("max_btc") or None,
+                min_fiat=post.get("min_fiat") or None,
+                max_fiat=post.get("max_fiat") or None,
+                fiat_currency=post.get("fiat_currency") or None,
                 note=post.get("note", ""),
             ),
         )

@@ -64,6 +64,13 @@ class WatchlistEntrySerializer(serializers.Serializer):
     max_btc = serializers.DecimalField(
         max_digits=16, decimal_places=8, required=False, allow_null=True
     )
+    min_fiat = serializers.DecimalField(
+        max_digits=20, decimal_places=2, required=False, allow_null=True
+    )
+    max_fiat = serializers.DecimalField(
+        max_digits=20, decimal_places=2, required=False, allow_null=True
+    )
+    fiat_currency = serializers.CharField(max_length=3, required=False, default="USD")
     note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     active = serializers.BooleanField(required=False, default=True)
     addresses_watched = serializers.SerializerMethodField()
@@ -89,6 +96,9 @@ class WatchlistEntrySerializer(serializers.Serializer):
                     min_btc=attrs.get("min_btc"),
                     max_btc=attrs.get("max_btc"),
                     note=attrs.get("note", ""),
+                    min_fiat=attrs.get("min_fiat"),
+                    max_fiat=attrs.get("max_fiat"),
+                    fiat_currency=attrs.get("fiat_currency"),
                 ),
             )
         except DjangoValidationError as exc:
@@ -116,11 +126,22 @@ class WatchlistEntrySerializer(serializers.Serializer):
             "direction": instance.direction,
             "min_btc": btc(instance.min_sats),
             "max_btc": btc(instance.max_sats),
+            "min_fiat": instance.min_fiat,
+            "max_fiat": instance.max_fiat,
+            "fiat_currency": instance.fiat_currency,
             "note": instance.note,
             **validated_data,
         }
         checked = self._entry(merged)
-        for name in ("direction", "min_sats", "max_sats", "note"):
+        for name in (
+            "direction",
+            "min_sats",
+            "max_sats",
+            "min_fiat",
+            "max_fiat",
+            "fiat_currency",
+            "note",
+        ):
             setattr(instance, name, getattr(checked, name))
         instance.active = validated_data.get("active", instance.active)
         instance.save()

@@ -4,7 +4,8 @@ and their private address labels.
 An entry says *what* to watch; *how* to be told (e-mail, webhooks, quiet hours, hourly cap) is
 not copied here: each entry delivers through a Subscription of its owner (`delivery`), by default
 the owner's "Watchlist" subscription, created on first use and never matched against whales.
-The ingest watches `detection.WatchTarget` rows, kept here in step with the entries.
+The ingest watches `detection.WatchTarget` rows of active `detection.WatchGroup`s; each entry
+owns one group (`watch`) and keeps its targets and `active` in step from here.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Q
 
-from alerts.models import Subscription
+from alerts.models import ISO_CURRENCY, Subscription, fiat_amounts, fiat_within
 from detection import watching
 from detection.domain.addresses import AddressError, validate_address
+from detection.domain.prices import fiat_of
 from detection.domain.xpub import (
     CHANGE,
     RECEIVE,
@@ -31,7 +33,7 @@ from detection.domain.xpub import (
     parse_extended_key,
     window_after_use,
 )
-from detection.models import AddressLabel, LabelKind, WatchTarget
+from detection.models import AddressLabel, LabelKind, WatchGroup, WatchTarget
 from detection.summary import btc
 
 
@@ -58,6 +60,11 @@ class WatchlistEntry(models.Model):
     direction = models.CharField(max_length=8, choices=Direction.choices, default="either")
     min_sats = models.BigIntegerField(null=True, blank=True)
     max_sats = models.BigIntegerField(null=True, blank=True)
+    # Fiat bounds compare the entry's own amount at the price the whale was valued at; an
+    # entry with one never matches a transaction recorded without a fresh price.
+    min_fiat = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
+    max_fiat = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
+    fiat_currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217 code")
     note = models.CharField(max_length=500, blank=True, default="")
     active = models.BooleanField(default=True)
     delivery = models.ForeignKey(
@@ -67,6 +74,10 @@ class WatchlistEntry(models.Model):
         blank=True,
         related_name="watchlist_entries",
         help_text="whose channels, quiet hours and hourly cap the alerts use",
+    )
+    # What the ingest watches for this entry: made with the entry, deleted with it.
+    watch = models.OneToOneField(
+        WatchGroup, on_delete=models.PROTECT, related_name="watchlist_entry"
     )
     # Extended keys: the end (exclusive) of the derived window on each branch.
     receive_stop = models.PositiveIntegerField(default=0)
@@ -84,17 +95,52 @@ class WatchlistEntry(models.Model):
                 | Q(max_sats__gte=models.F("min_sats")),
                 name="watch_entry_max_at_least_min",
             ),
+            models.CheckConstraint(
+                condition=Q(min_fiat__isnull=True) | Q(min_fiat__gt=0),
+                name="watch_entry_min_fiat_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_fiat__isnull=True)
+                | Q(min_fiat__isnull=True)
+                | Q(max_fiat__gte=models.F("min_fiat")),
+                name="watch_entry_max_fiat_at_least_min",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.value[:24]} ({self.owner})"
 
-    def wants(self, direction: str, amount_sats: int) -> bool:
+    def save(self, *args, **kwargs) -> None:
+        update_fields = kwargs.get("update_fields")
+        if self.watch_id is None:
+            self.watch = WatchGroup.objects.create(active=self.active)
+        elif update_fields is None or "active" in update_fields:
+            WatchGroup.objects.filter(pk=self.watch_id).exclude(active=self.active).update(
+                active=self.active
+            )
+        super().save(*args, **kwargs)
+
+    @property
+    def targets(self):
+        return self.watch.targets
+
+    def wants(self, direction: str, amount_sats: int, prices: dict[str, Decimal]) -> bool:
+        """Does a hit of `amount_sats` in `direction` match, with the whale's `prices`
+        ({currency: price per BTC}, empty when it was recorded without one)?"""
         if self.direction != Direction.EITHER and direction != self.direction:
             return False
         if self.min_sats is not None and amount_sats < self.min_sats:
             return False
-        return self.max_sats is None or amount_sats <= self.max_sats
+        if self.max_sats is not None and amount_sats > self.max_sats:
+            return False
+        price = prices.get(self.fiat_currency)
+        amount = None if price is None else fiat_of(amount_sats, price)
+        return fiat_within(amount, self.min_fiat, self.max_fiat)
+
+    @staticmethod
+    def prices_of(whale) -> dict[str, Decimal]:
+        """The prices a whale row was valued at, for `wants`."""
+        return fiat_amounts((whale.fiat or {}).get("prices"))
 
 
 class WatchHit(models.Model):
@@ -177,6 +223,9 @@ class EntryInput:
     min_btc: str | Decimal | None = None
     max_btc: str | Decimal | None = None
     note: str = ""
+    min_fiat: str | Decimal | None = None
+    max_fiat: str | Decimal | None = None
+    fiat_currency: str | None = None
 
 
 def _sats(value, field: str) -> int | None:
@@ -189,6 +238,20 @@ def _sats(value, field: str) -> int | None:
     if not amount.is_finite() or amount < 0 or amount > 21_000_000:
         raise ValidationError({field: "Give an amount between 0 and 21,000,000 BTC."})
     return int((amount * 100_000_000).to_integral_value())
+
+
+def _fiat(value, field: str) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        amount = Decimal(str(value).strip().replace(",", ""))
+    except InvalidOperation:
+        raise ValidationError({field: f"{value!r} is not an amount of money."}) from None
+    if not amount.is_finite() or amount <= 0 or amount >= Decimal(10) ** 18:
+        raise ValidationError({field: "Give a fiat amount above 0 and below 10^18."})
+    if amount != amount.quantize(Decimal("0.01")):
+        raise ValidationError({field: "A fiat amount has at most two decimals."})
+    return amount.quantize(Decimal("0.01"))
 
 
 def build_entry(owner, data: EntryInput) -> WatchlistEntry:
@@ -226,6 +289,14 @@ def build_entry(owner, data: EntryInput) -> WatchlistEntry:
     min_sats, max_sats = _sats(data.min_btc, "min_btc"), _sats(data.max_btc, "max_btc")
     if min_sats is not None and max_sats is not None and max_sats < min_sats:
         raise ValidationError({"max_btc": "The maximum must be at least the minimum."})
+    min_fiat, max_fiat = _fiat(data.min_fiat, "min_fiat"), _fiat(data.max_fiat, "max_fiat")
+    if min_fiat is not None and max_fiat is not None and max_fiat < min_fiat:
+        raise ValidationError({"max_fiat": "The maximum must be at least the minimum."})
+    currency = (data.fiat_currency or "").strip().upper() or "USD"
+    if not ISO_CURRENCY.fullmatch(currency):
+        raise ValidationError(
+            {"fiat_currency": "A currency is three letters (ISO 4217), e.g. USD."}
+        )
     return WatchlistEntry(
         owner=owner,
         kind=kind,
@@ -233,6 +304,9 @@ def build_entry(owner, data: EntryInput) -> WatchlistEntry:
         direction=direction,
         min_sats=min_sats,
         max_sats=max_sats,
+        min_fiat=min_fiat,
+        max_fiat=max_fiat,
+        fiat_currency=currency,
         note=note,
     )
 
@@ -292,9 +366,9 @@ def add_entries(owner, entries: list[WatchlistEntry]) -> list[WatchlistEntry]:
 def sync_targets(entry: WatchlistEntry) -> None:
     """(Re)write the ingest's targets for one entry."""
     if entry.kind == WatchKind.ADDRESS:
-        WatchTarget.objects.get_or_create(entry=entry, address=entry.value, entity="")
+        WatchTarget.objects.get_or_create(group=entry.watch, address=entry.value, entity="")
     elif entry.kind == WatchKind.ENTITY:
-        WatchTarget.objects.get_or_create(entry=entry, address="", entity=entry.value)
+        WatchTarget.objects.get_or_create(group=entry.watch, address="", entity=entry.value)
     else:
         gap = settings.WATCHLIST_GAP_LIMIT
         extend_window(entry, RECEIVE, max(entry.receive_stop, gap))
@@ -304,11 +378,11 @@ def sync_targets(entry: WatchlistEntry) -> None:
 def extend_window(entry: WatchlistEntry, branch: int, stop: int) -> None:
     key = parse_extended_key(entry.value)
     have = set(
-        WatchTarget.objects.filter(entry=entry, branch=branch).values_list("index", flat=True)
+        WatchTarget.objects.filter(group=entry.watch, branch=branch).values_list("index", flat=True)
     )
     start = 0
     rows = [
-        WatchTarget(entry=entry, address=address, branch=branch, index=index)
+        WatchTarget(group=entry.watch, address=address, branch=branch, index=index)
         for index, address in key.addresses(branch, start, stop)
         if index not in have
     ]
@@ -324,9 +398,9 @@ def note_used(addresses) -> bool:
     grew = False
     targets = WatchTarget.objects.filter(
         address__in=set(addresses), branch__isnull=False
-    ).select_related("entry")
+    ).select_related("group__watchlist_entry")
     for target in targets:
-        entry = target.entry
+        entry = target.group.watchlist_entry
         field = "receive_stop" if target.branch == RECEIVE else "change_stop"
         current = getattr(entry, field)
         stop = window_after_use(target.index, current, settings.WATCHLIST_GAP_LIMIT)
@@ -346,7 +420,17 @@ def delete_entry(entry: WatchlistEntry) -> None:
 
 # --- CSV import and export --------------------------------------------------------------------
 
-CSV_COLUMNS = ("kind", "value", "direction", "min_btc", "max_btc", "note")
+CSV_COLUMNS = (
+    "kind",
+    "value",
+    "direction",
+    "min_btc",
+    "max_btc",
+    "note",
+    "min_fiat",
+    "max_fiat",
+    "fiat_currency",
+)
 
 
 class CsvImportError(ValueError):
@@ -364,7 +448,7 @@ def _messages(exc: ValidationError) -> list[tuple[str, str]]:
 
 
 def parse_csv(owner, data: bytes) -> list[WatchlistEntry]:
-    """Validate a whole CSV (header: kind,value[,direction,min_btc,max_btc,note]); every
+    """Validate a whole CSV (header: kind,value and any of CSV_COLUMNS, in any order); every
     problem is reported with its line, and nothing is returned unless every line is good."""
     limit = settings.WATCHLIST_CSV_MAX_BYTES
     if len(data) > limit:
@@ -443,6 +527,9 @@ def export_csv(owner) -> str:
                 btc(entry.min_sats) or "",
                 btc(entry.max_sats) or "",
                 _csv_safe(entry.note),
+                "" if entry.min_fiat is None else entry.min_fiat,
+                "" if entry.max_fiat is None else entry.max_fiat,
+                entry.fiat_currency,
             ]
         )
     return buffer.getvalue()

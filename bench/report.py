@@ -25,6 +25,7 @@ DOCS = {
         "ingest_throughput",
         "projection_core",
         "ingest_memory",
+        "watchlist",
         "block_scan",
         "api_latency",
         "alert_fanout",

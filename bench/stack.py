@@ -35,6 +35,8 @@ Point ``database_url`` at a private cluster to stop and start PostgreSQL under t
 Constructor (keywords): ``database_url``, ``workdir`` (default a new temporary directory,
 kept), ``seed``, ``tx_per_s`` (7.0), ``whale_every_s`` (1.0), ``block_interval`` (600 s),
 ``subscribers`` (2 users, each with a subscription and its own webhook endpoint),
+``watch_addresses`` (none: else one more user watches these addresses, issue 21, with the webhook
+endpoint ``WATCH_PATH``; its watch-only hits are left out of the whale and webhook checks),
 ``workers`` (1), ``concurrency`` (2), ``auto_restart`` (True: a process that exits is started
 again after ``restart_delay`` s, like systemd's Restart=always), ``restart_delay`` (1.0),
 ``extra_env`` (dict added to every stack process's environment), ``keep_database``, ``quiet``.
@@ -121,6 +123,10 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
     return ordered[index]
+
+
+# The watcher's webhook endpoint (Stack(watch_addresses=...)).
+WATCH_PATH = "/hook/watch"
 
 
 @dataclass
@@ -223,6 +229,7 @@ class Stack:
         whale_every_s: float = 1.0,
         block_interval: float = 600.0,
         subscribers: int = 2,
+        watch_addresses: list[str] | tuple[str, ...] = (),
         workers: int = 1,
         concurrency: int = 2,
         auto_restart: bool = True,
@@ -238,6 +245,8 @@ class Stack:
         self.whale_every_s = whale_every_s
         self.block_interval = block_interval
         self.subscribers = subscribers
+        self.watch_addresses = list(watch_addresses)
+        self.watch_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         self.workers = workers
         self.concurrency = concurrency
         self.auto_restart = auto_restart
@@ -487,7 +496,9 @@ class Stack:
         self.started_at = time.time()
         self.logs.mkdir(parents=True, exist_ok=True)
         (self.workdir / "var").mkdir(exist_ok=True)
-        (self.workdir / "secrets.json").write_text(json.dumps(self.secrets))
+        (self.workdir / "secrets.json").write_text(
+            json.dumps({**self.secrets, WATCH_PATH: self.watch_secret})
+        )
         self._say(f"work directory {self.workdir} (logs in {self.logs})")
         try:
             self._create_database()
@@ -506,6 +517,11 @@ class Stack:
                     {
                         "endpoints": self.secrets,
                         "hook_base": f"http://127.0.0.1:{self.ports['receiver']}",
+                        "watch": {
+                            "path": WATCH_PATH,
+                            "secret": self.watch_secret,
+                            "addresses": self.watch_addresses,
+                        },
                     }
                 ),
             )
@@ -757,7 +773,8 @@ class Stack:
         rows = self.psql(
             "SELECT w.txid, w.status, w.confirmed_height, r.txid, w.first_seen_at "
             "FROM detection_whaletransaction w "
-            "LEFT JOIN detection_whaletransaction r ON r.id = w.replaced_by_id"
+            "LEFT JOIN detection_whaletransaction r ON r.id = w.replaced_by_id "
+            "WHERE NOT w.watch_only"
         )
         in_db = {row[0]: row for row in rows}
         events = self.psql(
@@ -839,7 +856,8 @@ class Stack:
         """uid -> (kind, txid) of every event that alerts (the webhook-id is the event's uid)."""
         rows = self.psql(
             "SELECT e.uid::text, e.kind, w.txid, e.created_at FROM detection_whaleevent e "
-            "JOIN detection_whaletransaction w ON w.id = e.whale_id WHERE e.kind = ANY(%s)",
+            "JOIN detection_whaletransaction w ON w.id = e.whale_id "
+            "WHERE e.kind = ANY(%s) AND NOT w.watch_only",
             (list(ALERT_KINDS),),
         )
         return {
@@ -867,8 +885,11 @@ class Stack:
         # (path, kind, the whale's txid) -> webhook-ids received for that step of that whale
         ids_per_event: dict[tuple[str, str, str], set[str]] = {}
         for delivery in received:
+            # The watcher's endpoint (watch_addresses) gets watch hits, not every whale event.
+            if delivery["path"] not in ok:
+                continue
             if delivery["verified"] and 200 <= delivery["status"] < 300:
-                per = ok.setdefault(delivery["path"], {})
+                per = ok[delivery["path"]]
                 per[delivery["webhook_id"]] = per.get(delivery["webhook_id"], 0) + 1
                 if delivery["webhook_id"] in every_event:
                     kind, txid = every_event[delivery["webhook_id"]]

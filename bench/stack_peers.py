@@ -399,7 +399,9 @@ def run_dashboard(args: argparse.Namespace) -> None:
 
 def run_setup(args: argparse.Namespace) -> None:
     """Users, subscriptions, webhook endpoints and a dashboard session, from a JSON spec:
-    {"endpoints": {"/hook/0": "whsec_..."}, "hook_base": "http://127.0.0.1:P"}."""
+    {"endpoints": {"/hook/0": "whsec_..."}, "hook_base": "http://127.0.0.1:P", "watch":
+    {"path": "/hook/watch", "secret": "whsec_...", "addresses": [...]}} (a watcher is made only
+    when addresses are given)."""
     import django
 
     django.setup()
@@ -436,6 +438,28 @@ def run_setup(args: argparse.Namespace) -> None:
             email=False,
         )
         subscription.webhooks.add(endpoint)
+    watch = spec.get("watch") or {}
+    if watch.get("addresses"):
+        from alerts.watchlists import EntryInput, add_entries, build_entry
+
+        watcher, _ = user_model.objects.get_or_create(
+            username="stack-watcher", defaults={"email": "stack-watcher@example.org"}
+        )
+        entries = add_entries(
+            watcher,
+            [
+                build_entry(watcher, EntryInput(kind="address", value=address))
+                for address in watch["addresses"]
+            ],
+        )
+        delivery = entries[0].delivery
+        delivery.email = False
+        delivery.save(update_fields=["email"])
+        delivery.webhooks.add(
+            WebhookEndpoint.objects.create(
+                owner=watcher, url=spec["hook_base"] + watch["path"], secret=watch["secret"]
+            )
+        )
     viewer, _ = user_model.objects.get_or_create(
         username="stack-viewer", defaults={"email": "stack-viewer@example.org"}
     )

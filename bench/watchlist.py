@@ -7,7 +7,7 @@ The frames are the synthetic mempool of bench/ingest_throughput.py (deterministi
 through ``FramePipeline`` exactly as the live reader runs them. The watched set is 100,000
 distinct mainnet P2WPKH addresses (random programs) plus 20 addresses that do occur in the
 frames, so the hit path (a tx below the floor followed like a whale) is part of the run. Runs are
-interleaved, best of 5 each. Prints figures; not a test.
+interleaved, best of 5 each, in CPU time. Prints figures; not a test.
 """
 
 from __future__ import annotations
@@ -56,13 +56,17 @@ def addresses_in(frames: list[bytes], count: int) -> list[str]:
     return found
 
 
-def time_pipeline(frames: list[bytes], watch_set: WatchSet) -> tuple[float, FramePipeline]:
+def time_pipeline(frames: list[bytes], watch_set: WatchSet) -> tuple[float, int]:
+    """CPU seconds to run the frames, and the watch hits followed.
+
+    CPU time, not wall time: the bench host is shared, and waiting for a core is not ingest
+    work. Nothing of a run is kept, so every run starts from the same heap."""
     pipeline = FramePipeline(source="bench", projection_interval=math.inf)
     pipeline.parser.watch_set = watch_set
-    started = time.perf_counter()
+    started = time.process_time()
     for i, raw in enumerate(frames):
         pipeline.process(float(i), raw)
-    return time.perf_counter() - started, pipeline
+    return time.process_time() - started, pipeline.parser.watch_hits
 
 
 def memory_of(addresses: list[str]) -> float:
@@ -94,17 +98,17 @@ def main() -> None:
     unmatched = WatchSet(randoms, 1)
     watched = WatchSet(randoms[: args.watched - len(real)] + real, 1)
     rounds = args.rounds
-    best: dict[str, tuple[float, FramePipeline]] = {}
+    best: dict[str, tuple[float, int]] = {}
     variants = (("none", EMPTY), ("unmatched", unmatched), ("watched", watched))
     for _ in range(rounds):
         for label, watch_set in variants:
             gc.collect()
-            elapsed, pipeline = time_pipeline(frames, watch_set)
+            elapsed, hits = time_pipeline(frames, watch_set)
             if label not in best or elapsed < best[label][0]:
-                best[label] = (elapsed, pipeline)
+                best[label] = (elapsed, hits)
     none, _ = best["none"]
     lookups, _ = best["unmatched"]
-    full, pipeline = best["watched"]
+    full, watch_hits = best["watched"]
     slower = full / none - 1
     lookup_cost = lookups / none - 1
     print(f"input: {txs:,} txs in {len(frames)} frames (synthetic seed={args.seed})")
@@ -115,7 +119,7 @@ def main() -> None:
     )
     print(
         f"{len(watched):,} watched addresses: {full:6.2f} s  {txs / full:10,.0f} tx/s  "
-        f"({slower:+.1%}; {pipeline.parser.watch_hits} watch hits followed)"
+        f"({slower:+.1%}; {watch_hits} watch hits followed)"
     )
     mib = memory_of(list(watched.addresses))
     print(f"memory for {len(watched):,} watched addresses: {mib:.1f} MiB")
@@ -133,7 +137,7 @@ def main() -> None:
         met=lookup_cost <= 0.10,
     )
     report.add(
-        f"the same with 20 of them used ({pipeline.parser.watch_hits} txs followed as hits)",
+        f"the same with 20 of them used ({watch_hits} txs followed as hits)",
         f"{txs / full:,.0f} tx/s ({slower:+.1%})",
         target="within 10 %",
         met=slower <= 0.10,
@@ -141,8 +145,8 @@ def main() -> None:
     report.add(f"memory for {len(watched):,} watched addresses in the ingest", f"{mib:.1f} MiB")
     report.add("deriving 50 addresses of a zpub (embit)", f"{derive_ms:.1f} ms")
     report.note(
-        f"Best of {rounds} interleaved rounds each; {pipeline.parser.watch_hits} txs below the "
-        "floor were followed as watch hits. The host is shared with other work: compare the ratio."
+        f"CPU time, best of {rounds} interleaved rounds each; {watch_hits} txs below the floor "
+        "were followed as watch hits. The host is shared with other work: compare the ratio."
     )
     report.save(args.json)
 

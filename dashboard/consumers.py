@@ -11,7 +11,8 @@ Protocol (the browser side is static/js/feed.js):
 * Once authenticated the server sends `{"type": "snapshot", "whales": [...], "ingest": {...},
   "banner": {...}}` from the database, then `whale.event` and `ingest.status` pushes as they come.
   Every whale carries `row_html` (the page's row, dashboard/rows.py); a `whale.event`'s event
-  carries `row_html` (USD) and `row_html_by_currency`; an `ingest.status` carries `banner`
+  carries `row_html` (USD) and `row_html_by_currency`, with the user's own private labels of
+  the whale's addresses in their labels slot (dashboard.rows); an `ingest.status` carries `banner`
   (state, words and the moments they change, dashboard/source_health.py).
 * `?flow=…&entity=…&urgency=…&min_btc=…&max_btc=…&status=…` on the URL filters the snapshot
   like the feed page's URL, and each `whale.event` then says `"matches": true|false` (the
@@ -42,6 +43,7 @@ from dashboard.context_processors import user_display_currency
 from dashboard.fanout import CLOSE_LAYER_FAILED, local_fanout
 from dashboard.feed_filters import filters_from_query
 from dashboard.live import snapshot_message
+from dashboard.watch_panel import all_private_labels
 from detection.push import WHALE_FEED_GROUP
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -86,10 +88,14 @@ async def _token_still_holds(raw_token: str) -> bool:
 
 
 @database_sync_to_async
-def _snapshot(filters: dict[str, Any], with_whales: bool, user) -> dict[str, Any]:
-    # The snapshot is this socket's own, so its rows are in the user's display currency.
+def _snapshot(filters: dict[str, Any], with_whales: bool, user, labels) -> dict[str, Any]:
+    # The snapshot is this socket's own: its rows are in the user's display currency, with
+    # the user's private labels.
     currency = user_display_currency(user)
-    return snapshot_message(filters, with_whales=with_whales, currency=currency)
+    return snapshot_message(filters, with_whales=with_whales, currency=currency, labels=labels)
+
+
+_private_labels = database_sync_to_async(all_private_labels)
 
 
 class WhaleFeedConsumer(AsyncJsonWebsocketConsumer):
@@ -108,6 +114,9 @@ class WhaleFeedConsumer(AsyncJsonWebsocketConsumer):
         self._fanout = None
         self._live = False
         self._held_back: list[str] = []
+        # The user's private labels ({address: name}), read once per socket and again when they
+        # change ("labels.changed"): the fan-out adds them to pushed rows (dashboard.rows).
+        self.private_labels: dict[str, str] = {}
         query = dict(parse_qsl(self.scope.get("query_string", b"").decode("latin-1")))
         # The feed's own filters shape its snapshot; pages without a feed ask for no whales.
         self.filters = filters_from_query(query)
@@ -178,7 +187,10 @@ class WhaleFeedConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_LAYER_FAILED)
             return
         self._fanout = fanout
-        await self.send_json(await _snapshot(self.filters, self.wants_whales, user))
+        self.private_labels = await _private_labels(user)
+        await self.send_json(
+            await _snapshot(self.filters, self.wants_whales, user, self.private_labels)
+        )
         while self._held_back:
             await self.send(text_data=self._held_back.pop(0))
         self._live = True
@@ -190,6 +202,13 @@ class WhaleFeedConsumer(AsyncJsonWebsocketConsumer):
             return
         with contextlib.suppress(Exception):  # a socket closing under us must not stop the relay
             await self.send(text_data=text)
+
+    async def reload_labels(self) -> None:
+        """The user's private labels changed (another tab, the API): read them again."""
+        try:
+            self.private_labels = await _private_labels(self.user)
+        except Exception:  # the database is away: keep the old ones until the next change
+            log.warning("dashboard socket: private labels not reloaded", exc_info=True)
 
     async def drop(self, code: int) -> None:
         self._fanout = None

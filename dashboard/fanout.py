@@ -27,6 +27,7 @@ import orjson
 from channels.db import database_sync_to_async
 
 from dashboard.feed_filters import whale_matches
+from dashboard.rows import own_labels, with_labels
 from dashboard.source_health import banner_payload
 from detection.push import WHALE_FEED_GROUP
 
@@ -46,18 +47,24 @@ STOP_WAIT_SECONDS = 1.0
 class Member(Protocol):
     async def deliver(self, text: str) -> None: ...
 
+    async def reload_labels(self) -> None: ...
+
     async def drop(self, code: int) -> None: ...
 
 
-def encode(message: dict[str, Any], matches: bool | None = None) -> str | None:
+def encode(
+    message: dict[str, Any], matches: bool | None = None, labels: dict[str, str] | None = None
+) -> str | None:
     """The browser's frame for one group message, or None for a type the dashboard ignores.
 
     `matches` is said to a filtered feed only: whether its filters show the event's whale
     (decided by the server, dashboard.feed_filters.whale_matches; the browser holds no rule).
+    `labels` are one viewer's private labels of the whale's addresses, shown in its rows.
     """
     kind = message.get("type")
     if kind == "whale.event":
-        frame = {"type": "whale.event", "event": message["event"]}
+        event = with_labels(message["event"], labels) if labels else message["event"]
+        frame = {"type": "whale.event", "event": event}
         if matches is not None:
             frame["matches"] = matches
     elif kind == "watch.hit":
@@ -85,15 +92,14 @@ def _filter_key(filters: dict[str, Any]) -> tuple:
     return tuple(sorted(filters.items()))
 
 
-async def _filtered_frame(message: dict[str, Any], filters: dict[str, Any]) -> str | None:
+async def _matches(message: dict[str, Any], filters: dict[str, Any]) -> bool | None:
     try:
-        matches = await _whale_matches(filters, message["whale_pk"])
+        return await _whale_matches(filters, message["whale_pk"])
     except Exception:
         # The database is away: this filtered feed misses one push (display only, like every
         # push); its next connect's snapshot is read from the database again.
         log.warning("dashboard fan-out: could not judge a filtered feed's event", exc_info=True)
         return None
-    return encode(message, matches=matches)
 
 
 def _member_user_id(member: Member) -> int | None:
@@ -145,29 +151,58 @@ class LocalFanout:
         try:
             while True:
                 message = await self.layer.receive(self.channel)
+                if message.get("type") == "labels.changed":
+                    await self._reload_labels(message.get("user_id"))
+                    continue
                 text = encode(message)
                 if text is None:
                     continue
+                if message.get("type") == "whale.event":
+                    await self._relay_event(message, text)
+                    continue
                 owner = message.get("user_id") if message.get("type") == "watch.hit" else None
-                # A filtered feed's frame: one database question per distinct filter, not per socket.
-                filtered: dict[tuple, str] = {}
                 for member in list(self.members):
-                    if owner is not None and _member_user_id(member) != owner:
-                        continue
-                    filters = getattr(member, "filters", None)
-                    if not filters or message.get("type") != "whale.event":
+                    if owner is None or _member_user_id(member) == owner:
                         await member.deliver(text)
-                        continue
-                    key = _filter_key(filters)
-                    if key not in filtered:
-                        filtered[key] = await _filtered_frame(message, filters)
-                    if filtered[key] is not None:
-                        await member.deliver(filtered[key])
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("dashboard fan-out lost the channel layer; closing local sockets")
             await self._fail()
+
+    async def _relay_event(self, message: dict[str, Any], shared: str) -> None:
+        """A whale event to every socket: one encoding for all, except a filtered feed's
+        verdict (one database question per distinct filter, not per socket) and a socket
+        whose user named one of the whale's addresses (its own frame, its labels in the rows)."""
+        addresses = message.get("addresses") or ()
+        verdicts: dict[tuple, bool | None] = {}
+        filtered: dict[tuple, str | None] = {}
+        for member in list(self.members):
+            filters = getattr(member, "filters", None)
+            matches = None
+            if filters:
+                key = _filter_key(filters)
+                if key not in verdicts:
+                    verdicts[key] = await _matches(message, filters)
+                matches = verdicts[key]
+                if matches is None:
+                    continue
+            labels = getattr(member, "private_labels", None)
+            mine = own_labels(labels, addresses) if labels else None
+            if mine:
+                text = encode(message, matches=matches, labels=mine)
+            elif filters:
+                if key not in filtered:
+                    filtered[key] = encode(message, matches=matches)
+                text = filtered[key]
+            else:
+                text = shared
+            await member.deliver(text)
+
+    async def _reload_labels(self, user_id) -> None:
+        for member in list(self.members):
+            if user_id is not None and _member_user_id(member) == user_id:
+                await member.reload_labels()
 
     async def _watch(self) -> None:
         try:

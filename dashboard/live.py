@@ -15,7 +15,7 @@ from django.db.models import F, Max, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
 from dashboard.feed_filters import apply_filters
-from dashboard.rows import DEFAULT_CURRENCY, row_html
+from dashboard.rows import DEFAULT_CURRENCY, own_labels, row_html
 from dashboard.source_health import banner_payload
 from detection.models import WhaleEvent, WhaleStatus, WhaleTransaction
 from detection.push import WHALE_FEED_GROUP, agroup_send, group_send
@@ -45,32 +45,43 @@ def _current_whales():
     )
 
 
-def _entry(whale: WhaleTransaction) -> dict[str, Any]:
+def _entry(whale: WhaleTransaction, labels: dict[str, str] | None = None) -> dict[str, Any]:
     entry = whale_summary(whale)
+    mine = own_labels(labels, whale.addresses()) if labels else {}
+    if mine:
+        entry["my_labels"] = sorted(mine.items())
     # The browser drops a pushed event older than what it already shows (two Celery workers may
     # record a chain's events out of order); the per-chain sequence says which is newer.
     entry["sequence"] = whale.last_sequence or 0
     return entry
 
 
-def feed_whales(filters: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-    """(pending, recent) whale summaries, newest first, filtered like the page's URL says."""
+def feed_whales(
+    filters: dict[str, Any], labels: dict[str, str] | None = None
+) -> tuple[list[dict], list[dict]]:
+    """(pending, recent) whale summaries, newest first, filtered like the page's URL says;
+    with a viewer's private `labels`, each carries its `my_labels` for that viewer's rows."""
     whales = apply_filters(_current_whales(), filters)
     pending = whales.filter(status=WhaleStatus.PENDING).order_by("-first_seen_at", "-id")
     recent = whales.exclude(status=WhaleStatus.PENDING).order_by(
         F("status_at").desc(nulls_last=True), "-first_seen_at", "-id"
     )
     return (
-        [_entry(whale) for whale in pending[:PENDING_LIMIT]],
-        [_entry(whale) for whale in recent[:RECENT_LIMIT]],
+        [_entry(whale, labels) for whale in pending[:PENDING_LIMIT]],
+        [_entry(whale, labels) for whale in recent[:RECENT_LIMIT]],
     )
 
 
 def snapshot_message(
-    filters: dict[str, Any], *, with_whales: bool = True, currency: str = DEFAULT_CURRENCY
+    filters: dict[str, Any],
+    *,
+    with_whales: bool = True,
+    currency: str = DEFAULT_CURRENCY,
+    labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The socket's snapshot; each whale carries `row_html`, the page's row in `currency`."""
-    pending, recent = feed_whales(filters) if with_whales else ([], [])
+    """The socket's snapshot; each whale carries `row_html`, the page's row in `currency` with
+    the viewer's private `labels`."""
+    pending, recent = feed_whales(filters, labels) if with_whales else ([], [])
     whales = pending + recent
     for whale in whales:
         whale["row_html"] = row_html(whale, currency)

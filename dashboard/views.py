@@ -14,7 +14,7 @@ from dashboard.forms import AccountSettingsForm, SignUpForm
 from dashboard.live import PENDING_LIMIT, feed_whales
 from dashboard.models import Profile
 from dashboard.stats_data import DEFAULT_RANGE, RANGES, stats_page_data
-from dashboard.watch_panel import watch_panel
+from dashboard.watch_panel import all_private_labels, watch_panel
 from dashboard.whale_page import TXID_PATTERN, whale_detail_context
 from detection.models import WhaleTransaction
 
@@ -113,7 +113,7 @@ def home(request):
     """The live feed: the server renders the filtered rows, static/js/feed.js keeps them live."""
     form = FeedFilterForm(request.GET or None)
     active = form.active_filters() if request.GET else {}
-    pending, recent = feed_whales(active)
+    pending, recent = feed_whales(active, all_private_labels(request.user))
     context = {
         "form": form,
         "filters": active,

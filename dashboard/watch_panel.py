@@ -8,11 +8,17 @@ from typing import Any
 from detection.models import WhaleTransaction
 
 
+def all_private_labels(user) -> dict[str, str]:
+    """Every name the user gave an address ({address: name}); empty for anyone else."""
+    if user is None or not user.is_authenticated:
+        return {}
+    return dict(user.private_labels.values_list("address", "name"))
+
+
 def watch_panel(user, whale: WhaleTransaction) -> dict[str, Any]:
-    addresses = {row.get("address") for row in (whale.inputs or []) + (whale.outputs or [])} - {
-        None
-    }
-    labels = dict(user.private_labels.filter(address__in=addresses).values_list("address", "name"))
+    labels = dict(
+        user.private_labels.filter(address__in=whale.addresses()).values_list("address", "name")
+    )
     hits = list(
         user.watchlist_entries.filter(hits__event__whale=whale)
         .values_list("value", "note", "hits__direction", "hits__event__kind")

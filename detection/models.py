@@ -248,6 +248,13 @@ class WhaleTransaction(models.Model):
     def moved_btc(self) -> float:
         return self.moved / SATS_PER_BTC
 
+    def addresses(self) -> set[str]:
+        """Every address it pays to or (with prevouts) spends from."""
+        return {row.get("address") for row in (self.inputs or []) + (self.outputs or [])} - {
+            None,
+            "",
+        }
+
     def fiat_amount(self, which: str, currency: str) -> str | None:
         """Exact decimal text of the fiat `which` ("value" or "moved") in `currency`, or None."""
         values = (self.fiat or {}).get(which) or {}
@@ -519,15 +526,23 @@ class PredictionHourlyOutcome(models.Model):
         _upsert_sums(cls, cls.KEY, cls.SUMS, deltas)
 
 
-class WatchTarget(models.Model):
-    """What the ingest must look for on behalf of one watchlist entry (issue 21): an address
-    (a plain entry's, or one derived from an extended key), or an entity name whose labelled
-    addresses are watched. The ingest loads the union of these; the entries themselves, with
-    their owners and notes, live in alerts (detection cannot import alerts)."""
+class WatchGroup(models.Model):
+    """One set of things to watch, on behalf of someone in an upper app (issue 21: an
+    alerts.WatchlistEntry owns one, and keeps `active` in step). Detection knows no owners or
+    notes: the link points from alerts down to here, never from detection up."""
 
-    entry = models.ForeignKey(
-        "alerts.WatchlistEntry", on_delete=models.CASCADE, related_name="targets"
-    )
+    active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"watch group {self.pk}{'' if self.active else ' (off)'}"
+
+
+class WatchTarget(models.Model):
+    """What the ingest must look for on behalf of one watch group: an address (a plain entry's,
+    or one derived from an extended key), or an entity name whose labelled addresses are
+    watched. The ingest loads the union of the active groups' targets."""
+
+    group = models.ForeignKey(WatchGroup, on_delete=models.CASCADE, related_name="targets")
     address = models.CharField(max_length=100, blank=True, default="")
     entity = models.CharField(max_length=100, blank=True, default="")
     # For an extended key: 0 receive / 1 change, and the child index.
@@ -537,7 +552,7 @@ class WatchTarget(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["entry", "address", "entity"], name="watch_target_once"
+                fields=["group", "address", "entity"], name="watch_target_once"
             ),
         ]
         indexes = [

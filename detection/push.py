@@ -89,7 +89,13 @@ def push_event(
     summary = event_summary(event)
     if render_row is not None:
         summary.update(render_row(dict(summary["whale"], sequence=event.sequence)))
-    # whale_pk lets each process's fan-out ask the database whether a filtered feed shows it.
-    message = {"type": "whale.event", "event": summary, "whale_pk": event.whale_id}
+    # whale_pk lets each process's fan-out ask the database whether a filtered feed shows it;
+    # addresses let it add a viewer's private labels to the row (never sent to browsers).
+    message = {
+        "type": "whale.event",
+        "event": summary,
+        "whale_pk": event.whale_id,
+        "addresses": sorted(event.whale.addresses()),
+    }
     group_send(WHALE_FEED_GROUP, message)
     observe_detection_latency("pushed", event.kind, event.frame_received_at)

@@ -41,7 +41,7 @@ def current_version() -> int | None:
 
 def watched_addresses() -> set[str]:
     """Every address some active entry watches, including the labelled addresses of entities."""
-    targets = WatchTarget.objects.filter(entry__active=True)
+    targets = WatchTarget.objects.filter(group__active=True)
     addresses = set(targets.exclude(address="").values_list("address", flat=True).iterator())
     entities = {e.lower() for e in targets.exclude(entity="").values_list("entity", flat=True)}
     if entities:

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from detection.ingest.watch import EMPTY as EMPTY_WATCH_SET
-from detection.ingest.watch import WatchSet, touches
+from detection.ingest.watch import WatchSet
 from detection.txshape import SATS_PER_BTC, TxInput, TxOutput, WhaleTx
 
 log = logging.getLogger(__name__)
@@ -363,7 +363,8 @@ class FrameParser:
                 rate = tx.get("effectiveFeePerVsize")
                 sigops = tx.get("sigops", 0)
                 value = 0
-                for out in tx["vout"]:
+                vouts = tx["vout"]
+                for out in vouts:
                     value += out["value"]
             except (KeyError, TypeError, AttributeError):
                 bad += 1
@@ -394,10 +395,27 @@ class FrameParser:
             if type(sigops) is not int or not 0 <= sigops <= 80_000:
                 sigops = 0
             append((txid, (fee, weight, rate if rate is not None else 0.0, sigops)))
+            # Watchlists (issue 21): detection.ingest.watch.touches, inlined into the loops every
+            # tx goes through anyway (tests/ingest/test_ingest_watch.py holds the two alike).
+            watching = watched and value < whale_min
+            touched = False
+            if watching:
+                for out in vouts:
+                    address = out.get("scriptpubkey_address")
+                    if type(address) is str and address in watched:
+                        touched = True
+                        break
             vins = tx.get("vin")
             if type(vins) is list:
                 for vin in vins:
-                    parent = vin.get("txid") if type(vin) is dict else None
+                    if type(vin) is not dict:
+                        continue
+                    if watching and not touched:
+                        prevout = vin.get("prevout")
+                        if type(prevout) is dict:
+                            address = prevout.get("scriptpubkey_address")
+                            touched = type(address) is str and address in watched
+                    parent = vin.get("txid")
                     if type(parent) is not str:
                         continue
                     if parent in mempool or parent in in_frame:
@@ -411,7 +429,7 @@ class FrameParser:
             in_frame.add(txid)
             if value >= whale_min:
                 self._add_whale(tx, txid, fee, weight, vsize, rate, frame.whales, frame)
-            elif watched and touches(tx, watched):
+            elif touched:
                 self.watch_hits += 1
                 self._add_whale(tx, txid, fee, weight, vsize, rate, frame.whales, frame)
         self.txs_parsed += len(txs) - bad

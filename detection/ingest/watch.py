@@ -35,18 +35,26 @@ class WatchSet:
 
 
 def touches(tx: dict[str, Any], watched: frozenset[str]) -> bool:
-    """Does an Esplora-shaped tx pay to or spend from a watched address? Set lookups only;
-    anything malformed simply does not match (the parser counts malformed txs itself)."""
-    try:
-        for out in tx["vout"]:
-            if out.get("scriptpubkey_address") in watched:
+    """Does an Esplora-shaped tx pay to or spend from a watched address? Set lookups only; a
+    malformed output, input or address is skipped (the parser counts malformed txs itself).
+
+    The frame parser's hot loop inlines this check into the loops it runs over every tx anyway
+    (detection.ingest.protocol, FrameParser._parse_txs: 200,000 calls fewer per 200,000 txs);
+    tests/ingest/test_ingest_watch.py holds the two to the same answers."""
+    vouts = tx.get("vout") if type(tx) is dict else None
+    if type(vouts) is list:
+        for out in vouts:
+            address = out.get("scriptpubkey_address") if type(out) is dict else None
+            if type(address) is str and address in watched:
                 return True
-        for item in tx.get("vin") or ():
-            prevout = item.get("prevout")
-            if prevout and prevout.get("scriptpubkey_address") in watched:
-                return True
-    except (AttributeError, TypeError, KeyError):
-        return False
+    vins = tx.get("vin") if type(tx) is dict else None
+    if type(vins) is list:
+        for vin in vins:
+            prevout = vin.get("prevout") if type(vin) is dict else None
+            if type(prevout) is dict:
+                address = prevout.get("scriptpubkey_address")
+                if type(address) is str and address in watched:
+                    return True
     return False
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import orjson
 from ingest_support import (
     BLOCK_277647,
     Collector,
@@ -26,9 +27,10 @@ from test_ingest_blockscan import (
     ws_block,
 )
 
+from detection.ingest.protocol import FrameParser
 from detection.ingest.runner import IngestRunner
 from detection.ingest.sources.live import LiveSource
-from detection.ingest.watch import WatchSet
+from detection.ingest.watch import WatchSet, touches
 
 SMALL_TXID = "54d3c39b4726ea0eb8e8ccbd9323d329319126b29adab03e475805e069d96d98"
 SMALL_RECIPIENT = "1P33wMqVqwFVX84H8E2yGGFzxLniFS1z8F"
@@ -132,3 +134,42 @@ async def test_a_changed_watchlist_is_picked_up_without_a_restart():
     await task
     assert calls[:4] == [None, 1, 1, 2]
     assert runner.parser.watch_set.addresses == {SMALL_RECIPIENT}
+
+
+def _variants(tx: dict) -> list[dict]:
+    """A real tx and malformed shapes of its addresses, outputs and inputs."""
+    out, vin = tx["vout"][0], tx["vin"][0]
+    return [
+        tx,
+        {**tx, "vout": [{**out, "scriptpubkey_address": ["not", "hashable"]}, *tx["vout"][1:]]},
+        {**tx, "vout": [{k: v for k, v in out.items() if k != "scriptpubkey_address"}]},
+        {**tx, "vin": [{**vin, "prevout": None}, *tx["vin"][1:]]},
+        {**tx, "vin": [{**vin, "prevout": "text"}, *tx["vin"][1:]]},
+        {**tx, "vin": [{**vin, "prevout": {"scriptpubkey_address": {"a": 1}}}, *tx["vin"][1:]]},
+        {**tx, "vin": ["junk", *tx["vin"]]},
+        {**tx, "vin": "junk"},
+        {k: v for k, v in tx.items() if k != "vin"},
+    ]
+
+
+def test_the_parsers_inlined_check_answers_as_touches():
+    """The hot loop inlines detection.ingest.watch.touches; both must pick the same txs."""
+    txs = [as_unconfirmed(t) for t in esplora_txs_277647()[:40]] + [as_unconfirmed(small_tx())]
+    candidates = [variant for tx in txs for variant in _variants(tx)]
+    below_floor = [tx for tx in candidates if sum(o["value"] for o in tx["vout"]) < FLOOR]
+    picked = 0
+    for watched in ({SMALL_RECIPIENT}, {SMALL_SENDER}, {SMALL_RECIPIENT, SMALL_SENDER}, set()):
+        watch_set = WatchSet(watched, 1)
+        for index, tx in enumerate(below_floor):
+            parser = FrameParser(whale_min_sats=FLOOR)
+            parser.watch_set = watch_set
+            parser.parse(orjson.dumps(mempool_frame(1, added=[tx])), 1.0)
+            expected = touches(tx, watch_set.addresses)
+            assert parser.watch_hits == int(expected), (index, watched)
+            picked += expected
+    assert picked > 0
+    # The sender spends all eight inputs: only shapes without any readable input miss it.
+    sender = WatchSet({SMALL_SENDER}, 1).addresses
+    assert [touches(tx, sender) for tx in _variants(as_unconfirmed(small_tx()))] == [True] * 7 + [
+        False
+    ] * 2

@@ -82,6 +82,7 @@ def test_staff_promote_a_private_label_from_the_admin(client, alice, staff):
     label = PrivateLabel.objects.create(owner=alice, address=SMALL_SENDER, name="Dice site")
     client.force_login(staff)
     assert client.get("/admin/alerts/watchlistentry/").status_code == 200
+    assert client.get("/admin/alerts/watchlistentry/add/").status_code == 200
     response = client.post(
         "/admin/alerts/privatelabel/",
         {"action": "promote_labels", "_selected_action": [label.pk]},

@@ -121,9 +121,9 @@ def test_csv_import_then_export_round_trips(api):
     exported = api.get(f"{BASE}export/")
     assert exported["Content-Type"].startswith("text/csv")
     lines = exported.content.decode().splitlines()
-    assert lines[0] == "kind,value,direction,min_btc,max_btc,note"
-    assert lines[1] == f"address,{SMALL_RECIPIENT},incoming,0.01000000,,cold storage"
-    assert lines[2] == "entity,Binance,either,,,'=HYPERLINK(1)"
+    assert lines[0] == "kind,value,direction,min_btc,max_btc,note,min_fiat,max_fiat,fiat_currency"
+    assert lines[1] == f"address,{SMALL_RECIPIENT},incoming,0.01000000,,cold storage,,,USD"
+    assert lines[2] == "entity,Binance,either,,,'=HYPERLINK(1),,,USD"
 
 
 def test_csv_with_bad_lines_saves_nothing_and_names_each_line(api):
@@ -182,7 +182,7 @@ def test_a_second_user_sees_none_of_the_first_users_watchlist(alice, bob, small_
     assert bob_api.delete(f"{BASE}{entry.public_id}/").status_code == 404
     assert bob_api.get(f"{BASE}hits/").json()["results"] == []
     assert bob_api.get(f"{BASE}export/").content.decode() == (
-        "kind,value,direction,min_btc,max_btc,note\n"
+        "kind,value,direction,min_btc,max_btc,note,min_fiat,max_fiat,fiat_currency\n"
     )
     assert bob_api.get("/api/v1/private-labels/").json() == []
     label = PrivateLabel.objects.get(owner=alice)
