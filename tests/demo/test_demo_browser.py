@@ -31,6 +31,7 @@ FIRST_LIVE_WHALE = "d385205568e5420bc73b190ede001678730d42744d0716d2c5c2b6467cf7
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(240),
+    pytest.mark.alone,  # times itself
     pytest.mark.skipif(
         not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium"
     ),
