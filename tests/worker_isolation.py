@@ -58,37 +58,36 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
 
 
 # Tests that time themselves against a promise made for an idle machine (the demo's "under 10 s",
-# "within 15 s") run alone: while one runs, the other workers wait between tests. Two flock()s:
-# every test passes the turnstile and then shares the room; an `alone` test keeps the turnstile,
-# so no new test starts, and waits to have the room to itself.
+# "within 15 s") run alone: while one runs, the other workers wait between tests. Two flock()s
+# in a folder of this run's own: every test passes the turnstile and then shares the room; an
+# `alone` test keeps the turnstile, so no new test starts, and waits to have the room to itself.
+# The wait happens around each test's protocol, outside its setup, so --durations shows none.
+_run_locks = pytest.StashKey[tuple[int, int] | None]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "alone: times itself, so runs while no other test runs (pytest-xdist)"
     )
-
-
-@pytest.fixture(scope="session")
-def _run_locks():
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-    if run is None:
-        yield None
+    if run is None or "PYTEST_XDIST_WORKER" not in os.environ:
+        config.stash[_run_locks] = None
         return
     folder = os.path.join(tempfile.gettempdir(), f"whalewatch-tests-{run}")
     os.makedirs(folder, exist_ok=True)
-    with (
-        open(os.path.join(folder, "turnstile"), "a") as turnstile,
-        open(os.path.join(folder, "room"), "a") as room,
-    ):
-        yield turnstile.fileno(), room.fileno()
+    config.stash[_run_locks] = (
+        os.open(os.path.join(folder, "turnstile"), os.O_RDWR | os.O_CREAT, 0o600),
+        os.open(os.path.join(folder, "room"), os.O_RDWR | os.O_CREAT, 0o600),
+    )
 
 
-@pytest.fixture(autouse=True)
-def _alone_or_together(request, _run_locks):
-    if _run_locks is None:
-        yield
-        return
-    turnstile, room = _run_locks
-    alone = request.node.get_closest_marker("alone") is not None
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    locks = item.config.stash.get(_run_locks, None)
+    if locks is None:
+        return (yield)
+    turnstile, room = locks
+    alone = item.get_closest_marker("alone") is not None
     fcntl.flock(turnstile, fcntl.LOCK_EX)
     try:
         fcntl.flock(room, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
@@ -96,7 +95,7 @@ def _alone_or_together(request, _run_locks):
         if not alone:
             fcntl.flock(turnstile, fcntl.LOCK_UN)
     try:
-        yield
+        return (yield)
     finally:
         fcntl.flock(room, fcntl.LOCK_UN)
         if alone:
