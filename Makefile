@@ -9,6 +9,9 @@ PORT ?= 8000
 # which the settings read from the same environment.
 VAR_DIR := $(or $(WHALE_VAR_DIR),var)
 DEMO_RECEIVER_PORT ?= 8099
+# Test processes (pytest-xdist): more than the 2 cores, as the slow tests mostly wait on the
+# processes they start (docs/DEVELOPMENT.md). Each uses one Redis database from REDIS_URL's on.
+TEST_WORKERS ?= 4
 
 # A local run needs no configuration: debug mode, SQLite under var/, Redis on 127.0.0.1.
 # PORT, WHALE_VAR_DIR, REDIS_URL, REDIS_KEY_PREFIX, WHALE_INGEST_METRICS_PORT (0 = off) and, for
@@ -62,7 +65,7 @@ demo-data: install
 
 test: install
 	./deploy/dev-services.sh postgres redis
-	$(PY) -m pytest --durations=10
+	$(PY) -m pytest -n $(TEST_WORKERS) --maxschedchunk=1 --durations=10
 
 # The same property tests `make test` runs small and derandomised, here long and random. A run
 # takes far more than the suite's per-test timeout, so that is lifted.

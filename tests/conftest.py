@@ -54,6 +54,9 @@ PAGE_FOLDERS = ("dashboard", "faults", "ops")
 PURE_FOLDERS = ("domain",)
 
 
+# Last, after pytest-django's ordering (database tests before transactional ones), which would
+# otherwise put every slow test (all transactional) at the end.
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     tests_root = Path(__file__).resolve().parent
     for item in items:
@@ -64,6 +67,15 @@ def pytest_collection_modifyitems(config, items):
             item.fixturenames.insert(0, "clean_test_redis")
         if folder in PAGE_FOLDERS or PAGE_FIXTURES & set(item.fixturenames):
             item.fixturenames.insert(0, "collected_static")
+    # Slow tests first: pytest-xdist (`make test`) then deals them out over its workers at the
+    # start while the fast ones fill the gaps, instead of leaving one worker a slow tail. Tests
+    # that run alone (tests/worker_isolation.py) come last, when nothing slow is left to wait for.
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("alone") is not None,
+            item.get_closest_marker("slow") is None,
+        )
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -153,6 +153,7 @@ def test_response_is_read_up_to_a_bound(settings, receiver):
     assert len(response.body) == http.MAX_RESPONSE_BYTES and response.truncated
 
 
+@pytest.mark.alone  # times itself
 def test_hanging_server_hits_the_total_timeout(settings, receiver):
     settings.WHALE_OUTBOUND_ALLOW_LOOPBACK = True
     settings.WHALE_OUTBOUND_TOTAL_TIMEOUT = 0.5
@@ -163,6 +164,7 @@ def test_hanging_server_hits_the_total_timeout(settings, receiver):
     assert time.monotonic() - started < 2
 
 
+@pytest.mark.alone  # times itself
 def test_slow_drip_server_cannot_outlast_the_total_timeout(settings):
     """A server that sends one byte every 0.2 s keeps every read alive; the total still holds."""
     settings.WHALE_OUTBOUND_ALLOW_LOOPBACK = True

@@ -260,6 +260,7 @@ def test_a_group_upgraded_to_a_supergroup_is_followed(
     assert delivery.status == DeliveryStatus.DELIVERED
 
 
+@pytest.mark.alone  # times itself
 @pytest.mark.django_db
 def test_a_poll_run_ends_inside_a_task_time_limit(bot_api, settings, monkeypatch):
     # The poller is a task like any other (soft limit 12 s, hard 15 s); a long-poll running past

@@ -135,6 +135,7 @@ def test_retry_after_is_honoured(alice, whales, receiver, allow_loopback):
     assert delivery.enqueued_at is None  # no Celery countdown: the sweeper queues it when due
 
 
+@pytest.mark.alone  # times itself
 @pytest.mark.django_db
 def test_hanging_receiver_hits_the_total_timeout(alice, whales, receiver, allow_loopback):
     allow_loopback.WHALE_OUTBOUND_TOTAL_TIMEOUT = 1.0

@@ -37,6 +37,7 @@ PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(240),
+    pytest.mark.alone,  # times itself
     pytest.mark.skipif(
         not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium"
     ),

@@ -26,6 +26,7 @@ from detection.models import (
 pytestmark = pytest.mark.django_db
 
 
+@pytest.mark.alone  # times itself
 def test_a_week_of_history_in_every_flow_class():
     started = time.monotonic()
     call_command("load_demo_history")

@@ -18,6 +18,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 TOTAL_TIMEOUT_S = 2
 
 
+@pytest.mark.alone  # times itself
 def test_hanging_receiver_is_timed_out_and_retried(
     alice,
     whales,

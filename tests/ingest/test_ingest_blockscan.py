@@ -233,10 +233,17 @@ async def test_block_mined_while_disconnected_is_scanned_on_reconnect(
     block = serve_277647(mempool_server)
     seen = whales_277647()[2]
     saved: list = []
+    loop = asyncio.get_running_loop()
+    position_saved = asyncio.Event()
+
+    def save(scanned) -> None:  # runs in a worker thread, after the block's events are out
+        saved.append(scanned)
+        loop.call_soon_threadsafe(position_saved.set)
+
     source, runner, sink = await start_runner(
         mempool_server,
         last_scanned_block=(277646, PREVIOUS_277647),
-        on_block_scanned=saved.append,
+        on_block_scanned=save,
     )
     task = asyncio.create_task(runner.run())
     await mempool_server.wait_messages(0, 2)
@@ -249,6 +256,7 @@ async def test_block_mined_while_disconnected_is_scanned_on_reconnect(
     await mempool_server.wait_messages(1, 3)  # want, track-mempool, track-txs
     await mempool_server.send({"blocks": [previous_block(), ws_block(block)]})
     events = await sink.wait(4)
+    await asyncio.wait_for(position_saved.wait(), timeout=10)
     runner.stop()
     await task
     assert [e["kind"] for e in events] == ["seen", "confirmed", "confirmed", "confirmed"]

@@ -68,6 +68,7 @@ async def test_subscribes_exactly_and_reports_whales(mempool_server: MempoolServ
     assert mempool_server.received[0][2:] == ['{"action":"init"}']
 
 
+@pytest.mark.alone  # times itself
 async def test_reconnect_resubscribes_and_resyncs_pending_whales(mempool_server: MempoolServer):
     sink = Collector()
     source = live(mempool_server)

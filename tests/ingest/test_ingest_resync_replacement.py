@@ -129,6 +129,7 @@ async def test_held_rest_answer_does_not_block_the_reader(mempool_server: Mempoo
         ("other", "wrong_tx", 1),
     ],
 )
+@pytest.mark.alone  # times itself
 async def test_failed_fetch_keeps_the_old_behaviour(
     mempool_server: MempoolServer, serve: str, reason: str, tries: int
 ):

@@ -86,6 +86,7 @@ def test_replay_hands_the_recorded_frame_bytes_verbatim(tmp_path: Path):
     ]
 
 
+@pytest.mark.alone  # times itself
 async def test_replay_honours_timestamps_and_loops(tmp_path: Path):
     path = tmp_path / "paced.jsonl"
     with Recorder(path) as recorder:

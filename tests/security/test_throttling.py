@@ -7,7 +7,10 @@ address of an account were fresh buckets; Retry-After always named the per-usern
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+import time_machine
 from django.core import mail
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -67,9 +70,13 @@ def test_user_name_and_email_share_one_bucket_on_the_token_endpoint(alice, setti
 def test_retry_after_states_the_limit_that_was_hit(client, db, settings):
     settings.WHALE_LOGIN_RATE_IP = "2/h"
     settings.WHALE_LOGIN_RATE_USERNAME = "100/m"
-    for n in range(2):
-        client.post(reverse("login"), {"username": f"guess{n}", "password": "x"})
-    response = client.post(reverse("login"), {"username": "another", "password": "x"})
+    # django-ratelimit's windows are fixed, each key's starting at its own offset in the period:
+    # at a random moment the hour window may have less than a minute left. A fixed clock makes
+    # the seconds left the same on every run.
+    with time_machine.travel(datetime(2026, 3, 1, 12, 0, tzinfo=UTC), tick=False):
+        for n in range(2):
+            client.post(reverse("login"), {"username": f"guess{n}", "password": "x"})
+        response = client.post(reverse("login"), {"username": "another", "password": "x"})
     assert response.status_code == 429
     # The per-IP window is an hour; the per-username one (a minute) was not hit.
     assert int(response["Retry-After"]) > 60
