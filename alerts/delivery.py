@@ -413,6 +413,7 @@ def _tell_owner_endpoint_disabled(endpoint_id: int) -> None:
 
 def _chats_bookkeeping(deliveries, outcomes, now: datetime) -> None:
     refresh = []
+    healed = []
     for delivery, outcome in zip(deliveries, outcomes, strict=True):
         if delivery.channel not in CHAT_CHANNELS:
             continue
@@ -421,6 +422,8 @@ def _chats_bookkeeping(deliveries, outcomes, now: datetime) -> None:
             recent = chat.last_success_at and now - chat.last_success_at < timedelta(minutes=1)
             if chat.consecutive_failures or not recent:
                 refresh.append(chat.pk)
+            if chat.consecutive_failures and delivery.kind != DeliveryKind.TEST:
+                healed.append(chat.pk)
             continue
         if outcome.disable_endpoint:  # the service says the chat or hook is gone: tests too
             disable_chat(chat, outcome.disable_endpoint)
@@ -434,6 +437,8 @@ def _chats_bookkeeping(deliveries, outcomes, now: datetime) -> None:
         ChatEndpoint.objects.filter(pk__in=refresh).update(
             consecutive_failures=0, last_success_at=now
         )
+    if healed:
+        send_backlog_now(now, chat_id__in=healed)
 
 
 def _move_telegram_chat(chat: ChatEndpoint, new_id: int) -> None:

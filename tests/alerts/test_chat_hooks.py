@@ -16,7 +16,7 @@ from django.utils import timezone
 from alerts.delivery import send_delivery
 from alerts.fanout import fan_out
 from alerts.models import ChatEndpoint, Delivery, DeliveryKind, DeliveryStatus
-from alerts.sweeper import sweep
+from alerts.sweeper import requeue_due, sweep
 from tests.alerts.conftest import (
     CONSOLIDATION_103,
     ZERO_FEE_133,
@@ -39,6 +39,42 @@ def one_alert(owner, whales, chat, **subscription_fields) -> Delivery:
     label_as_inflow(whales[ZERO_FEE_927])
     fan_out(record("seen", whales[ZERO_FEE_927]).pk)
     return Delivery.objects.get()
+
+
+def test_a_chat_that_answers_again_gets_its_backlog_within_a_sweep(
+    alice, whales, receiver, allow_loopback, django_capture_on_commit_callbacks
+):
+    chat = make_hook(alice, "slack", receiver.url)
+    subscription = make_subscription(alice, email=False)
+    subscription.chats.set([chat])
+    fan_out(record("seen", whales[CONSOLIDATION_103]).pk)
+    fan_out(record("seen", whales[ZERO_FEE_927]).pk)
+    missed, new = Delivery.objects.order_by("id")
+
+    receiver.script = [(500, {}, b"down")]
+    send_delivery(missed.pk)
+    missed.refresh_from_db()
+    assert missed.status == DeliveryStatus.FAILED and missed.next_attempt_at > timezone.now()
+    chat.refresh_from_db()
+    assert chat.consecutive_failures == 1
+
+    receiver.default = (200, {}, b"ok")  # Slack's answer
+    send_delivery(new.pk)
+    new.refresh_from_db()
+    missed.refresh_from_db()
+    assert new.status == DeliveryStatus.DELIVERED
+    assert missed.status == DeliveryStatus.FAILED and missed.attempts == 1
+    assert missed.next_attempt_at <= new.delivered_at  # due now, not at its scheduled try
+    chat.refresh_from_db()
+    assert chat.consecutive_failures == 0
+
+    with django_capture_on_commit_callbacks():  # queued on the broker after commit: not here
+        assert requeue_due(timezone.now()) == (1, 0)
+    send_delivery(missed.pk)
+    missed.refresh_from_db()
+    assert missed.status == DeliveryStatus.DELIVERED and missed.attempts == 2
+    first_try, _new, resend = receiver.wait_for(3)
+    assert resend.body == first_try.body
 
 
 def compact(value) -> bytes:
