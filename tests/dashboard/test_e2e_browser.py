@@ -329,6 +329,9 @@ def test_whale_appears_confirms_filters_and_opens_live(
         page.screenshot(path=shots / "04-feed-filtered.png")
         page.goto(f"{base}/?flow=exchange_inflow&min_btc=abc")
         expect(page.get_by_role("alert")).to_contain_text("Min BTC: Enter a number.")
+        # The socket's snapshot rebuilds the rows: a click during the rebuild can land on a row
+        # that is being replaced and go nowhere. "live" is set as the snapshot is applied.
+        expect(page.locator("#feed-connection")).to_have_attribute("data-state", "live")
         expect(page.locator(f'#recent-rows tr[data-chain="{first_txid}"]')).to_be_visible()
 
         # Open its detail page from the row.
