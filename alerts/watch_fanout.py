@@ -130,8 +130,7 @@ def owner_parts(event, found: dict[int, OwnerMatches], owner_ids: set[int]) -> d
     parts = {owner_id: owner.part() for owner_id, owner in found.items()}
     others = owner_ids - set(found)
     if others:
-        whale = event.whale
-        addresses = {row.get("address") for row in whale.inputs + whale.outputs} - {None}
+        addresses = event.whale.addresses()
         labels: dict[int, dict[str, str]] = defaultdict(dict)
         for owner_id, address, name in PrivateLabel.objects.filter(
             owner_id__in=others, address__in=addresses

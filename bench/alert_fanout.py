@@ -129,6 +129,16 @@ def start_workers(count: int, threads: int, environ: dict[str, str]) -> list[sub
     return workers
 
 
+def stop_workers(workers: list[subprocess.Popen]) -> None:
+    for process in workers:
+        process.send_signal(signal.SIGTERM)
+    for process in workers:
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def record_whale(tx, kind: str = "seen") -> float:
     """Record an event the way the ingest task does; returns the wall time of its commit."""
     from django.db import transaction
@@ -338,13 +348,7 @@ def main() -> None:
         report.add("e-mail commit → receipt p95", f"{percentile(mail_latencies, 0.95):.2f} s")
         report.save(args.json)
     finally:
-        for process in workers:
-            process.send_signal(signal.SIGTERM)
-        for process in workers:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_workers(workers)
         smtp.stop()
         receiver.shutdown()
         User.objects.filter(username__startswith="bench-").delete()

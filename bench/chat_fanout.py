@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -36,7 +34,7 @@ os.environ.setdefault("REDIS_KEY_PREFIX", "ww-chat-bench")
 
 # alert_fanout sets the Redis db and the other settings defaults on import.
 from bench import alert_fanout  # noqa: E402
-from bench.alert_fanout import record_whale, start_workers  # noqa: E402
+from bench.alert_fanout import record_whale, start_workers, stop_workers  # noqa: E402
 from bench.results import Results, add_json_argument  # noqa: E402
 
 BOT_TOKEN = "123456789:bench-token-local-only"  # noqa: S105 - a local fake
@@ -251,13 +249,7 @@ def main() -> None:
         )
         report.save(args.json)
     finally:
-        for process in workers:
-            process.send_signal(signal.SIGTERM)
-        for process in workers:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_workers(workers)
         smtp.stop()
         peers.shutdown()
         user_model.objects.filter(username__startswith="bench-").delete()
